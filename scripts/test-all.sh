@@ -1,0 +1,94 @@
+#!/usr/bin/env bash
+# The one test command of openbatch: builds the service, runs the Rust tests,
+# then the conformance tests with every supported official Azure Batch SDK.
+#
+#   scripts/test-all.sh                 # everything
+#   scripts/test-all.sh -k end_to_end   # extra arguments go to pytest
+#
+# Caches: cargo's target/ and one virtualenv per SDK version under
+# target/venvs/, reused while its marker file matches its requirements.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# --- SDK versions under test: add a version here to test it too. ----------
+# Each gets its own venv target/venvs/azure-batch-<version>. Its tests are
+# conformance/ (a test there can be limited to some versions with
+# @pytest.mark.sdk_versions(...)), where conformance/sdk-<other version>/
+# directories are skipped, so conformance/sdk-<version>/ holds the tests of
+# one version only.
+SDK_VERSIONS=(
+  "13.0.0"
+)
+PYTHON="${PYTHON:-python3}"
+EXTRA_PIP=(pytest)
+
+section() {
+  printf '\n========== %s ==========\n' "$*"
+}
+
+section "cargo build --release --locked"
+cargo build --release --locked
+BIN="$ROOT/target/release/openbatch"
+[ -x "$BIN" ] || { echo "error: $BIN was not built" >&2; exit 1; }
+
+section "cargo test --release --locked"
+cargo test --release --locked
+
+ensure_venv() {
+  local version="$1" venv="$2"
+  local marker="$venv/.openbatch-venv"
+  local want
+  want="python=$("$PYTHON" -c 'import sys; print(sys.version.split()[0])') azure-batch==$version ${EXTRA_PIP[*]}"
+  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ] && [ -x "$venv/bin/python" ]; then
+    echo "venv $venv is ready ($want)"
+    return 0
+  fi
+  echo "creating $venv ($want)"
+  rm -rf "$venv"
+  mkdir -p "$(dirname "$venv")"
+  "$PYTHON" -m venv "$venv"
+  local try
+  for try in 1 2 3; do
+    if "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q \
+        "azure-batch==$version" "${EXTRA_PIP[@]}"; then
+      echo "$want" > "$marker"
+      return 0
+    fi
+    echo "pip install failed (attempt $try of 3)" >&2
+    sleep $((try * 5))
+  done
+  return 1
+}
+
+failed=()
+for version in "${SDK_VERSIONS[@]}"; do
+  venv="$ROOT/target/venvs/azure-batch-$version"
+  section "azure-batch $version: virtualenv"
+  ensure_venv "$version" "$venv"
+
+  section "azure-batch $version: conformance tests"
+  ignores=()
+  for dir in conformance/sdk-*; do
+    if [ -d "$dir" ] && [ "$dir" != "conformance/sdk-$version" ]; then
+      ignores+=("--ignore=$dir")
+    fi
+  done
+  set +e
+  OPENBATCH_BIN="$BIN" OPENBATCH_SDK_VERSION="$version" \
+    "$venv/bin/python" -m pytest -p no:cacheprovider -ra --durations=10 conformance ${ignores[@]+"${ignores[@]}"} "$@"
+  rc=$?
+  set -e
+  if [ "$rc" -ne 0 ]; then
+    echo "azure-batch $version: conformance tests FAILED (pytest exit $rc)" >&2
+    failed+=("$version")
+  fi
+done
+
+section "summary"
+if [ "${#failed[@]}" -ne 0 ]; then
+  echo "conformance FAILED for azure-batch ${failed[*]}"
+  exit 1
+fi
+echo "all tests passed (Rust tests; conformance with azure-batch ${SDK_VERSIONS[*]})"
