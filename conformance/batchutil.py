@@ -11,7 +11,13 @@ def http_details(exc):
     """Request and response of an SDK error, for the failure report."""
     response = getattr(exc, "response", None)
     if response is None:
-        return None
+        # CreateTasksErrorException from the SDK's patched task.add_collection
+        parts = []
+        for err in list(getattr(exc, "errors", None) or [])[:3]:
+            parts.append(http_details(err) or repr(err))
+        for failed in list(getattr(exc, "failure_tasks", None) or [])[:5]:
+            parts.append("task add failure: %s" % dump(failed))
+        return "\n".join(parts) or None
     lines = []
     req = getattr(response, "request", None)
     if req is not None:
