@@ -1,0 +1,214 @@
+//! Running one execution (start task or task) as Batch does on a Linux node: the documented
+//! directory layout (`<task dir>/wd`, `stdout.txt`, `stderr.txt`), the `AZ_BATCH_*`
+//! environment, the command line split into arguments and run without a shell, in its own
+//! process group so a kill or a wall-clock limit ends the whole tree.
+
+use super::protocol::{ExecFailure, ExecKind, ExecResult, ExecSpec};
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+/// What the node knows about itself, for the `AZ_BATCH_*` variables.
+#[derive(Debug, Clone)]
+pub struct NodeContext {
+    pub root: PathBuf,
+    pub account_name: String,
+    pub account_url: String,
+    pub pool_id: String,
+    pub node_id: String,
+    pub is_dedicated: bool,
+}
+
+/// Directory of an execution relative to the node root: `startup` or
+/// `workitems/<job>/job-1/<task>`.
+pub fn exec_dir(kind: &ExecKind) -> String {
+    match kind {
+        ExecKind::StartTask => "startup".to_string(),
+        ExecKind::Task { job_id, task_id } => format!("workitems/{job_id}/job-1/{task_id}"),
+    }
+}
+
+/// The node's standard directories, created when the agent starts.
+pub const NODE_DIRS: &[&str] = &["applications", "fsmounts", "shared", "startup", "volatile", "workitems"];
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn failure(code: &str, message: &str, detail: impl Into<String>) -> Option<ExecFailure> {
+    Some(ExecFailure { code: code.into(), message: message.into(), detail: detail.into() })
+}
+
+/// Builds the environment of an execution: a base `PATH`/`HOME`, the `AZ_BATCH_*` variables,
+/// then the caller's settings (which win).
+pub fn environment(ctx: &NodeContext, spec: &ExecSpec, task_dir: &Path) -> Vec<(String, String)> {
+    let root = ctx.root.display().to_string();
+    let wd = task_dir.join("wd").display().to_string();
+    let shared = ctx.root.join("shared").display().to_string();
+    let base_path = std::env::var("PATH").unwrap_or_else(|_| "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+    let mut env = vec![
+        ("PATH".to_string(), format!("{base_path}:{shared}:{wd}")),
+        ("HOME".to_string(), wd.clone()),
+        ("AZ_BATCH_ACCOUNT_NAME".to_string(), ctx.account_name.clone()),
+        ("AZ_BATCH_ACCOUNT_URL".to_string(), format!("{}/", ctx.account_url.trim_end_matches('/'))),
+        ("AZ_BATCH_POOL_ID".to_string(), ctx.pool_id.clone()),
+        ("AZ_BATCH_NODE_ID".to_string(), ctx.node_id.clone()),
+        ("AZ_BATCH_NODE_IS_DEDICATED".to_string(), ctx.is_dedicated.to_string()),
+        ("AZ_BATCH_NODE_ROOT_DIR".to_string(), root),
+        ("AZ_BATCH_NODE_SHARED_DIR".to_string(), shared),
+        ("AZ_BATCH_NODE_STARTUP_DIR".to_string(), ctx.root.join("startup").display().to_string()),
+        ("AZ_BATCH_NODE_MOUNTS_DIR".to_string(), ctx.root.join("fsmounts").display().to_string()),
+        ("AZ_BATCH_TASK_DIR".to_string(), task_dir.display().to_string()),
+        ("AZ_BATCH_TASK_WORKING_DIR".to_string(), wd),
+        ("AZ_BATCH_CERTIFICATES_DIR".to_string(), task_dir.join("certs").display().to_string()),
+    ];
+    match &spec.kind {
+        ExecKind::StartTask => {
+            env.push(("AZ_BATCH_TASK_USER".into(), "_azbatchtask_start".into()));
+            env.push(("AZ_BATCH_TASK_USER_IDENTITY".into(), if spec.admin { "TaskAdmin" } else { "TaskNonAdmin" }.into()));
+        }
+        ExecKind::Task { job_id, task_id } => {
+            env.push(("AZ_BATCH_JOB_ID".into(), spec.job_id.clone().unwrap_or_else(|| job_id.clone())));
+            env.push(("AZ_BATCH_TASK_ID".into(), task_id.clone()));
+            env.push(("AZ_BATCH_TASK_USER".into(), "_azbatch".into()));
+            env.push(("AZ_BATCH_TASK_USER_IDENTITY".into(), if spec.admin { "PoolAdmin" } else { "PoolNonAdmin" }.into()));
+        }
+    }
+    for (k, v) in &spec.environment {
+        if let Some(slot) = env.iter_mut().find(|(name, _)| name == k) {
+            slot.1 = v.clone();
+        } else {
+            env.push((k.clone(), v.clone()));
+        }
+    }
+    env
+}
+
+/// Runs `spec` to its end. `started` is called once the process exists; a message on `kill`
+/// ends the process group (reported as `TaskEnded`).
+pub async fn run(
+    ctx: &NodeContext,
+    spec: &ExecSpec,
+    kill: oneshot::Receiver<()>,
+    started: impl FnOnce(i64),
+) -> ExecResult {
+    let mut result = ExecResult {
+        kind: spec.kind.clone(),
+        dispatch_id: spec.dispatch_id,
+        started_ms: None,
+        ended_ms: 0,
+        exit_code: None,
+        failure: None,
+    };
+    let task_dir = ctx.root.join(exec_dir(&spec.kind));
+    let wd = task_dir.join("wd");
+    let files = (|| -> std::io::Result<(std::fs::File, std::fs::File)> {
+        std::fs::create_dir_all(&wd)?;
+        Ok((
+            std::fs::File::create(task_dir.join("stdout.txt"))?,
+            std::fs::File::create(task_dir.join("stderr.txt"))?,
+        ))
+    })();
+    let (stdout, stderr) = match files {
+        Ok(f) => f,
+        Err(e) => {
+            result.failure = failure("ResourceDirectoryCreateFailed", "The task directory could not be created", e.to_string());
+            result.ended_ms = now_ms();
+            return result;
+        }
+    };
+    let argv = match shell_words::split(&spec.command_line) {
+        Ok(a) if !a.is_empty() => a,
+        Ok(_) => {
+            result.failure = failure("CommandLaunchFailed", "Failed to launch the specified command line", "The command line is empty");
+            result.ended_ms = now_ms();
+            return result;
+        }
+        Err(e) => {
+            result.failure = failure("CommandLaunchFailed", "Failed to launch the specified command line", format!("The command line cannot be split into arguments: {e}"));
+            result.ended_ms = now_ms();
+            return result;
+        }
+    };
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .current_dir(&wd)
+        .env_clear()
+        .envs(environment(ctx, spec, &task_dir))
+        .stdin(Stdio::null())
+        .stdout(stdout)
+        .stderr(stderr)
+        .process_group(0)
+        .kill_on_drop(true);
+    // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill the task when the
+    // agent dies, so no task outlives its node.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        });
+    }
+    let mut child = match cmd.spawn() {
+        Ok(c) => c,
+        Err(e) => {
+            result.failure = if e.kind() == std::io::ErrorKind::NotFound {
+                failure("CommandProgramNotFound", "The specified command program is not found", e.to_string())
+            } else {
+                failure("CommandLaunchFailed", "Failed to launch the specified command line", e.to_string())
+            };
+            result.ended_ms = now_ms();
+            return result;
+        }
+    };
+    let start = now_ms();
+    result.started_ms = Some(start);
+    started(start);
+    let pgid = child.id().map(|p| p as i32);
+    let limit = spec.max_wall_clock_secs.map(Duration::from_secs_f64);
+    let timeout = async {
+        match limit {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending().await,
+        }
+    };
+    let kill_group = || {
+        if let Some(pg) = pgid {
+            // SAFETY: sending a signal to the task's own process group.
+            unsafe {
+                libc::killpg(pg, libc::SIGKILL);
+            }
+        }
+    };
+    let status = tokio::select! {
+        s = child.wait() => s,
+        _ = kill => {
+            kill_group();
+            result.failure = failure("TaskEnded", "Task Was Ended by User Request", "The task was terminated");
+            child.wait().await
+        }
+        _ = timeout => {
+            kill_group();
+            result.failure = failure("TaskEnded", "The task exceeded its maximum wall clock time and was terminated", format!("maxWallClockTime of {:?} reached", limit.unwrap_or_default()));
+            child.wait().await
+        }
+    };
+    // Reap what is left of the group once the leader exited.
+    kill_group();
+    result.ended_ms = now_ms();
+    match status {
+        Ok(s) => result.exit_code = Some(s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))),
+        Err(e) => {
+            result.failure.get_or_insert(ExecFailure {
+                code: "Unknown".into(),
+                message: "The task process could not be waited for".into(),
+                detail: e.to_string(),
+            });
+        }
+    }
+    result
+}

@@ -1,0 +1,253 @@
+//! SharedKey authentication, verified as the official SDKs compute it.
+//!
+//! `Authorization: SharedKey <account>:<base64 HMAC-SHA256(key, string-to-sign)>` where the
+//! string to sign is: the verb; the values of Content-Encoding, Content-Language,
+//! Content-Length, Content-MD5, Content-Type, Date, If-Modified-Since, If-Match,
+//! If-None-Match, If-Unmodified-Since and Range (one line each); the `ocp-*` headers
+//! lower-cased and sorted as `name:value` lines; and the canonical resource `/<account><path>`
+//! followed by one `\nname:value` line per query parameter (names lower-cased and sorted,
+//! values URL-decoded, repeated names joined by `,`).
+//!
+//! Releases differ in details, so every accepted variant is tried, each compared in constant
+//! time: `Content-Length: 0` signed as `0` or as empty, and the path signed as sent or with
+//! `%2F` decoded to `/` (azure-batch up to 4.1.3).
+
+use super::error::BatchError;
+use axum::http::{HeaderMap, Method, StatusCode};
+use base64::Engine;
+use hmac::{Hmac, Mac};
+use sha2::Sha256;
+use subtle::ConstantTimeEq;
+
+/// The account that requests must sign for: its name and its decoded key bytes.
+#[derive(Clone)]
+pub struct AccountKey {
+    /// Batch account name (the `<account>` of `SharedKey <account>:<signature>`).
+    pub name: String,
+    key: Vec<u8>,
+}
+
+impl std::fmt::Debug for AccountKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AccountKey").field("name", &self.name).finish_non_exhaustive()
+    }
+}
+
+impl AccountKey {
+    /// An account from its name and base64 key. Errors when the key is not base64.
+    pub fn new(name: &str, base64_key: &str) -> anyhow::Result<Self> {
+        let key = base64::engine::general_purpose::STANDARD
+            .decode(base64_key.trim())
+            .map_err(|e| anyhow::anyhow!("the account key is not valid base64: {e}"))?;
+        anyhow::ensure!(!key.is_empty(), "the account key is empty");
+        Ok(AccountKey { name: name.to_string(), key })
+    }
+
+    /// The base64 signature of `string_to_sign` with this key.
+    pub fn sign(&self, string_to_sign: &str) -> String {
+        let mut mac = Hmac::<Sha256>::new_from_slice(&self.key).expect("HMAC takes any key length");
+        mac.update(string_to_sign.as_bytes());
+        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
+    }
+
+    /// Verifies the request's `Authorization` header.
+    ///
+    /// `raw_path` is the path as sent (percent-encoded), `raw_query` the query string as sent.
+    /// Errors: no header → 401 `MissingRequiredHeader` (HeaderName Authorization); a header that
+    /// is not `SharedKey account:signature` → 401 `InvalidAuthenticationInfo`; another account
+    /// or a wrong signature → 403 `AuthenticationFailed`.
+    pub fn verify(
+        &self,
+        method: &Method,
+        raw_path: &str,
+        raw_query: Option<&str>,
+        headers: &HeaderMap,
+    ) -> Result<(), BatchError> {
+        let Some(auth) = headers.get("authorization") else {
+            return Err(BatchError::new(
+                StatusCode::UNAUTHORIZED,
+                "MissingRequiredHeader",
+                "An HTTP header that's mandatory for this request is not specified.",
+            )
+            .with("HeaderName", "Authorization"));
+        };
+        let auth = auth.to_str().unwrap_or_default();
+        let Some((account, signature)) =
+            auth.strip_prefix("SharedKey ").and_then(|rest| rest.trim().split_once(':'))
+        else {
+            return Err(BatchError::new(
+                StatusCode::UNAUTHORIZED,
+                "InvalidAuthenticationInfo",
+                "Authentication information is not given in the correct format. Check the value of Authorization header.",
+            ));
+        };
+        let failed = |detail: &str| {
+            BatchError::new(
+                StatusCode::FORBIDDEN,
+                "AuthenticationFailed",
+                "Server failed to authenticate the request. Make sure the value of Authorization header is formed correctly including the signature.",
+            )
+            .with("AuthenticationErrorDetail", detail)
+        };
+        if account != self.name {
+            return Err(failed(&format!(
+                "The account {account} in the Authorization header is not served here; this service serves {}.",
+                self.name
+            )));
+        }
+        let mut ok = subtle::Choice::from(0u8);
+        for candidate in string_to_sign_variants(method, raw_path, raw_query, headers, &self.name) {
+            ok |= self.sign(&candidate).as_bytes().ct_eq(signature.as_bytes());
+        }
+        if bool::from(ok) {
+            Ok(())
+        } else {
+            Err(failed("The MAC signature found in the HTTP request is not the same as any computed signature."))
+        }
+    }
+}
+
+/// All strings to sign that some official SDK release computes for this request.
+pub fn string_to_sign_variants(
+    method: &Method,
+    raw_path: &str,
+    raw_query: Option<&str>,
+    headers: &HeaderMap,
+    account: &str,
+) -> Vec<String> {
+    let header = |name: &str| -> String {
+        headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
+    };
+    let content_length = header("content-length");
+    let mut lengths = vec![content_length.clone()];
+    if content_length == "0" {
+        lengths.push(String::new());
+    }
+    let decoded_slash = raw_path.replace("%2F", "/").replace("%2f", "/");
+    let mut paths = vec![raw_path.to_string()];
+    if decoded_slash != raw_path {
+        paths.push(decoded_slash);
+    }
+    let mut ocp: Vec<(String, String)> = headers
+        .iter()
+        .filter(|(n, _)| n.as_str().starts_with("ocp-"))
+        .map(|(n, v)| (n.as_str().to_string(), v.to_str().unwrap_or("").to_string()))
+        .collect();
+    ocp.sort();
+    let canonical_headers: String = ocp.iter().map(|(n, v)| format!("{n}:{v}\n")).collect();
+    let query = canonical_query(raw_query);
+
+    let mut out = Vec::new();
+    for len in &lengths {
+        for path in &paths {
+            let mut s = String::new();
+            s.push_str(method.as_str());
+            s.push('\n');
+            for name in ["content-encoding", "content-language"] {
+                s.push_str(&header(name));
+                s.push('\n');
+            }
+            s.push_str(len);
+            s.push('\n');
+            for name in [
+                "content-md5",
+                "content-type",
+                "date",
+                "if-modified-since",
+                "if-match",
+                "if-none-match",
+                "if-unmodified-since",
+                "range",
+            ] {
+                s.push_str(&header(name));
+                s.push('\n');
+            }
+            s.push_str(&canonical_headers);
+            s.push('/');
+            s.push_str(account);
+            s.push_str(path);
+            s.push_str(&query);
+            out.push(s);
+        }
+    }
+    out
+}
+
+/// `\nname:value` lines for the query, names lower-cased and sorted, values URL-decoded.
+fn canonical_query(raw_query: Option<&str>) -> String {
+    let mut params: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for (k, v) in form_pairs(raw_query.unwrap_or("")) {
+        params.entry(k.to_lowercase()).or_default().push(v);
+    }
+    params.iter().map(|(k, vs)| format!("\n{k}:{}", vs.join(","))).collect()
+}
+
+/// Splits a query string into URL-decoded pairs (`+` as space, as form decoding does).
+pub fn form_pairs(raw: &str) -> Vec<(String, String)> {
+    raw.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (decode_component(k), decode_component(v))
+        })
+        .collect()
+}
+
+fn decode_component(s: &str) -> String {
+    let s = s.replace('+', " ");
+    percent_encoding::percent_decode_str(&s).decode_utf8_lossy().into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::HeaderValue;
+
+    fn key() -> AccountKey {
+        AccountKey::new("acct", "c2VjcmV0LWtleS1ieXRlcw==").unwrap()
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn string_to_sign_has_the_documented_layout() {
+        let h = headers(&[
+            ("content-type", "application/json; odata=minimalmetadata; charset=utf-8"),
+            ("content-length", "12"),
+            ("ocp-date", "Thu, 13 Jan 2022 07:24:32 GMT"),
+            ("client-request-id", "x"),
+        ]);
+        let v = string_to_sign_variants(&Method::POST, "/jobs", Some("api-version=2022-10-01.16.0&timeout=30"), &h, "acct");
+        assert_eq!(v.len(), 1);
+        assert_eq!(
+            v[0],
+            "POST\n\n\n12\n\napplication/json; odata=minimalmetadata; charset=utf-8\n\n\n\n\n\n\nocp-date:Thu, 13 Jan 2022 07:24:32 GMT\n/acct/jobs\napi-version:2022-10-01.16.0\ntimeout:30"
+        );
+    }
+
+    #[test]
+    fn accepts_each_sdk_variant_and_rejects_others() {
+        let k = key();
+        let h0 = headers(&[("content-length", "0"), ("ocp-date", "Mon, 01 Jan 2024 00:00:00 GMT")]);
+        let path = "/jobs/j/tasks/t/files/wd%2Fout.txt";
+        let q = Some("api-version=2022-10-01.16.0");
+        for variant in string_to_sign_variants(&Method::DELETE, path, q, &h0, "acct") {
+            let mut h = h0.clone();
+            h.insert("authorization", HeaderValue::from_str(&format!("SharedKey acct:{}", k.sign(&variant))).unwrap());
+            assert!(k.verify(&Method::DELETE, path, q, &h).is_ok());
+        }
+        let mut bad = h0.clone();
+        bad.insert("authorization", HeaderValue::from_static("SharedKey acct:AAAA"));
+        assert_eq!(k.verify(&Method::DELETE, path, q, &bad).unwrap_err().code, "AuthenticationFailed");
+        let mut other = h0.clone();
+        other.insert("authorization", HeaderValue::from_static("SharedKey other:AAAA"));
+        assert_eq!(k.verify(&Method::DELETE, path, q, &other).unwrap_err().status, StatusCode::FORBIDDEN);
+        assert_eq!(k.verify(&Method::DELETE, path, q, &h0).unwrap_err().code, "MissingRequiredHeader");
+    }
+}

@@ -1,0 +1,51 @@
+//! Account operations: List Supported Images and List Pool Node Counts.
+
+use super::list_reply;
+use crate::api::error::ApiResult;
+use crate::api::reply::Reply;
+use crate::api::{App, Ctx};
+use crate::model::node::{Node, NodeState, SUPPORTED_IMAGES};
+use crate::model::pool::Pool;
+use serde_json::{json, Map, Value};
+
+/// Account List Supported Images: the Linux images openbatch's nodes run.
+pub fn list_supported_images(ctx: &Ctx) -> ApiResult<Reply> {
+    let items = SUPPORTED_IMAGES
+        .iter()
+        .map(|i| {
+            let mut m = Map::new();
+            m.insert("imageReference".into(), json!({"publisher": i.publisher, "offer": i.offer, "sku": i.sku, "version": "latest"}));
+            m.insert("verificationType".into(), json!(i.verification));
+            m.insert("nodeAgentSKUId".into(), json!(i.node_agent_sku_id));
+            if !i.capabilities.is_empty() {
+                m.insert("capabilities".into(), json!(i.capabilities));
+            }
+            m.insert("osType".into(), json!("linux"));
+            Value::Object(m)
+        })
+        .collect();
+    Ok(list_reply(ctx, "supportedimages", items, None))
+}
+
+/// Account List Pool Node Counts: per pool, nodes per state (all local nodes are dedicated).
+pub async fn list_pool_node_counts(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
+    let pools = app.store.list::<Pool>("", None, None, 1000).await?;
+    let mut items = Vec::new();
+    for p in pools {
+        let nodes = app.store.list::<Node>(&p.spec.id, None, None, u32::MAX).await?;
+        let mut counts = Map::new();
+        for s in NodeState::ALL {
+            counts.insert(s.as_str().to_string(), json!(0));
+        }
+        for n in &nodes {
+            let k = n.state.as_str().to_string();
+            let v = counts.get(&k).and_then(Value::as_i64).unwrap_or(0) + 1;
+            counts.insert(k, json!(v));
+        }
+        counts.insert("total".into(), json!(nodes.len()));
+        let mut zero: Map<String, Value> = counts.keys().map(|k| (k.clone(), json!(0))).collect();
+        zero.insert("total".into(), json!(0));
+        items.push(json!({"poolId": p.spec.id, "dedicated": counts, "lowPriority": zero}));
+    }
+    Ok(list_reply(ctx, "poolnodecounts", items, None))
+}

@@ -1,0 +1,243 @@
+//! Job operations: Add, List, Get, Patch, Update (PUT), Delete, Terminate, Get Task Counts.
+
+use super::{accepted, check_id, list_reply, page_params, select};
+use crate::api::error::{ApiResult, BatchError, ResourceKind};
+use crate::api::reply::{entity, to_map, Reply};
+use crate::api::{parse_body, App, Ctx};
+use crate::model::common::JobConstraints;
+use crate::model::job::{Job, JobExecutionInfo, JobPatch, JobSpec, JobState, JobStatus, JobTerminate, JobUpdate, OnAllTasksComplete, PoolInformation};
+use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock};
+use crate::scheduler::driver::Event;
+use axum::http::StatusCode;
+use serde_json::{json, Map, Value};
+
+/// The job's URL under `base`.
+pub fn url(base: &str, id: &str) -> String {
+    format!("{base}/jobs/{id}")
+}
+
+/// The wire shape of a job (2022-10-01.16.0).
+pub fn render(base: &str, j: &Job) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("id".into(), Value::String(j.spec.id.clone()));
+    m.insert("url".into(), Value::String(url(base, &j.spec.id)));
+    m.insert("eTag".into(), Value::String(etag_for(&j.last_modified)));
+    m.insert("lastModified".into(), Value::String(format_timestamp(&j.last_modified)));
+    m.insert("creationTime".into(), Value::String(format_timestamp(&j.creation_time)));
+    let mut status = to_map(&j.status);
+    let exec = status.remove("executionInfo");
+    m.extend(status);
+    for (k, v) in to_map(&j.spec) {
+        m.entry(k).or_insert(v);
+    }
+    if let Some(e) = exec {
+        m.insert("executionInfo".into(), e);
+    }
+    m
+}
+
+/// Loads a job; 404 `JobNotFound`.
+pub async fn load(app: &App, id: &str) -> ApiResult<Job> {
+    app.store.get::<Job>("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Job))
+}
+
+fn check_pool_info(p: &PoolInformation) -> ApiResult<()> {
+    match (&p.pool_id, &p.auto_pool_specification) {
+        (None, None) => Err(BatchError::missing_property("poolInfo.poolId")),
+        (Some(_), Some(_)) => Err(BatchError::invalid_property("poolInfo", "", "Give either poolId or autoPoolSpecification, not both.")),
+        (None, Some(_)) => Err(BatchError::invalid_property("poolInfo.autoPoolSpecification", "", "openbatch does not create auto pools yet; create a pool and give its poolId.")),
+        (Some(id), None) => check_id(id).map_err(|_| BatchError::invalid_property("poolInfo.poolId", id.clone(), "Not a valid pool id.")),
+    }
+}
+
+fn check_common(priority: Option<i32>, constraints: &Option<JobConstraints>, max_parallel: Option<i32>) -> ApiResult<()> {
+    if let Some(p) = priority {
+        if !(-1000..=1000).contains(&p) {
+            return Err(BatchError::invalid_property("priority", p.to_string(), "priority must be from -1000 to 1000."));
+        }
+    }
+    if let Some(n) = max_parallel {
+        if n == 0 || n < -1 {
+            return Err(BatchError::invalid_property("maxParallelTasks", n.to_string(), "maxParallelTasks must be -1 (no limit) or at least 1."));
+        }
+    }
+    if let Some(t) = constraints.as_ref().and_then(|c| c.max_wall_clock_time.as_ref()) {
+        if parse_duration(t).is_none() {
+            return Err(BatchError::invalid_property("constraints.maxWallClockTime", t.clone(), "Not an ISO 8601 duration."));
+        }
+    }
+    Ok(())
+}
+
+/// Job Add: 201; 409 `JobExists`.
+pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
+    let mut spec: JobSpec = parse_body(body)?;
+    check_id(&spec.id)?;
+    check_pool_info(&spec.pool_info)?;
+    check_common(spec.priority, &spec.constraints, spec.max_parallel_tasks)?;
+    for (name, v) in [("jobManagerTask", &spec.job_manager_task), ("jobPreparationTask", &spec.job_preparation_task), ("jobReleaseTask", &spec.job_release_task)] {
+        if v.is_some() {
+            return Err(BatchError::invalid_property(name, "", "openbatch does not run job manager, preparation or release tasks yet."));
+        }
+    }
+    spec.normalize();
+    let now = Clock::now();
+    let job = Job {
+        status: JobStatus {
+            state: JobState::Active,
+            state_transition_time: now,
+            previous_state: None,
+            previous_state_transition_time: None,
+            execution_info: JobExecutionInfo { start_time: now, end_time: None, pool_id: spec.pool_info.pool_id.clone(), scheduling_error: None, terminate_reason: None },
+        },
+        spec,
+        creation_time: now,
+        last_modified: now,
+    };
+    let mut tx = app.store.begin().await?;
+    if tx.exists::<Job>("", &job.spec.id).await? {
+        return Err(BatchError::exists(ResourceKind::Job));
+    }
+    tx.put(&job).await?;
+    tx.commit().await?;
+    app.driver.notify(Event::JobChanged(job.spec.id.clone()));
+    Ok(Reply::created(&url(&ctx.base, &job.spec.id), &now))
+}
+
+/// Job List.
+pub async fn list(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
+    let (max, after) = page_params(ctx)?;
+    let jobs = app.store.list::<Job>("", after.as_deref(), None, max).await?;
+    let last = (jobs.len() == max as usize).then(|| jobs.last().map(|j| j.spec.id.clone())).flatten();
+    let items = jobs.iter().map(|j| select(ctx, Value::Object(render(&ctx.base, j)))).collect();
+    Ok(list_reply(ctx, "jobs", items, last.as_deref()))
+}
+
+/// Job Get; 404 `JobNotFound`.
+pub async fn get(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
+    let j = load(app, id).await?;
+    let body = entity(Some(format!("{}/$metadata#jobs/@Element", ctx.base)), None, render(&ctx.base, &j));
+    Ok(Reply::json(select(ctx, body)).etag(&j.last_modified))
+}
+
+/// Loads a job for a change inside `tx`; 409 when it is deleting or completed.
+async fn load_for_update(tx: &mut crate::store::Tx, id: &str) -> ApiResult<Job> {
+    let j: Job = tx.get("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Job))?;
+    match j.status.state {
+        JobState::Deleting => Err(BatchError::being_deleted(ResourceKind::Job)),
+        JobState::Completed => Err(BatchError::conflict("JobCompleted", "The specified job is already in a completed state.")),
+        _ => Ok(j),
+    }
+}
+
+fn check_on_all_tasks_complete(j: &Job, new: Option<OnAllTasksComplete>) -> ApiResult<()> {
+    if j.spec.on_all_tasks_complete == Some(OnAllTasksComplete::TerminateJob) && new == Some(OnAllTasksComplete::NoAction) {
+        return Err(BatchError::invalid_property("onAllTasksComplete", "noaction", "onAllTasksComplete cannot change from terminatejob back to noaction."));
+    }
+    Ok(())
+}
+
+async fn save(app: &App, ctx: &Ctx, mut tx: crate::store::Tx, mut j: Job) -> ApiResult<Reply> {
+    let now = Clock::now();
+    j.last_modified = now;
+    j.status.execution_info.pool_id = j.spec.pool_info.pool_id.clone();
+    tx.put(&j).await?;
+    tx.commit().await?;
+    app.driver.notify(Event::JobChanged(j.spec.id.clone()));
+    Ok(Reply::updated(StatusCode::OK, &url(&ctx.base, &j.spec.id), &now))
+}
+
+/// Job Patch: replaces the properties given; 200.
+pub async fn patch(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Reply> {
+    let p: JobPatch = parse_body(body)?;
+    check_common(p.priority, &p.constraints, p.max_parallel_tasks)?;
+    let mut tx = app.store.begin().await?;
+    let mut j = load_for_update(&mut tx, id).await?;
+    check_on_all_tasks_complete(&j, p.on_all_tasks_complete)?;
+    if let Some(info) = p.pool_info {
+        check_pool_info(&info)?;
+        j.spec.pool_info = info;
+    }
+    if let Some(v) = p.priority {
+        j.spec.priority = Some(v);
+    }
+    if let Some(v) = p.max_parallel_tasks {
+        j.spec.max_parallel_tasks = Some(v);
+    }
+    if let Some(v) = p.allow_task_preemption {
+        j.spec.allow_task_preemption = Some(v);
+    }
+    if let Some(v) = p.on_all_tasks_complete {
+        j.spec.on_all_tasks_complete = Some(v);
+    }
+    if let Some(c) = p.constraints {
+        j.spec.constraints = Some(c);
+        j.spec.normalize();
+    }
+    if let Some(m) = p.metadata {
+        j.spec.metadata = Some(m);
+    }
+    save(app, ctx, tx, j).await
+}
+
+/// Job Update (PUT): replaces every updatable property, resetting those not given; 200.
+pub async fn update(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Reply> {
+    let u: JobUpdate = parse_body(body)?;
+    check_pool_info(&u.pool_info)?;
+    check_common(u.priority, &u.constraints, u.max_parallel_tasks)?;
+    let mut tx = app.store.begin().await?;
+    let mut j = load_for_update(&mut tx, id).await?;
+    check_on_all_tasks_complete(&j, Some(u.on_all_tasks_complete.unwrap_or(OnAllTasksComplete::NoAction)))?;
+    j.spec.pool_info = u.pool_info;
+    j.spec.priority = u.priority;
+    j.spec.max_parallel_tasks = u.max_parallel_tasks;
+    j.spec.allow_task_preemption = u.allow_task_preemption;
+    j.spec.constraints = u.constraints;
+    j.spec.metadata = u.metadata;
+    j.spec.on_all_tasks_complete = u.on_all_tasks_complete;
+    j.spec.normalize();
+    save(app, ctx, tx, j).await
+}
+
+/// Job Delete: 202; running tasks are killed and every task goes with the job.
+pub async fn delete(app: &App, id: &str) -> ApiResult<Reply> {
+    let j = load(app, id).await?;
+    let job_id = j.spec.id.clone();
+    app.driver.call(|reply| Event::DeleteJob { job_id, reply }).await?;
+    Ok(Reply::empty(StatusCode::ACCEPTED))
+}
+
+/// Job Terminate: 202; the job completes with `terminateReason` (default `UserTerminate`).
+pub async fn terminate(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Reply> {
+    let t: JobTerminate = if body.is_empty() { JobTerminate::default() } else { parse_body(body)? };
+    let j = load(app, id).await?;
+    let job_id = j.spec.id.clone();
+    let reason = t.terminate_reason.unwrap_or_else(|| "UserTerminate".into());
+    app.driver.call(|reply| Event::TerminateJob { job_id: job_id.clone(), reason, reply }).await?;
+    let j = load(app, &job_id).await?;
+    Ok(accepted(&format!("{}/terminate", url(&ctx.base, &job_id)), &j.last_modified))
+}
+
+/// Job Get Task Counts: `{taskCounts, taskSlotCounts}` (preparing counts as running).
+pub async fn task_counts(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
+    let j = load(app, id).await?;
+    let mut counts = [[0i64; 5]; 2];
+    for (state, result, tasks, slots) in app.store.task_counts(&j.spec.id).await? {
+        let idx = match state.as_str() {
+            "active" => vec![0],
+            "preparing" | "running" => vec![1],
+            "completed" => vec![2, if result.as_deref() == Some("success") { 3 } else { 4 }],
+            _ => vec![],
+        };
+        for i in idx {
+            counts[0][i] += tasks;
+            counts[1][i] += slots;
+        }
+    }
+    let obj = |c: [i64; 5]| json!({"active": c[0], "running": c[1], "completed": c[2], "succeeded": c[3], "failed": c[4]});
+    Ok(Reply::json(json!({
+        "odata.metadata": format!("{}/$metadata#taskcountsresult/@Element", ctx.base),
+        "taskCounts": obj(counts[0]),
+        "taskSlotCounts": obj(counts[1]),
+    })))
+}

@@ -1,0 +1,131 @@
+//! Operation handlers, one module per resource, and what they share: id validation, list
+//! paging (`maxresults`, `$skiptoken`, `odata.nextLink`), `$select`, and the rendering of
+//! canonical resources to their wire shape.
+
+mod account;
+mod files;
+mod jobs;
+mod nodes;
+mod pools;
+mod tasks;
+
+use super::error::{ApiResult, BatchError};
+use super::reply::Reply;
+use super::router::Operation;
+use super::{App, Ctx};
+use axum::http::StatusCode;
+use serde_json::{Map, Value};
+
+/// Runs one operation.
+pub async fn handle(app: &App, op: Operation, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
+    reject_unsupported_queries(ctx)?;
+    match op {
+        Operation::ListSupportedImages => account::list_supported_images(ctx),
+        Operation::ListPoolNodeCounts => account::list_pool_node_counts(app, ctx).await,
+        Operation::PoolAdd => pools::add(app, ctx, body).await,
+        Operation::PoolList => pools::list(app, ctx).await,
+        Operation::PoolGet(id) => pools::get(app, ctx, &id).await,
+        Operation::PoolExists(id) => pools::exists(app, &id).await,
+        Operation::PoolDelete(id) => pools::delete(app, &id).await,
+        Operation::PoolPatch(id) => pools::patch(app, ctx, &id, body).await,
+        Operation::PoolResize(id) => pools::resize(app, ctx, &id, body).await,
+        Operation::NodeList(pool) => nodes::list(app, ctx, &pool).await,
+        Operation::NodeGet(pool, node) => nodes::get(app, ctx, &pool, &node).await,
+        Operation::FileListFromNode(pool, node) => files::list_from_node(app, ctx, &pool, &node).await,
+        Operation::FileFromNode { pool, node, path, method } => files::from_node(app, ctx, &pool, &node, &path, method).await,
+        Operation::JobAdd => jobs::add(app, ctx, body).await,
+        Operation::JobList => jobs::list(app, ctx).await,
+        Operation::JobGet(id) => jobs::get(app, ctx, &id).await,
+        Operation::JobPatch(id) => jobs::patch(app, ctx, &id, body).await,
+        Operation::JobUpdate(id) => jobs::update(app, ctx, &id, body).await,
+        Operation::JobDelete(id) => jobs::delete(app, &id).await,
+        Operation::JobTerminate(id) => jobs::terminate(app, ctx, &id, body).await,
+        Operation::JobTaskCounts(id) => jobs::task_counts(app, ctx, &id).await,
+        Operation::TaskAdd(job) => tasks::add(app, ctx, &job, body).await,
+        Operation::TaskAddCollection(job) => tasks::add_collection(app, ctx, &job, body).await,
+        Operation::TaskList(job) => tasks::list(app, ctx, &job).await,
+        Operation::TaskGet(job, task) => tasks::get(app, ctx, &job, &task).await,
+        Operation::TaskUpdate(job, task) => tasks::update(app, ctx, &job, &task, body).await,
+        Operation::TaskDelete(job, task) => tasks::delete(app, &job, &task).await,
+        Operation::TaskTerminate(job, task) => tasks::terminate(app, ctx, &job, &task).await,
+        Operation::FileListFromTask(job, task) => files::list_from_task(app, ctx, &job, &task).await,
+        Operation::FileFromTask { job, task, path, method } => files::from_task(app, ctx, &job, &task, &path, method).await,
+    }
+}
+
+/// `$filter` arrives with the OData query issue; until then it is refused rather than
+/// silently ignored, so no caller gets unfiltered results by surprise.
+fn reject_unsupported_queries(ctx: &Ctx) -> ApiResult<()> {
+    if let Some(f) = ctx.q("$filter") {
+        return Err(BatchError::invalid_query("$filter", f, "openbatch does not evaluate $filter yet; list without it and filter on the client"));
+    }
+    Ok(())
+}
+
+/// Checks a Batch id: 1 to 64 letters, digits, hyphens and underscores.
+/// Errors: 400 `InvalidPropertyValue` naming `id`.
+pub fn check_id(id: &str) -> ApiResult<()> {
+    let ok = !id.is_empty() && id.len() <= 64 && id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if ok {
+        Ok(())
+    } else {
+        Err(BatchError::invalid_property("id", id, "An id must be 1 to 64 characters: letters, digits, hyphens and underscores."))
+    }
+}
+
+/// `maxresults` (1 to 1000, default 1000) and the `$skiptoken` to continue after.
+/// Errors: 400 `InvalidQueryParameterValue` for a bad `maxresults`.
+pub fn page_params(ctx: &Ctx) -> ApiResult<(u32, Option<String>)> {
+    let max = match ctx.q("maxresults") {
+        None => 1000,
+        Some(v) => match v.parse::<u32>() {
+            Ok(n) if (1..=1000).contains(&n) => n,
+            _ => return Err(BatchError::invalid_query("maxresults", v, "maxresults must be an integer from 1 to 1000")),
+        },
+    };
+    let after = ctx.q("$skiptoken").map(decode_token).transpose()?;
+    Ok((max, after))
+}
+
+fn decode_token(t: &str) -> ApiResult<String> {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(t)
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok())
+        .ok_or_else(|| BatchError::invalid_query("$skiptoken", t, "The continuation token is not one this service issued"))
+}
+
+/// A list answer: `{odata.metadata, value, odata.nextLink?}`. `last_id` is the id of the last
+/// item when the page is full (more may follow).
+pub fn list_reply(ctx: &Ctx, metadata: &str, items: Vec<Value>, last_id: Option<&str>) -> Reply {
+    use base64::Engine;
+    let mut out = Map::new();
+    out.insert("odata.metadata".into(), Value::String(format!("{}/$metadata#{metadata}", ctx.base)));
+    out.insert("value".into(), Value::Array(items));
+    if let Some(last) = last_id {
+        let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last.as_bytes());
+        let kept: Vec<&str> = ctx.raw_query.split('&').filter(|p| !p.is_empty() && !p.starts_with("$skiptoken=") && !p.starts_with("%24skiptoken=")).collect();
+        let link = format!("{}{}?{}&$skiptoken={}", ctx.base, ctx.path, kept.join("&"), token);
+        out.insert("odata.nextLink".into(), Value::String(link));
+    }
+    Reply::json(Value::Object(out))
+}
+
+/// Applies `$select` (comma-separated top-level properties) to an entity; `odata.metadata`
+/// is always kept.
+pub fn select(ctx: &Ctx, v: Value) -> Value {
+    let Some(sel) = ctx.q("$select") else { return v };
+    let wanted: Vec<&str> = sel.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
+    match v {
+        Value::Object(m) => Value::Object(
+            m.into_iter().filter(|(k, _)| k == "odata.metadata" || wanted.iter().any(|w| w == k)).collect(),
+        ),
+        other => other,
+    }
+}
+
+/// A 202/200 answer without a body, with `DataServiceId` and the new ETag.
+pub fn accepted(url: &str, t: &crate::model::time::Timestamp) -> Reply {
+    Reply::updated(StatusCode::ACCEPTED, url, t)
+}

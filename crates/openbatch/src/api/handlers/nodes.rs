@@ -1,0 +1,68 @@
+//! Compute node operations: List and Get.
+
+use super::{list_reply, page_params, select};
+use crate::api::error::{ApiResult, BatchError, ResourceKind};
+use crate::api::reply::{entity, to_map, Reply};
+use crate::api::{App, Ctx};
+use crate::model::node::Node;
+use crate::model::pool::Pool;
+use serde_json::{json, Map, Value};
+
+/// The node's URL under `base`.
+pub fn url(base: &str, pool: &str, id: &str) -> String {
+    format!("{base}/pools/{pool}/nodes/{id}")
+}
+
+/// The wire shape of a compute node (2022-10-01.16.0); private bookkeeping is left out.
+pub fn render(base: &str, n: &Node) -> Map<String, Value> {
+    let mut m = to_map(n);
+    for private in ["poolId", "agentToken", "rootDir", "agentPid", "imageReference"] {
+        m.remove(private);
+    }
+    m.insert("url".into(), Value::String(url(base, &n.pool_id, &n.id)));
+    m.insert("affinityId".into(), Value::String(format!("TVM:{}", n.id)));
+    if n.last_boot_time.is_some() {
+        m.insert("certificateReferences".into(), json!([]));
+    }
+    if let Some(img) = &n.image_reference {
+        let mut img = to_map(img);
+        if let Some(v) = img.get("version").cloned() {
+            img.entry("exactVersion").or_insert(v);
+        }
+        m.insert("virtualMachineInfo".into(), json!({"imageReference": img}));
+    }
+    if m.get("errors").is_some_and(|e| e.as_array().is_some_and(|a| a.is_empty())) {
+        m.remove("errors");
+    }
+    entity(None, Some((&n.id, url(base, &n.pool_id, &n.id))), m)
+        .as_object()
+        .cloned()
+        .unwrap_or_default()
+}
+
+async fn pool(app: &App, id: &str) -> ApiResult<Pool> {
+    app.store.get::<Pool>("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Pool))
+}
+
+/// Loads a node; 404 `PoolNotFound` or `NodeNotFound`.
+pub async fn load(app: &App, pool_id: &str, node_id: &str) -> ApiResult<Node> {
+    let p = pool(app, pool_id).await?;
+    app.store.get::<Node>(&p.spec.id, node_id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Node))
+}
+
+/// Compute Node List of a pool.
+pub async fn list(app: &App, ctx: &Ctx, pool_id: &str) -> ApiResult<Reply> {
+    let p = pool(app, pool_id).await?;
+    let (max, after) = page_params(ctx)?;
+    let nodes = app.store.list::<Node>(&p.spec.id, after.as_deref(), None, max).await?;
+    let last = (nodes.len() == max as usize).then(|| nodes.last().map(|n| n.id.clone())).flatten();
+    let items = nodes.iter().map(|n| select(ctx, Value::Object(render(&ctx.base, n)))).collect();
+    Ok(list_reply(ctx, "nodes", items, last.as_deref()))
+}
+
+/// Compute Node Get.
+pub async fn get(app: &App, ctx: &Ctx, pool_id: &str, node_id: &str) -> ApiResult<Reply> {
+    let n = load(app, pool_id, node_id).await?;
+    let body = entity(Some(format!("{}/$metadata#nodes/@Element", ctx.base)), None, render(&ctx.base, &n));
+    Ok(Reply::json(select(ctx, body)))
+}

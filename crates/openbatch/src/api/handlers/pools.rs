@@ -1,0 +1,219 @@
+//! Pool operations: Add, List, Get, Exists (HEAD), Delete, Patch, Resize.
+
+use super::{accepted, check_id, list_reply, page_params, select};
+use crate::api::error::{ApiResult, BatchError, ResourceKind};
+use crate::api::reply::{entity, to_map, Reply};
+use crate::api::{parse_body, App, Ctx};
+use crate::model::pool::{allocation_error, AllocationState, Pool, PoolPatch, PoolResize, PoolSpec, PoolState, PoolStatus};
+use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock};
+use crate::scheduler::driver::Event;
+use axum::http::StatusCode;
+use serde_json::{Map, Value};
+
+/// The pool's URL under `base`.
+pub fn url(base: &str, id: &str) -> String {
+    format!("{base}/pools/{id}")
+}
+
+/// The wire shape of a pool (2022-10-01.16.0).
+pub fn render(base: &str, p: &Pool) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("id".into(), Value::String(p.spec.id.clone()));
+    m.insert("url".into(), Value::String(url(base, &p.spec.id)));
+    m.insert("eTag".into(), Value::String(etag_for(&p.last_modified)));
+    m.insert("lastModified".into(), Value::String(format_timestamp(&p.last_modified)));
+    m.insert("creationTime".into(), Value::String(format_timestamp(&p.creation_time)));
+    m.extend(to_map(&p.status));
+    for (k, v) in to_map(&p.spec) {
+        m.entry(k).or_insert(v);
+    }
+    m
+}
+
+async fn load(app: &App, id: &str) -> ApiResult<Pool> {
+    app.store.get::<Pool>("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Pool))
+}
+
+fn check_spec(spec: &PoolSpec) -> ApiResult<()> {
+    check_id(&spec.id)?;
+    if spec.cloud_service_configuration.is_none() && spec.virtual_machine_configuration.is_none() {
+        return Err(BatchError::missing_property("virtualMachineConfiguration"));
+    }
+    if spec.cloud_service_configuration.is_some() && spec.virtual_machine_configuration.is_some() {
+        return Err(BatchError::invalid_property("cloudServiceConfiguration", "", "A pool has either cloudServiceConfiguration or virtualMachineConfiguration, not both."));
+    }
+    for (name, v) in [("targetDedicatedNodes", spec.target_dedicated_nodes), ("targetLowPriorityNodes", spec.target_low_priority_nodes)] {
+        if v.is_some_and(|n| n < 0) {
+            return Err(BatchError::invalid_property(name, v.unwrap_or(0).to_string(), "The target node count cannot be negative."));
+        }
+    }
+    if let Some(n) = spec.task_slots_per_node {
+        if !(1..=256).contains(&n) {
+            return Err(BatchError::invalid_property("taskSlotsPerNode", n.to_string(), "taskSlotsPerNode must be from 1 to 256."));
+        }
+    }
+    if spec.enable_auto_scale == Some(true) {
+        return Err(BatchError::invalid_property("enableAutoScale", "true", "openbatch does not evaluate autoscale formulas yet; set targetDedicatedNodes instead."));
+    }
+    if let Some(t) = &spec.resize_timeout {
+        if parse_duration(t).is_none() {
+            return Err(BatchError::invalid_property("resizeTimeout", t.clone(), "Not an ISO 8601 duration."));
+        }
+    }
+    if let Some(st) = &spec.start_task {
+        if st.command_line.trim().is_empty() {
+            return Err(BatchError::invalid_property("startTask.commandLine", "", "The command line cannot be empty."));
+        }
+    }
+    Ok(())
+}
+
+/// Pool Add: 201 with `Location`; 409 `PoolExists` when the id is taken.
+pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
+    let mut spec: PoolSpec = parse_body(body)?;
+    check_spec(&spec)?;
+    spec.normalize();
+    let now = Clock::now();
+    let refusal = spec.os_refusal();
+    let pool = Pool {
+        status: PoolStatus {
+            state: PoolState::Active,
+            state_transition_time: now,
+            allocation_state: if refusal.is_some() && spec.target_nodes() > 0 { AllocationState::Steady } else { AllocationState::Resizing },
+            allocation_state_transition_time: now,
+            resize_errors: refusal.iter().filter(|_| spec.target_nodes() > 0).map(|r| allocation_error(r)).collect(),
+            current_dedicated_nodes: 0,
+            current_low_priority_nodes: 0,
+            next_node_index: 0,
+            pending_deallocation: None,
+            resize_started: Some(now),
+        },
+        spec,
+        creation_time: now,
+        last_modified: now,
+    };
+    let mut tx = app.store.begin().await?;
+    if tx.exists::<Pool>("", &pool.spec.id).await? {
+        return Err(BatchError::exists(ResourceKind::Pool));
+    }
+    tx.put(&pool).await?;
+    tx.commit().await?;
+    app.driver.notify(Event::PoolChanged(pool.spec.id.clone()));
+    Ok(Reply::created(&url(&ctx.base, &pool.spec.id), &now))
+}
+
+/// Pool List.
+pub async fn list(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
+    let (max, after) = page_params(ctx)?;
+    let pools = app.store.list::<Pool>("", after.as_deref(), None, max).await?;
+    let last = (pools.len() == max as usize).then(|| pools.last().map(|p| p.spec.id.clone())).flatten();
+    let items = pools.iter().map(|p| select(ctx, Value::Object(render(&ctx.base, p)))).collect();
+    Ok(list_reply(ctx, "pools", items, last.as_deref()))
+}
+
+/// Pool Get; 404 `PoolNotFound`.
+pub async fn get(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
+    let p = load(app, id).await?;
+    let body = entity(Some(format!("{}/$metadata#pools/@Element", ctx.base)), None, render(&ctx.base, &p));
+    Ok(Reply::json(select(ctx, body)).etag(&p.last_modified))
+}
+
+/// Pool Exists (HEAD): 200 with ETag, 404 without a body.
+pub async fn exists(app: &App, id: &str) -> ApiResult<Reply> {
+    let p = load(app, id).await?;
+    Ok(Reply::empty(StatusCode::OK).etag(&p.last_modified))
+}
+
+/// Pool Delete: 202; the pool is `deleting` until its nodes are gone. 409
+/// `PoolBeingDeleted` when already deleting.
+pub async fn delete(app: &App, id: &str) -> ApiResult<Reply> {
+    let mut tx = app.store.begin().await?;
+    let mut p: Pool = tx.get("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Pool))?;
+    if p.status.state == PoolState::Deleting {
+        return Err(BatchError::being_deleted(ResourceKind::Pool));
+    }
+    let now = Clock::now();
+    p.status.state = PoolState::Deleting;
+    p.status.state_transition_time = now;
+    p.last_modified = now;
+    tx.put(&p).await?;
+    tx.commit().await?;
+    app.driver.notify(Event::PoolChanged(p.spec.id.clone()));
+    Ok(Reply::empty(StatusCode::ACCEPTED))
+}
+
+/// Pool Patch: replaces the properties given (start task, certificate and application
+/// package references, metadata); 200.
+pub async fn patch(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Reply> {
+    let patch: PoolPatch = parse_body(body)?;
+    let mut tx = app.store.begin().await?;
+    let mut p: Pool = tx.get("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Pool))?;
+    if p.status.state == PoolState::Deleting {
+        return Err(BatchError::being_deleted(ResourceKind::Pool));
+    }
+    if let Some(mut st) = patch.start_task {
+        st.normalize();
+        p.spec.start_task = Some(st);
+    }
+    if let Some(c) = patch.certificate_references {
+        p.spec.certificate_references = Some(c);
+    }
+    if let Some(a) = patch.application_package_references {
+        p.spec.application_package_references = Some(a);
+    }
+    if let Some(m) = patch.metadata {
+        p.spec.metadata = Some(m);
+    }
+    if let Some(m) = patch.target_node_communication_mode {
+        p.spec.target_node_communication_mode = Some(m);
+    }
+    let now = Clock::now();
+    p.last_modified = now;
+    tx.put(&p).await?;
+    tx.commit().await?;
+    app.driver.notify(Event::PoolChanged(p.spec.id.clone()));
+    Ok(Reply::updated(StatusCode::OK, &url(&ctx.base, &p.spec.id), &now))
+}
+
+/// Pool Resize: 202; 409 `PoolBeingResized` unless the allocation state is `steady`.
+pub async fn resize(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Reply> {
+    let r: PoolResize = parse_body(body)?;
+    for (name, v) in [("targetDedicatedNodes", r.target_dedicated_nodes), ("targetLowPriorityNodes", r.target_low_priority_nodes)] {
+        if v.is_some_and(|n| n < 0) {
+            return Err(BatchError::invalid_property(name, v.unwrap_or(0).to_string(), "The target node count cannot be negative."));
+        }
+    }
+    if let Some(t) = &r.resize_timeout {
+        if parse_duration(t).is_none() {
+            return Err(BatchError::invalid_property("resizeTimeout", t.clone(), "Not an ISO 8601 duration."));
+        }
+    }
+    let mut tx = app.store.begin().await?;
+    let mut p: Pool = tx.get("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Pool))?;
+    if p.status.state == PoolState::Deleting {
+        return Err(BatchError::being_deleted(ResourceKind::Pool));
+    }
+    if p.status.allocation_state != AllocationState::Steady {
+        return Err(BatchError::conflict("PoolBeingResized", "The specified pool is being resized."));
+    }
+    let now = Clock::now();
+    p.spec.target_dedicated_nodes = Some(r.target_dedicated_nodes.unwrap_or(0));
+    p.spec.target_low_priority_nodes = Some(r.target_low_priority_nodes.unwrap_or(0));
+    if let Some(t) = r.resize_timeout {
+        p.spec.resize_timeout = Some(t);
+    }
+    p.status.resize_errors.clear();
+    if let Some(reason) = p.spec.os_refusal().filter(|_| p.spec.target_nodes() > 0) {
+        p.status.resize_errors.push(allocation_error(&reason));
+    } else {
+        p.status.allocation_state = AllocationState::Resizing;
+        p.status.allocation_state_transition_time = now;
+    }
+    p.status.pending_deallocation = r.node_deallocation_option;
+    p.status.resize_started = Some(now);
+    p.last_modified = now;
+    tx.put(&p).await?;
+    tx.commit().await?;
+    app.driver.notify(Event::PoolChanged(p.spec.id.clone()));
+    Ok(accepted(&format!("{}/resize", url(&ctx.base, &p.spec.id)), &now))
+}

@@ -1,0 +1,242 @@
+//! Task operations: Add, Add Collection, List, Get, Update (PUT), Delete, Terminate.
+
+use super::{check_id, list_reply, page_params, select};
+use crate::api::error::{ApiResult, BatchError, ResourceKind};
+use crate::api::reply::{entity, to_map, Reply};
+use crate::api::{parse_body, parse_value, App, Ctx};
+use crate::model::job::{Job, JobState};
+use crate::model::task::{Task, TaskAddCollection, TaskExecutionInfo, TaskSpec, TaskState, TaskStatus, TaskUpdate};
+use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock, Timestamp};
+use crate::scheduler::driver::Event;
+use axum::http::StatusCode;
+use serde_json::{json, Map, Value};
+
+/// Most tasks in one Add Collection request.
+pub const MAX_COLLECTION: usize = 100;
+/// Largest Add Collection body (bytes).
+pub const MAX_COLLECTION_BYTES: usize = 1024 * 1024;
+
+/// The task's URL under `base`.
+pub fn url(base: &str, job: &str, id: &str) -> String {
+    format!("{base}/jobs/{job}/tasks/{id}")
+}
+
+/// The wire shape of a task (2022-10-01.16.0).
+pub fn render(base: &str, t: &Task) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("id".into(), Value::String(t.spec.id.clone()));
+    m.insert("url".into(), Value::String(url(base, &t.job_id, &t.spec.id)));
+    m.insert("eTag".into(), Value::String(etag_for(&t.last_modified)));
+    m.insert("creationTime".into(), Value::String(format_timestamp(&t.creation_time)));
+    m.insert("lastModified".into(), Value::String(format_timestamp(&t.last_modified)));
+    let mut status = to_map(&t.status);
+    let exec = status.remove("executionInfo");
+    let node = status.remove("nodeInfo");
+    m.extend(status);
+    for (k, v) in to_map(&t.spec) {
+        m.entry(k).or_insert(v);
+    }
+    if let Some(e) = exec {
+        m.insert("executionInfo".into(), e);
+    }
+    if let Some(n) = node {
+        m.insert("nodeInfo".into(), n);
+    }
+    m
+}
+
+/// A job that accepts new tasks; 404 `JobNotFound`, 409 `JobCompleted`,
+/// `JobBeingTerminated` or `JobBeingDeleted`.
+async fn open_job(app: &App, id: &str) -> ApiResult<Job> {
+    let j: Job = app.store.get("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Job))?;
+    match j.status.state {
+        JobState::Completed => Err(BatchError::conflict("JobCompleted", "The specified job is already in a completed state.")),
+        JobState::Terminating => Err(BatchError::conflict("JobBeingTerminated", "The specified job is being terminated.")),
+        JobState::Deleting => Err(BatchError::being_deleted(ResourceKind::Job)),
+        _ => Ok(j),
+    }
+}
+
+/// Validates and normalizes a task add parameter into a new task.
+fn new_task(job: &Job, value: Value, now: Timestamp) -> ApiResult<Task> {
+    let mut spec: TaskSpec = parse_value(value)?;
+    check_id(&spec.id)?;
+    if spec.command_line.trim().is_empty() {
+        return Err(BatchError::invalid_property("commandLine", "", "The command line cannot be empty."));
+    }
+    if let Some(n) = spec.required_slots {
+        if n < 1 {
+            return Err(BatchError::invalid_property("requiredSlots", n.to_string(), "requiredSlots must be at least 1."));
+        }
+    }
+    if let Some(c) = &spec.constraints {
+        for (name, v) in [("constraints.maxWallClockTime", &c.max_wall_clock_time), ("constraints.retentionTime", &c.retention_time)] {
+            if let Some(v) = v {
+                if parse_duration(v).is_none() {
+                    return Err(BatchError::invalid_property(name, v.clone(), "Not an ISO 8601 duration."));
+                }
+            }
+        }
+    }
+    for (name, v) in [("multiInstanceSettings", &spec.multi_instance_settings), ("dependsOn", &spec.depends_on)] {
+        if v.is_some() {
+            return Err(BatchError::invalid_property(name, "", "openbatch does not run multi-instance tasks or task dependencies yet."));
+        }
+    }
+    spec.normalize(job.spec.constraints.as_ref().and_then(|c| c.max_task_retry_count));
+    Ok(Task {
+        job_id: job.spec.id.clone(),
+        dispatch: 0,
+        spec,
+        status: TaskStatus {
+            state: TaskState::Active,
+            state_transition_time: now,
+            previous_state: None,
+            previous_state_transition_time: None,
+            execution_info: TaskExecutionInfo::default(),
+            node_info: None,
+        },
+        creation_time: now,
+        last_modified: now,
+    })
+}
+
+/// Task Add: 201; 409 `TaskExists`.
+pub async fn add(app: &App, ctx: &Ctx, job_id: &str, body: &[u8]) -> ApiResult<Reply> {
+    let job = open_job(app, job_id).await?;
+    let value: Value = serde_json::from_slice(body).map_err(|e| BatchError::invalid_body(e.to_string()))?;
+    let now = Clock::now();
+    let task = new_task(&job, value, now)?;
+    let mut tx = app.store.begin().await?;
+    if tx.exists::<Task>(&job.spec.id, &task.spec.id).await? {
+        return Err(BatchError::exists(ResourceKind::Task));
+    }
+    tx.put(&task).await?;
+    tx.commit().await?;
+    app.driver.notify(Event::TasksAdded { job_id: job.spec.id.clone(), tasks: vec![(task.spec.id.clone(), task.spec.slots())] });
+    Ok(Reply::created(&url(&ctx.base, &job.spec.id, &task.spec.id), &now))
+}
+
+/// Task Add Collection: at most 100 tasks and 1 MiB; 200 with a `TaskAddResult` per task
+/// (`Success`, or `ClientError` with the Batch error, e.g. `TaskExists`), all stored in one
+/// commit. Whole-request errors: 413 `RequestBodyTooLarge`; 400 for more than 100 tasks.
+pub async fn add_collection(app: &App, ctx: &Ctx, job_id: &str, body: &[u8]) -> ApiResult<Reply> {
+    if body.len() > MAX_COLLECTION_BYTES {
+        return Err(BatchError::body_too_large(&MAX_COLLECTION_BYTES.to_string()));
+    }
+    let coll: TaskAddCollection = parse_body(body)?;
+    if coll.value.len() > MAX_COLLECTION {
+        return Err(BatchError::invalid_property(
+            "value",
+            coll.value.len().to_string(),
+            format!("A task collection holds at most {MAX_COLLECTION} tasks."),
+        ));
+    }
+    let job = open_job(app, job_id).await?;
+    let now = Clock::now();
+    let mut results: Vec<Value> = Vec::with_capacity(coll.value.len());
+    let mut added: Vec<(String, u32)> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut tx = app.store.begin().await?;
+    for value in coll.value {
+        let id_hint = value.get("id").and_then(Value::as_str).unwrap_or("").to_string();
+        let outcome: ApiResult<Task> = async {
+            let task = new_task(&job, value, now)?;
+            if !seen.insert(task.spec.id.to_ascii_lowercase()) || tx.exists::<Task>(&job.spec.id, &task.spec.id).await? {
+                return Err(BatchError::exists(ResourceKind::Task));
+            }
+            tx.put(&task).await?;
+            Ok(task)
+        }
+        .await;
+        match outcome {
+            Ok(task) => {
+                results.push(json!({
+                    "status": "Success",
+                    "taskId": task.spec.id,
+                    "eTag": etag_for(&now),
+                    "lastModified": format_timestamp(&now),
+                    "location": url(&ctx.base, &job.spec.id, &task.spec.id),
+                }));
+                added.push((task.spec.id.clone(), task.spec.slots()));
+            }
+            Err(e) if e.status.is_server_error() => return Err(e),
+            Err(e) => {
+                let stamp = format_timestamp(&Clock::now());
+                let mut err = e.body(&ctx.base, &uuid::Uuid::new_v4().to_string(), &stamp);
+                if let Some(o) = err.as_object_mut() {
+                    o.remove("odata.metadata");
+                }
+                results.push(json!({"status": "ClientError", "taskId": id_hint, "error": err}));
+            }
+        }
+    }
+    tx.commit().await?;
+    if !added.is_empty() {
+        app.driver.notify(Event::TasksAdded { job_id: job.spec.id.clone(), tasks: added });
+    }
+    Ok(Reply::json(json!({
+        "odata.metadata": format!("{}/$metadata#taskaddresult", ctx.base),
+        "value": results,
+    })))
+}
+
+/// Task List (of a job); 404 `JobNotFound`.
+pub async fn list(app: &App, ctx: &Ctx, job_id: &str) -> ApiResult<Reply> {
+    let job = super::jobs::load(app, job_id).await?;
+    let (max, after) = page_params(ctx)?;
+    let tasks = app.store.list::<Task>(&job.spec.id, after.as_deref(), None, max).await?;
+    let last = (tasks.len() == max as usize).then(|| tasks.last().map(|t| t.spec.id.clone())).flatten();
+    let items = tasks.iter().map(|t| select(ctx, Value::Object(render(&ctx.base, t)))).collect();
+    Ok(list_reply(ctx, "tasks", items, last.as_deref()))
+}
+
+/// Loads a task; 404 `JobNotFound` or `TaskNotFound`.
+pub async fn load(app: &App, job_id: &str, task_id: &str) -> ApiResult<Task> {
+    let job = super::jobs::load(app, job_id).await?;
+    app.store.get::<Task>(&job.spec.id, task_id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Task))
+}
+
+/// Task Get.
+pub async fn get(app: &App, ctx: &Ctx, job_id: &str, task_id: &str) -> ApiResult<Reply> {
+    let t = load(app, job_id, task_id).await?;
+    let body = entity(Some(format!("{}/$metadata#tasks/@Element", ctx.base)), None, render(&ctx.base, &t));
+    Ok(Reply::json(select(ctx, body)).etag(&t.last_modified))
+}
+
+/// Task Update (PUT): new constraints; 200. 409 `TaskCompleted` for a completed task.
+pub async fn update(app: &App, ctx: &Ctx, job_id: &str, task_id: &str, body: &[u8]) -> ApiResult<Reply> {
+    let u: TaskUpdate = parse_body(body)?;
+    let t = load(app, job_id, task_id).await?;
+    let mut tx = app.store.begin().await?;
+    let mut t: Task = tx.get(&t.job_id, &t.spec.id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Task))?;
+    if t.status.state == TaskState::Completed {
+        return Err(BatchError::conflict("TaskCompleted", "The specified task is already in a completed state."));
+    }
+    let job: Option<Job> = tx.get("", &t.job_id).await?;
+    t.spec.constraints = u.constraints;
+    t.spec.normalize(job.and_then(|j| j.spec.constraints).and_then(|c| c.max_task_retry_count));
+    let now = Clock::now();
+    t.last_modified = now;
+    tx.put(&t).await?;
+    tx.commit().await?;
+    Ok(Reply::updated(StatusCode::OK, &url(&ctx.base, &t.job_id, &t.spec.id), &now))
+}
+
+/// Task Delete: 200; a running task is killed first.
+pub async fn delete(app: &App, job_id: &str, task_id: &str) -> ApiResult<Reply> {
+    let t = load(app, job_id, task_id).await?;
+    let (job_id, task_id) = (t.job_id.clone(), t.spec.id.clone());
+    app.driver.call(|reply| Event::DeleteTask { job_id, task_id, reply }).await?;
+    Ok(Reply::empty(StatusCode::OK))
+}
+
+/// Task Terminate: 204; the task completes with `failureInfo.code TaskEnded`. 409
+/// `TaskCompleted` when it already completed.
+pub async fn terminate(app: &App, ctx: &Ctx, job_id: &str, task_id: &str) -> ApiResult<Reply> {
+    let t = load(app, job_id, task_id).await?;
+    let (job_id, task_id) = (t.job_id.clone(), t.spec.id.clone());
+    app.driver.call(|reply| Event::TerminateTask { job_id: job_id.clone(), task_id: task_id.clone(), reply }).await?;
+    let t = load(app, &job_id, &task_id).await?;
+    Ok(Reply::updated(StatusCode::NO_CONTENT, &format!("{}/terminate", url(&ctx.base, &job_id, &task_id)), &t.last_modified))
+}

@@ -1,0 +1,175 @@
+//! The HTTP API: api-version check, SharedKey authentication, routing to the operation
+//! handlers, and rendering of answers and Batch errors. See `router` for the operations.
+
+pub mod agent_ws;
+pub mod auth;
+pub mod error;
+pub mod handlers;
+pub mod reply;
+pub mod router;
+pub mod version;
+
+use crate::scheduler::driver::{DriverHandle, ServiceInfo};
+use crate::store::Store;
+use auth::AccountKey;
+use axum::body::Bytes;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use error::{ApiResult, BatchError};
+use reply::{Body, Reply};
+use std::collections::HashMap;
+use std::sync::Arc;
+use version::ApiVersion;
+
+/// Largest request body read at all (bytes); operations enforce their own, smaller limits.
+pub const MAX_BODY: usize = 4 * 1024 * 1024;
+
+/// Shared state of the API.
+pub struct App {
+    pub store: Store,
+    pub driver: DriverHandle,
+    pub account: AccountKey,
+    pub info: ServiceInfo,
+    /// When set, resource URLs use it instead of the request's `Host`.
+    pub public_url: Option<String>,
+}
+
+/// What a handler knows about its request.
+pub struct Ctx {
+    pub version: ApiVersion,
+    /// The account URL as the caller reaches it (`http://host:port`), for resource URLs.
+    pub base: String,
+    pub query: HashMap<String, String>,
+    pub headers: HeaderMap,
+    /// The raw path and query, for continuation links.
+    pub path: String,
+    pub raw_query: String,
+}
+
+impl Ctx {
+    /// A query parameter by name.
+    pub fn q(&self, name: &str) -> Option<&str> {
+        self.query.get(name).map(String::as_str)
+    }
+}
+
+/// The API router: every Batch operation, plus the node agents' WebSocket endpoint.
+pub fn router(app: Arc<App>) -> Router {
+    Router::new()
+        .route("/agent/v1/connect", axum::routing::get(agent_ws::connect))
+        .fallback(dispatch)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(app)
+}
+
+async fn dispatch(State(app): State<Arc<App>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let query_pairs = auth::form_pairs(uri.query().unwrap_or(""));
+    let query: HashMap<String, String> = query_pairs.into_iter().collect();
+    let base = app.public_url.clone().unwrap_or_else(|| {
+        let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+        format!("http://{host}")
+    });
+    let echo_client_id = query.get("return-client-request-id").is_some_and(|v| v.eq_ignore_ascii_case("true"))
+        || headers.get("return-client-request-id").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("true"));
+    let client_request_id = headers.get("client-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let is_head = method == Method::HEAD;
+    let result: ApiResult<Reply> = async {
+        let version = ApiVersion::from_query(query.get("api-version").map(String::as_str))?;
+        app.account.verify(&method, uri.path(), uri.query(), &headers)?;
+        let op = router::route(&method, uri.path())?;
+        let ctx = Ctx { version, base: base.clone(), query, headers, path: uri.path().to_string(), raw_query: uri.query().unwrap_or("").to_string() };
+        handlers::handle(&app, op, &ctx, &body).await
+    }
+    .await;
+    let mut response = match result {
+        Ok(reply) => render(reply, is_head),
+        Err(e) => {
+            let now = crate::model::time::format_timestamp(&crate::model::time::Clock::now());
+            if e.status.is_server_error() {
+                tracing::error!(code = %e.code, %request_id, "request failed");
+            }
+            if is_head {
+                // HEAD answers carry no body, errors included.
+                Response::builder().status(e.status).body(axum::body::Body::empty()).unwrap_or_default()
+            } else {
+                let body = serde_json::to_vec(&e.body(&base, &request_id, &now)).unwrap_or_default();
+                let mut r = (e.status, body).into_response();
+                r.headers_mut().insert("content-type", HeaderValue::from_static("application/json;odata=minimalmetadata"));
+                r
+            }
+        }
+    };
+    let h = response.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&request_id) {
+        h.insert("request-id", v);
+    }
+    h.insert("dataserviceversion", HeaderValue::from_static("3.0"));
+    h.insert("x-content-type-options", HeaderValue::from_static("nosniff"));
+    if echo_client_id {
+        if let Some(v) = client_request_id.and_then(|c| HeaderValue::from_str(&c).ok()) {
+            h.insert("client-request-id", v);
+        }
+    }
+    response
+}
+
+fn render(reply: Reply, is_head: bool) -> Response {
+    let mut builder = Response::builder().status(reply.status);
+    for (k, v) in &reply.headers {
+        if let (Ok(k), Ok(v)) = (HeaderName::from_bytes(k.as_bytes()), HeaderValue::from_str(v)) {
+            builder = builder.header(k, v);
+        }
+    }
+    let body = match reply.body {
+        Body::Empty => axum::body::Body::empty(),
+        Body::Json(v) => {
+            builder = builder.header("content-type", "application/json;odata=minimalmetadata");
+            axum::body::Body::from(serde_json::to_vec(&v).unwrap_or_default())
+        }
+        Body::Bytes { data, content_type } => {
+            builder = builder.header("content-type", content_type);
+            if is_head {
+                axum::body::Body::empty()
+            } else {
+                axum::body::Body::from(data)
+            }
+        }
+    };
+    builder.body(body).unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
+}
+
+/// Reads a JSON request body into `T`, answering Batch errors that name the offending
+/// property: malformed JSON → 400 `InvalidRequestBody`; a missing required property → 400
+/// `MissingRequiredProperty`; a wrong type, unknown property or bad enum value → 400
+/// `InvalidPropertyValue`.
+pub fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| BatchError::invalid_body(e.to_string()))?;
+    parse_value(value)
+}
+
+/// Like [`parse_body`], from an already parsed JSON value.
+pub fn parse_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> ApiResult<T> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        let msg = e.inner().to_string();
+        if let Some(field) = msg.strip_prefix("missing field `").and_then(|r| r.split('`').next()) {
+            let full = if path == "." { field.to_string() } else { format!("{path}.{field}") };
+            return BatchError::missing_property(&full);
+        }
+        if let Some(field) = msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
+            let full = if path == "." || path.ends_with(field) { path.trim_start_matches('.').to_string() } else { format!("{path}.{field}") };
+            let name = if full.is_empty() { field.to_string() } else { full };
+            return BatchError::new(
+                StatusCode::BAD_REQUEST,
+                "InvalidPropertyValue",
+                "The value provided for one of the properties in the request body is invalid.",
+            )
+            .with("PropertyName", name)
+            .with("Reason", "This property is not part of the request body of this operation at this api-version.");
+        }
+        BatchError::invalid_property(&path, "", msg)
+    })
+}

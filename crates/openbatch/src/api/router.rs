@@ -1,0 +1,164 @@
+//! Every operation of the API as one enum, matched from method and path (path segments are
+//! percent-decoded one by one, so a file path may carry encoded `/`).
+
+use super::error::BatchError;
+use axum::http::Method;
+
+/// An operation of the Batch data-plane API, with the ids from its path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Operation {
+    ListSupportedImages,
+    ListPoolNodeCounts,
+    PoolAdd,
+    PoolList,
+    PoolGet(String),
+    PoolExists(String),
+    PoolDelete(String),
+    PoolPatch(String),
+    PoolResize(String),
+    NodeList(String),
+    NodeGet(String, String),
+    FileListFromNode(String, String),
+    FileFromNode { pool: String, node: String, path: String, method: FileMethod },
+    JobAdd,
+    JobList,
+    JobGet(String),
+    JobPatch(String),
+    JobUpdate(String),
+    JobDelete(String),
+    JobTerminate(String),
+    JobTaskCounts(String),
+    TaskAdd(String),
+    TaskAddCollection(String),
+    TaskList(String),
+    TaskGet(String, String),
+    TaskUpdate(String, String),
+    TaskDelete(String, String),
+    TaskTerminate(String, String),
+    FileListFromTask(String, String),
+    FileFromTask { job: String, task: String, path: String, method: FileMethod },
+}
+
+/// What is done with one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileMethod {
+    Get,
+    Head,
+    Delete,
+}
+
+impl Operation {
+    /// True when the operation changes state (for logs and future conditional checks).
+    pub fn is_write(&self) -> bool {
+        !matches!(
+            self,
+            Operation::ListSupportedImages
+                | Operation::ListPoolNodeCounts
+                | Operation::PoolList
+                | Operation::PoolGet(_)
+                | Operation::PoolExists(_)
+                | Operation::NodeList(_)
+                | Operation::NodeGet(..)
+                | Operation::FileListFromNode(..)
+                | Operation::JobList
+                | Operation::JobGet(_)
+                | Operation::JobTaskCounts(_)
+                | Operation::TaskList(_)
+                | Operation::TaskGet(..)
+                | Operation::FileListFromTask(..)
+        )
+    }
+}
+
+fn decode(seg: &str) -> String {
+    percent_encoding::percent_decode_str(seg).decode_utf8_lossy().into_owned()
+}
+
+/// Matches a request. Unknown paths answer 404 `ResourceNotFound`-style errors (as the real
+/// service does for a URI naming no resource); known paths with another method answer 405.
+pub fn route(method: &Method, raw_path: &str) -> Result<Operation, BatchError> {
+    let segs: Vec<String> = raw_path.trim_matches('/').split('/').filter(|s| !s.is_empty()).map(decode).collect();
+    let s: Vec<&str> = segs.iter().map(String::as_str).collect();
+    let m = method.as_str();
+    let file_method = |m: &str| match m {
+        "GET" => Some(FileMethod::Get),
+        "HEAD" => Some(FileMethod::Head),
+        "DELETE" => Some(FileMethod::Delete),
+        _ => None,
+    };
+    let op = match (m, s.as_slice()) {
+        ("GET", ["supportedimages"]) => Operation::ListSupportedImages,
+        ("GET", ["nodecounts"]) => Operation::ListPoolNodeCounts,
+        ("POST", ["pools"]) => Operation::PoolAdd,
+        ("GET", ["pools"]) => Operation::PoolList,
+        ("GET", ["pools", p]) => Operation::PoolGet(p.to_string()),
+        ("HEAD", ["pools", p]) => Operation::PoolExists(p.to_string()),
+        ("DELETE", ["pools", p]) => Operation::PoolDelete(p.to_string()),
+        ("PATCH", ["pools", p]) => Operation::PoolPatch(p.to_string()),
+        ("POST", ["pools", p, "resize"]) => Operation::PoolResize(p.to_string()),
+        ("GET", ["pools", p, "nodes"]) => Operation::NodeList(p.to_string()),
+        ("GET", ["pools", p, "nodes", n]) => Operation::NodeGet(p.to_string(), n.to_string()),
+        ("GET", ["pools", p, "nodes", n, "files"]) => Operation::FileListFromNode(p.to_string(), n.to_string()),
+        (_, ["pools", p, "nodes", n, "files", rest @ ..]) if !rest.is_empty() && file_method(m).is_some() => {
+            Operation::FileFromNode { pool: p.to_string(), node: n.to_string(), path: rest.join("/"), method: file_method(m).unwrap_or(FileMethod::Get) }
+        }
+        ("POST", ["jobs"]) => Operation::JobAdd,
+        ("GET", ["jobs"]) => Operation::JobList,
+        ("GET", ["jobs", j]) => Operation::JobGet(j.to_string()),
+        ("PATCH", ["jobs", j]) => Operation::JobPatch(j.to_string()),
+        ("PUT", ["jobs", j]) => Operation::JobUpdate(j.to_string()),
+        ("DELETE", ["jobs", j]) => Operation::JobDelete(j.to_string()),
+        ("POST", ["jobs", j, "terminate"]) => Operation::JobTerminate(j.to_string()),
+        ("GET", ["jobs", j, "taskcounts"]) => Operation::JobTaskCounts(j.to_string()),
+        ("POST", ["jobs", j, "tasks"]) => Operation::TaskAdd(j.to_string()),
+        ("POST", ["jobs", j, "addtaskcollection"]) => Operation::TaskAddCollection(j.to_string()),
+        ("GET", ["jobs", j, "tasks"]) => Operation::TaskList(j.to_string()),
+        ("GET", ["jobs", j, "tasks", t]) => Operation::TaskGet(j.to_string(), t.to_string()),
+        ("PUT", ["jobs", j, "tasks", t]) => Operation::TaskUpdate(j.to_string(), t.to_string()),
+        ("DELETE", ["jobs", j, "tasks", t]) => Operation::TaskDelete(j.to_string(), t.to_string()),
+        ("POST", ["jobs", j, "tasks", t, "terminate"]) => Operation::TaskTerminate(j.to_string(), t.to_string()),
+        ("GET", ["jobs", j, "tasks", t, "files"]) => Operation::FileListFromTask(j.to_string(), t.to_string()),
+        (_, ["jobs", j, "tasks", t, "files", rest @ ..]) if !rest.is_empty() && file_method(m).is_some() => {
+            Operation::FileFromTask { job: j.to_string(), task: t.to_string(), path: rest.join("/"), method: file_method(m).unwrap_or(FileMethod::Get) }
+        }
+        _ => {
+            // A path that some method serves answers 405 for the others.
+            for other in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] {
+                if other != m {
+                    if let Ok(meth) = Method::from_bytes(other.as_bytes()) {
+                        if route_exact(&meth, &s) {
+                            return Err(BatchError::method_not_allowed(m));
+                        }
+                    }
+                }
+            }
+            return Err(BatchError::unknown_path(raw_path));
+        }
+    };
+    Ok(op)
+}
+
+fn route_exact(method: &Method, s: &[&str]) -> bool {
+    route(method, &s.join("/")).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn routes_operations_and_file_paths() {
+        assert_eq!(route(&Method::GET, "/pools").unwrap(), Operation::PoolList);
+        assert_eq!(route(&Method::HEAD, "/pools/p1").unwrap(), Operation::PoolExists("p1".into()));
+        assert_eq!(
+            route(&Method::GET, "/jobs/j/tasks/t/files/wd%2Fout%20x.txt").unwrap(),
+            Operation::FileFromTask { job: "j".into(), task: "t".into(), path: "wd/out x.txt".into(), method: FileMethod::Get }
+        );
+        assert_eq!(
+            route(&Method::HEAD, "/pools/p/nodes/n/files/workitems/j/job-1/t/stdout.txt").unwrap(),
+            Operation::FileFromNode { pool: "p".into(), node: "n".into(), path: "workitems/j/job-1/t/stdout.txt".into(), method: FileMethod::Head }
+        );
+        assert_eq!(route(&Method::PUT, "/pools").unwrap_err().code, "UnsupportedHttpVerb");
+        assert_eq!(route(&Method::GET, "/nothing/here").unwrap_err().status.as_u16(), 404);
+    }
+}

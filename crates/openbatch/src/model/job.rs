@@ -1,0 +1,183 @@
+//! Job: the canonical resource and the parameters of Job Add, Patch (PATCH) and Update (PUT).
+
+use super::common::*;
+use super::time::{ts, ts_opt, Timestamp};
+use crate::batch_enum;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+batch_enum!(
+    /// JobState.
+    JobState {
+        Active = "active",
+        Disabling = "disabling",
+        Disabled = "disabled",
+        Enabling = "enabling",
+        Terminating = "terminating",
+        Completed = "completed",
+        Deleting = "deleting",
+    }
+);
+
+batch_enum!(
+    /// OnAllTasksComplete: `noaction` or `terminatejob`.
+    OnAllTasksComplete { NoAction = "noaction", TerminateJob = "terminatejob" }
+);
+
+batch_enum!(
+    /// OnTaskFailure: `noaction` or `performexitoptionsjobaction`.
+    OnTaskFailure { NoAction = "noaction", PerformExitOptionsJobAction = "performexitoptionsjobaction" }
+);
+
+/// PoolInformation: the pool a job runs on (`poolId`), or an auto pool specification (kept
+/// and echoed; auto pools arrive with a later issue).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PoolInformation {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_pool_specification: Option<Value>,
+}
+
+/// The properties a caller sets on a job (JobAddParameter), normalized with defaults.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobSpec {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uses_task_dependencies: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_task_preemption: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_parallel_tasks: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<JobConstraints>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_manager_task: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_preparation_task: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_release_task: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub common_environment_settings: Option<Vec<EnvironmentSetting>>,
+    pub pool_info: PoolInformation,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_all_tasks_complete: Option<OnAllTasksComplete>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub on_task_failure: Option<OnTaskFailure>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_configuration: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Vec<MetadataItem>>,
+}
+
+impl JobSpec {
+    /// Fills in the defaults reported on Get (`priority 0`, `usesTaskDependencies false`,
+    /// `allowTaskPreemption false`, `maxParallelTasks -1`, unlimited wall clock,
+    /// `maxTaskRetryCount 0`, `onAllTasksComplete`/`onTaskFailure` `noaction`).
+    pub fn normalize(&mut self) {
+        self.priority.get_or_insert(0);
+        self.uses_task_dependencies.get_or_insert(false);
+        self.allow_task_preemption.get_or_insert(false);
+        self.max_parallel_tasks.get_or_insert(-1);
+        let c = self.constraints.get_or_insert_with(JobConstraints::default);
+        c.max_wall_clock_time.get_or_insert_with(|| super::time::UNLIMITED_DURATION.to_string());
+        c.max_task_retry_count.get_or_insert(0);
+        self.on_all_tasks_complete.get_or_insert(OnAllTasksComplete::NoAction);
+        self.on_task_failure.get_or_insert(OnTaskFailure::NoAction);
+    }
+}
+
+/// JobExecutionInformation.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobExecutionInfo {
+    #[serde(with = "ts")]
+    pub start_time: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "ts_opt")]
+    pub end_time: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scheduling_error: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub terminate_reason: Option<String>,
+}
+
+/// Service-owned state of a job.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobStatus {
+    pub state: JobState,
+    #[serde(with = "ts")]
+    pub state_transition_time: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_state: Option<JobState>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "ts_opt")]
+    pub previous_state_transition_time: Option<Timestamp>,
+    pub execution_info: JobExecutionInfo,
+}
+
+/// JobPatchParameter: replaces only the properties given.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobPatch {
+    #[serde(default)]
+    pub priority: Option<i32>,
+    #[serde(default)]
+    pub max_parallel_tasks: Option<i32>,
+    #[serde(default)]
+    pub allow_task_preemption: Option<bool>,
+    #[serde(default)]
+    pub on_all_tasks_complete: Option<OnAllTasksComplete>,
+    #[serde(default)]
+    pub constraints: Option<JobConstraints>,
+    #[serde(default)]
+    pub pool_info: Option<PoolInformation>,
+    #[serde(default)]
+    pub metadata: Option<Vec<MetadataItem>>,
+}
+
+/// JobUpdateParameter (PUT): replaces every updatable property; those not given return to
+/// their defaults (`poolInfo` is required).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobUpdate {
+    #[serde(default)]
+    pub priority: Option<i32>,
+    #[serde(default)]
+    pub max_parallel_tasks: Option<i32>,
+    #[serde(default)]
+    pub allow_task_preemption: Option<bool>,
+    #[serde(default)]
+    pub constraints: Option<JobConstraints>,
+    pub pool_info: PoolInformation,
+    #[serde(default)]
+    pub metadata: Option<Vec<MetadataItem>>,
+    #[serde(default)]
+    pub on_all_tasks_complete: Option<OnAllTasksComplete>,
+}
+
+/// JobTerminateParameter.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobTerminate {
+    #[serde(default)]
+    pub terminate_reason: Option<String>,
+}
+
+/// A job: what the caller set, and what the service keeps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Job {
+    pub spec: JobSpec,
+    pub status: JobStatus,
+    #[serde(with = "ts")]
+    pub creation_time: Timestamp,
+    #[serde(with = "ts")]
+    pub last_modified: Timestamp,
+}

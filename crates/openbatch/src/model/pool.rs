@@ -1,0 +1,226 @@
+//! Pool: the canonical resource (2022-10-01.16.0 shape) and the parameters that create and
+//! change it (Pool Add, Patch, Resize).
+
+use super::common::*;
+use super::time::{ts, ts_opt, Timestamp};
+use crate::batch_enum;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+batch_enum!(
+    /// PoolState: `active` or `deleting`.
+    PoolState { Active = "active", Deleting = "deleting" }
+);
+
+batch_enum!(
+    /// AllocationState: `steady`, `resizing` or `stopping`.
+    AllocationState { Steady = "steady", Resizing = "resizing", Stopping = "stopping" }
+);
+
+batch_enum!(
+    /// ComputeNodeFillType of `taskSchedulingPolicy.nodeFillType`: `Spread` or `Pack`.
+    NodeFillType { Spread = "Spread", Pack = "Pack" }
+);
+
+batch_enum!(
+    /// ComputeNodeDeallocationOption of a resize: what happens to tasks on removed nodes.
+    DeallocationOption {
+        Requeue = "requeue",
+        Terminate = "terminate",
+        TaskCompletion = "taskcompletion",
+        RetainedData = "retaineddata",
+    }
+);
+
+/// TaskSchedulingPolicy: how tasks are spread over nodes.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct TaskSchedulingPolicy {
+    pub node_fill_type: NodeFillType,
+}
+
+/// The properties a caller sets on a pool (PoolAddParameter), normalized with the service's
+/// defaults once the pool is created.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PoolSpec {
+    pub id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub display_name: Option<String>,
+    pub vm_size: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cloud_service_configuration: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_machine_configuration: Option<VirtualMachineConfiguration>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resize_timeout: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_dedicated_nodes: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_low_priority_nodes: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_auto_scale: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_scale_formula: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_scale_evaluation_interval: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub enable_inter_node_communication: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub network_configuration: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_task: Option<StartTask>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_references: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_package_references: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub application_licenses: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_slots_per_node: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task_scheduling_policy: Option<TaskSchedulingPolicy>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_accounts: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<Vec<MetadataItem>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mount_configuration: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_node_communication_mode: Option<String>,
+}
+
+impl PoolSpec {
+    /// Task slots of each node (default 1).
+    pub fn slots_per_node(&self) -> u32 {
+        self.task_slots_per_node.unwrap_or(1).max(1) as u32
+    }
+
+    /// The target node count (dedicated plus low-priority/Spot: local nodes are all alike).
+    pub fn target_nodes(&self) -> u32 {
+        (self.target_dedicated_nodes.unwrap_or(0).max(0) + self.target_low_priority_nodes.unwrap_or(0).max(0)) as u32
+    }
+}
+
+/// Service-owned state of a pool.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PoolStatus {
+    pub state: PoolState,
+    #[serde(with = "ts")]
+    pub state_transition_time: Timestamp,
+    pub allocation_state: AllocationState,
+    #[serde(with = "ts")]
+    pub allocation_state_transition_time: Timestamp,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resize_errors: Vec<Value>,
+    pub current_dedicated_nodes: i32,
+    pub current_low_priority_nodes: i32,
+    /// Monotonic counter naming the pool's next node (`tvm-<n>`); not on the wire.
+    #[serde(default, skip_serializing)]
+    pub next_node_index: u64,
+    /// Set when resizing must remove nodes: how their tasks end; not on the wire.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_deallocation: Option<DeallocationOption>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "ts_opt")]
+    pub resize_started: Option<Timestamp>,
+}
+
+/// PoolPatchParameter: replaces only the properties given.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PoolPatch {
+    #[serde(default)]
+    pub start_task: Option<StartTask>,
+    #[serde(default)]
+    pub certificate_references: Option<Vec<Value>>,
+    #[serde(default)]
+    pub application_package_references: Option<Vec<Value>>,
+    #[serde(default)]
+    pub metadata: Option<Vec<MetadataItem>>,
+    #[serde(default)]
+    pub target_node_communication_mode: Option<String>,
+}
+
+/// PoolResizeParameter: new targets, an optional `resizeTimeout` (ISO 8601) and the
+/// `nodeDeallocationOption` for nodes removed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PoolResize {
+    #[serde(default)]
+    pub target_dedicated_nodes: Option<i32>,
+    #[serde(default)]
+    pub target_low_priority_nodes: Option<i32>,
+    #[serde(default)]
+    pub resize_timeout: Option<String>,
+    #[serde(default)]
+    pub node_deallocation_option: Option<DeallocationOption>,
+}
+
+/// A pool: what the caller set, and what the service keeps.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Pool {
+    pub spec: PoolSpec,
+    pub status: PoolStatus,
+    #[serde(with = "ts")]
+    pub creation_time: Timestamp,
+    #[serde(with = "ts")]
+    pub last_modified: Timestamp,
+}
+
+impl PoolSpec {
+    /// Why openbatch cannot allocate nodes for this pool, if it cannot: compute nodes are
+    /// Linux processes, so Cloud Services pools and Windows images are refused (as an
+    /// allocation error on the pool, the way the service reports failed allocations).
+    pub fn os_refusal(&self) -> Option<String> {
+        if self.cloud_service_configuration.is_some() {
+            return Some("Cloud Services pools run Windows; openbatch runs Linux compute nodes only. Use virtualMachineConfiguration with a Linux image (see List Supported Images).".into());
+        }
+        let vm = self.virtual_machine_configuration.as_ref()?;
+        let windows_image = [&vm.image_reference.publisher, &vm.image_reference.offer, &vm.image_reference.sku]
+            .iter()
+            .any(|f| f.as_deref().is_some_and(|s| s.to_ascii_lowercase().contains("windows")));
+        if vm.windows_configuration.is_some() || windows_image || !super::node::is_linux_node_agent(&vm.node_agent_sku_id) {
+            return Some(format!(
+                "The image {}/{}/{} with node agent SKU '{}' is a Windows image; openbatch runs Linux compute nodes only (see List Supported Images).",
+                vm.image_reference.publisher.as_deref().unwrap_or(""),
+                vm.image_reference.offer.as_deref().unwrap_or(""),
+                vm.image_reference.sku.as_deref().unwrap_or(""),
+                vm.node_agent_sku_id
+            ));
+        }
+        None
+    }
+
+    /// Fills in the defaults reported on Get (`resizeTimeout PT15M`, zero targets,
+    /// `enableAutoScale false`, `enableInterNodeCommunication false`, `taskSlotsPerNode 1`,
+    /// `nodeFillType Spread`, image `version latest`, lower-case `vmSize`) and normalizes
+    /// the start task.
+    pub fn normalize(&mut self) {
+        self.vm_size = self.vm_size.to_ascii_lowercase();
+        self.resize_timeout.get_or_insert_with(|| "PT15M".into());
+        self.target_dedicated_nodes.get_or_insert(0);
+        self.target_low_priority_nodes.get_or_insert(0);
+        self.enable_auto_scale.get_or_insert(false);
+        self.enable_inter_node_communication.get_or_insert(false);
+        self.task_slots_per_node.get_or_insert(1);
+        self.task_scheduling_policy.get_or_insert(TaskSchedulingPolicy { node_fill_type: NodeFillType::Spread });
+        if let Some(vm) = self.virtual_machine_configuration.as_mut() {
+            if vm.image_reference.virtual_machine_image_id.is_none() {
+                vm.image_reference.version.get_or_insert_with(|| "latest".into());
+            }
+        }
+        if let Some(st) = self.start_task.as_mut() {
+            st.normalize();
+        }
+    }
+}
+
+/// The resize error recorded when a pool's nodes cannot be allocated.
+pub fn allocation_error(reason: &str) -> Value {
+    serde_json::json!({
+        "code": "AllocationFailed",
+        "message": "Desired number of dedicated nodes could not be allocated",
+        "values": [{"name": "Reason", "value": reason}]
+    })
+}

@@ -1,0 +1,380 @@
+//! The scheduler core: an IO-free state machine that decides which task runs on which
+//! compute node. It is fed events (pools, nodes, jobs and tasks appearing, changing or
+//! leaving; tasks finishing) and answers with [`Assignment`]s. The driver persists the
+//! decisions and talks to node agents; everything here is unit-tested without processes,
+//! HTTP or a database.
+//!
+//! Rules (Azure Batch "task scheduling"): a task needs `requiredSlots` free task slots on one
+//! node of its job's pool; a node offers `taskSlotsPerNode` slots while it is schedulable
+//! (idle or running, scheduling enabled, start task done when `waitForSuccess`); jobs of
+//! higher `priority` go first, then older jobs, then tasks in the order they were added;
+//! `maxParallelTasks` caps a job's running tasks; `nodeFillType` `Spread` places a task on the
+//! node with the most free slots, `Pack` fills the busiest node that still fits.
+
+use crate::model::pool::NodeFillType;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+/// Identifies a task: (job id, task id).
+pub type TaskKey = (String, String);
+
+/// A decision: run `task` on `node` of `pool`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Assignment {
+    pub job_id: String,
+    pub task_id: String,
+    pub pool_id: String,
+    pub node_id: String,
+    pub slots: u32,
+}
+
+#[derive(Debug)]
+struct NodeSched {
+    total_slots: u32,
+    used_slots: u32,
+    schedulable: bool,
+}
+
+#[derive(Debug)]
+struct PoolSched {
+    slots_per_node: u32,
+    fill: NodeFillType,
+    nodes: BTreeMap<String, NodeSched>,
+}
+
+#[derive(Debug)]
+struct JobSched {
+    pool_id: Option<String>,
+    priority: i32,
+    order: u64,
+    schedulable: bool,
+    max_parallel: i32,
+    running: u32,
+    queue: VecDeque<(String, u32)>,
+}
+
+#[derive(Debug)]
+struct Placement {
+    pool_id: String,
+    node_id: String,
+    slots: u32,
+}
+
+/// The scheduler's in-memory view; see the module documentation for its rules.
+#[derive(Debug, Default)]
+pub struct Core {
+    pools: HashMap<String, PoolSched>,
+    jobs: HashMap<String, JobSched>,
+    placed: HashMap<TaskKey, Placement>,
+    next_order: u64,
+}
+
+impl Core {
+    /// An empty core.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A pool appears or changes its slots per node or fill type.
+    pub fn upsert_pool(&mut self, pool_id: &str, slots_per_node: u32, fill: NodeFillType) {
+        let p = self.pools.entry(pool_id.to_string()).or_insert_with(|| PoolSched {
+            slots_per_node,
+            fill,
+            nodes: BTreeMap::new(),
+        });
+        p.slots_per_node = slots_per_node;
+        p.fill = fill;
+    }
+
+    /// A pool is gone; its nodes and placements with it (the driver has requeued tasks).
+    pub fn remove_pool(&mut self, pool_id: &str) {
+        self.pools.remove(pool_id);
+        let gone: Vec<TaskKey> =
+            self.placed.iter().filter(|(_, p)| p.pool_id == pool_id).map(|(k, _)| k.clone()).collect();
+        for k in gone {
+            self.finish_task(&k.0, &k.1);
+        }
+    }
+
+    /// A node joins (or updates): whether it accepts tasks now.
+    pub fn upsert_node(&mut self, pool_id: &str, node_id: &str, schedulable: bool) {
+        let Some(p) = self.pools.get_mut(pool_id) else { return };
+        let total = p.slots_per_node;
+        let n = p.nodes.entry(node_id.to_string()).or_insert(NodeSched { total_slots: total, used_slots: 0, schedulable });
+        n.schedulable = schedulable;
+    }
+
+    /// A node leaves; returns the tasks that were placed on it (the driver requeues or ends
+    /// them).
+    pub fn remove_node(&mut self, pool_id: &str, node_id: &str) -> Vec<TaskKey> {
+        if let Some(p) = self.pools.get_mut(pool_id) {
+            p.nodes.remove(node_id);
+        }
+        let gone: Vec<TaskKey> = self
+            .placed
+            .iter()
+            .filter(|(_, p)| p.pool_id == pool_id && p.node_id == node_id)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in &gone {
+            self.finish_task(&k.0, &k.1);
+        }
+        gone
+    }
+
+    /// A job appears or changes: its pool, priority, whether its tasks may be scheduled now
+    /// (active, not disabled or terminating) and its `maxParallelTasks` (-1 = no cap).
+    pub fn upsert_job(&mut self, job_id: &str, pool_id: Option<&str>, priority: i32, schedulable: bool, max_parallel: i32) {
+        let order = self.next_order;
+        let j = self.jobs.entry(job_id.to_string()).or_insert_with(|| JobSched {
+            pool_id: None,
+            priority,
+            order,
+            schedulable,
+            max_parallel,
+            running: 0,
+            queue: VecDeque::new(),
+        });
+        if j.order == order {
+            self.next_order += 1;
+        }
+        j.pool_id = pool_id.map(str::to_string);
+        j.priority = priority;
+        j.schedulable = schedulable;
+        j.max_parallel = max_parallel;
+    }
+
+    /// A job is gone: its queue is dropped, and placements are forgotten.
+    pub fn remove_job(&mut self, job_id: &str) -> Vec<TaskKey> {
+        self.jobs.remove(job_id);
+        let gone: Vec<TaskKey> = self.placed.keys().filter(|k| k.0 == job_id).cloned().collect();
+        for k in &gone {
+            self.release(k);
+        }
+        gone
+    }
+
+    /// An active task waits for a node (at the back of its job's queue, or at the front when
+    /// it is being retried or requeued).
+    pub fn enqueue_task(&mut self, job_id: &str, task_id: &str, slots: u32, front: bool) {
+        if let Some(j) = self.jobs.get_mut(job_id) {
+            if front {
+                j.queue.push_front((task_id.to_string(), slots));
+            } else {
+                j.queue.push_back((task_id.to_string(), slots));
+            }
+        }
+    }
+
+    /// A queued task leaves the queue without running (deleted or terminated while active).
+    pub fn dequeue_task(&mut self, job_id: &str, task_id: &str) {
+        if let Some(j) = self.jobs.get_mut(job_id) {
+            j.queue.retain(|(t, _)| t != task_id);
+        }
+    }
+
+    /// Records that a task already runs on a node (recovery after a restart).
+    pub fn restore_placement(&mut self, job_id: &str, task_id: &str, pool_id: &str, node_id: &str, slots: u32) {
+        if let Some(n) = self.pools.get_mut(pool_id).and_then(|p| p.nodes.get_mut(node_id)) {
+            n.used_slots += slots;
+        }
+        if let Some(j) = self.jobs.get_mut(job_id) {
+            j.running += 1;
+        }
+        self.placed.insert(
+            (job_id.to_string(), task_id.to_string()),
+            Placement { pool_id: pool_id.to_string(), node_id: node_id.to_string(), slots },
+        );
+    }
+
+    /// A placed task ended (completed, failed, killed): its slots are free again.
+    pub fn finish_task(&mut self, job_id: &str, task_id: &str) {
+        let key = (job_id.to_string(), task_id.to_string());
+        self.release(&key);
+    }
+
+    fn release(&mut self, key: &TaskKey) {
+        if let Some(p) = self.placed.remove(key) {
+            if let Some(n) = self.pools.get_mut(&p.pool_id).and_then(|pool| pool.nodes.get_mut(&p.node_id)) {
+                n.used_slots = n.used_slots.saturating_sub(p.slots);
+            }
+            if let Some(j) = self.jobs.get_mut(&key.0) {
+                j.running = j.running.saturating_sub(1);
+            }
+        }
+    }
+
+    /// Where a task runs, if it is placed.
+    pub fn placement(&self, job_id: &str, task_id: &str) -> Option<(&str, &str)> {
+        self.placed
+            .get(&(job_id.to_string(), task_id.to_string()))
+            .map(|p| (p.pool_id.as_str(), p.node_id.as_str()))
+    }
+
+    /// Tasks placed on a node.
+    pub fn tasks_on_node(&self, pool_id: &str, node_id: &str) -> Vec<TaskKey> {
+        self.placed
+            .iter()
+            .filter(|(_, p)| p.pool_id == pool_id && p.node_id == node_id)
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    /// Number of tasks waiting in queues (all jobs).
+    pub fn queued(&self) -> usize {
+        self.jobs.values().map(|j| j.queue.len()).sum()
+    }
+
+    /// Places as many queued tasks as fit and returns the decisions.
+    pub fn schedule(&mut self) -> Vec<Assignment> {
+        let mut out = Vec::new();
+        let mut order: Vec<(i32, u64, String)> = self
+            .jobs
+            .iter()
+            .filter(|(_, j)| j.schedulable && !j.queue.is_empty() && j.pool_id.is_some())
+            .map(|(id, j)| (j.priority, j.order, id.clone()))
+            .collect();
+        // Higher priority first, then older jobs.
+        order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
+        for (_, _, job_id) in order {
+            let Some(job) = self.jobs.get_mut(&job_id) else { continue };
+            let Some(pool) = job.pool_id.as_ref().and_then(|p| self.pools.get_mut(p)) else { continue };
+            let pool_id = job.pool_id.clone().unwrap_or_default();
+            // Tasks that cannot fit anywhere now (too many slots) are skipped, not blocking.
+            let mut skipped = VecDeque::new();
+            while let Some((task_id, slots)) = job.queue.pop_front() {
+                if job.max_parallel >= 0 && job.running >= job.max_parallel as u32 {
+                    job.queue.push_front((task_id, slots));
+                    break;
+                }
+                let candidate = pool
+                    .nodes
+                    .iter()
+                    .filter(|(_, n)| n.schedulable && n.total_slots - n.used_slots.min(n.total_slots) >= slots)
+                    .map(|(id, n)| (id, n.total_slots - n.used_slots))
+                    .reduce(|best, cur| {
+                        let better = match pool.fill {
+                            NodeFillType::Spread => cur.1 > best.1,
+                            NodeFillType::Pack => cur.1 < best.1,
+                        };
+                        if better { cur } else { best }
+                    })
+                    .map(|(id, _)| id.clone());
+                let Some(node_id) = candidate else {
+                    skipped.push_back((task_id, slots));
+                    // When nothing fits a 1-slot task, nothing else fits either.
+                    if slots == 1 {
+                        break;
+                    }
+                    continue;
+                };
+                if let Some(n) = pool.nodes.get_mut(&node_id) {
+                    n.used_slots += slots;
+                }
+                job.running += 1;
+                self.placed.insert(
+                    (job_id.clone(), task_id.clone()),
+                    Placement { pool_id: pool_id.clone(), node_id: node_id.clone(), slots },
+                );
+                out.push(Assignment { job_id: job_id.clone(), task_id, pool_id: pool_id.clone(), node_id, slots });
+            }
+            while let Some(t) = skipped.pop_back() {
+                job.queue.push_front(t);
+            }
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn core_with(nodes: &[&str], slots: u32, fill: NodeFillType) -> Core {
+        let mut c = Core::new();
+        c.upsert_pool("p", slots, fill);
+        for n in nodes {
+            c.upsert_node("p", n, true);
+        }
+        c
+    }
+
+    #[test]
+    fn fills_every_slot_and_no_more() {
+        let mut c = core_with(&["n1", "n2"], 2, NodeFillType::Spread);
+        c.upsert_job("j", Some("p"), 0, true, -1);
+        for i in 0..10 {
+            c.enqueue_task("j", &format!("t{i}"), 1, false);
+        }
+        let a = c.schedule();
+        assert_eq!(a.len(), 4);
+        assert_eq!(a.iter().filter(|x| x.node_id == "n1").count(), 2);
+        assert_eq!(c.queued(), 6);
+        assert!(c.schedule().is_empty());
+        c.finish_task("j", &a[0].task_id);
+        let b = c.schedule();
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].task_id, "t4", "tasks run in the order they were added");
+    }
+
+    #[test]
+    fn spread_and_pack_place_differently() {
+        let mut c = core_with(&["n1", "n2"], 4, NodeFillType::Spread);
+        c.upsert_job("j", Some("p"), 0, true, -1);
+        c.enqueue_task("j", "a", 1, false);
+        c.enqueue_task("j", "b", 1, false);
+        let a = c.schedule();
+        assert_ne!(a[0].node_id, a[1].node_id);
+
+        let mut c = core_with(&["n1", "n2"], 4, NodeFillType::Pack);
+        c.upsert_job("j", Some("p"), 0, true, -1);
+        c.enqueue_task("j", "a", 1, false);
+        c.schedule();
+        c.enqueue_task("j", "b", 1, false);
+        let b = c.schedule();
+        assert_eq!(b[0].node_id, c.placement("j", "a").unwrap().1);
+    }
+
+    #[test]
+    fn required_slots_and_unschedulable_nodes() {
+        let mut c = core_with(&["n1"], 2, NodeFillType::Spread);
+        c.upsert_node("p", "n2", false);
+        c.upsert_job("j", Some("p"), 0, true, -1);
+        c.enqueue_task("j", "big", 3, false);
+        c.enqueue_task("j", "two", 2, false);
+        c.enqueue_task("j", "one", 1, false);
+        let a = c.schedule();
+        assert_eq!(a.len(), 1);
+        assert_eq!(a[0].task_id, "two");
+        assert_eq!(c.queued(), 2);
+        c.upsert_node("p", "n2", true);
+        let b = c.schedule();
+        assert_eq!(b.len(), 1);
+        assert_eq!((b[0].task_id.as_str(), b[0].node_id.as_str()), ("one", "n2"));
+    }
+
+    #[test]
+    fn priority_and_parallel_cap() {
+        let mut c = core_with(&["n1"], 3, NodeFillType::Spread);
+        c.upsert_job("low", Some("p"), 0, true, -1);
+        c.upsert_job("high", Some("p"), 100, true, 1);
+        c.enqueue_task("low", "l1", 1, false);
+        c.enqueue_task("low", "l2", 1, false);
+        c.enqueue_task("high", "h1", 1, false);
+        c.enqueue_task("high", "h2", 1, false);
+        let a = c.schedule();
+        let ids: Vec<&str> = a.iter().map(|x| x.task_id.as_str()).collect();
+        assert_eq!(ids, vec!["h1", "l1", "l2"], "high first, capped at one running");
+    }
+
+    #[test]
+    fn node_loss_returns_its_tasks_and_disabled_jobs_wait() {
+        let mut c = core_with(&["n1"], 1, NodeFillType::Spread);
+        c.upsert_job("j", Some("p"), 0, false, -1);
+        c.enqueue_task("j", "t", 1, false);
+        assert!(c.schedule().is_empty());
+        c.upsert_job("j", Some("p"), 0, true, -1);
+        assert_eq!(c.schedule().len(), 1);
+        assert_eq!(c.remove_node("p", "n1"), vec![("j".to_string(), "t".to_string())]);
+        assert!(c.placement("j", "t").is_none());
+    }
+}

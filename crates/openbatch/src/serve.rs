@@ -1,0 +1,70 @@
+//! `openbatch serve`: opens the store, starts the scheduler driver and the HTTP API.
+
+use crate::api::{self, auth::AccountKey, App};
+use crate::nodes::local::LocalProvider;
+use crate::scheduler::driver::{Driver, ServiceInfo};
+use crate::store::Store;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// The development account's name (like Azurite's `devstoreaccount1`).
+pub const DEFAULT_ACCOUNT: &str = "devbatchaccount1";
+/// The development account's well-known base64 key. Anyone can read it: use it only on
+/// loopback and set your own `--key` anywhere else.
+pub const DEFAULT_KEY: &str = "6hU4W6CkGy4e9blds2MXyy/s5T5AeLvN4o0jWUaCAAe6JVCX/QdSmPZ6+QgmnlwNX31KlbvUEAM3BNBQ1Mk2cw==";
+/// Default listen address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:10400";
+
+/// Settings of a service process.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub account: String,
+    pub key: String,
+    /// Base URL callers use, when it differs from `http://<listen>`.
+    pub public_url: Option<String>,
+    /// The binary node agents run (normally this executable).
+    pub agent_exe: PathBuf,
+}
+
+/// Runs the service until the process ends.
+pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
+    let account = AccountKey::new(&cfg.account, &cfg.key)?;
+    let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
+    let local = listener.local_addr()?;
+    let agent_host = if local.ip().is_unspecified() { format!("127.0.0.1:{}", local.port()) } else { local.to_string() };
+    let service_url = format!("http://{agent_host}");
+    let account_url = cfg.public_url.clone().unwrap_or_else(|| service_url.clone());
+    let store = Store::open(&cfg.data_dir).await?;
+    let info = ServiceInfo { account_name: cfg.account.clone(), account_url: account_url.clone() };
+    let provider = LocalProvider::new(cfg.agent_exe.clone(), &cfg.data_dir, service_url.clone());
+    let driver = Driver::start(store.clone(), provider, info.clone()).await?;
+    let app = Arc::new(App { store, driver, account, info, public_url: cfg.public_url.clone() });
+    print_banner(&cfg, &account_url);
+    axum::serve(listener, api::router(app)).await?;
+    Ok(())
+}
+
+fn print_banner(cfg: &ServeConfig, url: &str) {
+    println!(
+        "openbatch {} is serving the Azure Batch API at {url}
+  account: {}
+  key:     {}
+  data:    {}
+
+Python (azure-batch 13.0.0):
+  from azure.batch import BatchServiceClient
+  from azure.batch.batch_auth import SharedKeyCredentials
+  client = BatchServiceClient(SharedKeyCredentials(\"{}\", \"{}\"), batch_url=\"{url}\")
+  print([i.node_agent_sku_id for i in client.account.list_supported_images()])
+",
+        env!("CARGO_PKG_VERSION"),
+        cfg.account,
+        cfg.key,
+        cfg.data_dir.display(),
+        cfg.account,
+        cfg.key,
+    );
+}
