@@ -298,11 +298,11 @@ impl Driver {
             self.handle(ev, &mut w, &mut spawns).await?;
         }
         self.dispatch(&mut w).await?;
+        // Flush, then settle pools and jobs from the written state.
+        self.flush(&mut w).await?;
         for pool_id in std::mem::take(&mut w.touched_pools) {
             self.refresh_pool(&mut w, &pool_id).await?;
         }
-        // Flush, then settle jobs whose tasks all completed (needs the written task states).
-        self.flush(&mut w).await?;
         for job_id in std::mem::take(&mut w.touched_jobs) {
             self.check_all_tasks_complete(&mut w, &job_id).await?;
         }
@@ -1033,10 +1033,10 @@ impl Driver {
     /// Recomputes a pool's current node count and allocation state.
     async fn refresh_pool(&mut self, w: &mut Work, pool_id: &str) -> StoreResult<()> {
         let Some(mut pool) = w.pools.get(&mut w.tx, "", pool_id).await? else { return Ok(()) };
+        // Counts come from the written state: the batch's changes were flushed before.
         let mut current = 0;
         let mut settling = false;
         for n in w.tx.children::<Node>(pool_id, None).await? {
-            let n = w.nodes.get(&mut w.tx, pool_id, &n.id).await?.unwrap_or(n);
             match n.state {
                 NodeState::LeavingPool => settling = true,
                 NodeState::Creating => {
@@ -1044,17 +1044,6 @@ impl Driver {
                     current += 1;
                 }
                 _ => current += 1,
-            }
-        }
-        // Nodes created in this batch are only in the cache.
-        for ((parent, _), n) in w.nodes.map.iter() {
-            if parent == pool_id {
-                if let Some(n) = n {
-                    if n.state == NodeState::Creating && w.tx.get::<Node>(pool_id, &n.id).await?.is_none() {
-                        current += 1;
-                        settling = true;
-                    }
-                }
             }
         }
         let target = if pool.spec.os_refusal().is_some() { current } else { pool.spec.target_nodes() as i32 };
