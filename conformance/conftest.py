@@ -128,6 +128,7 @@ class Service:
         log.flush()
         env = dict(os.environ)
         env.setdefault("RUST_BACKTRACE", "1")
+        env.setdefault("NO_COLOR", "1")  # plain text in service.log
         self.proc = subprocess.Popen(
             [
                 openbatch_bin(),
