@@ -11,6 +11,7 @@
 pub mod agent;
 pub mod api;
 pub mod bench;
+pub mod client;
 pub mod model;
 pub mod nodes;
 pub mod scheduler;

@@ -41,6 +41,14 @@ pub trait Record: Serialize + DeserializeOwned + Send + Sync {
     fn id(&self) -> &str;
     /// The state column (indexed).
     fn state(&self) -> &'static str;
+    /// The result column (indexed with the state): a task's `success`/`failure`.
+    fn result(&self) -> Option<&'static str> {
+        None
+    }
+    /// The weight column (a task's required slots), summed by counts.
+    fn weight(&self) -> i64 {
+        1
+    }
 }
 
 impl Record for Pool {
@@ -79,6 +87,12 @@ impl Record for Task {
     }
     fn state(&self) -> &'static str {
         self.status.state.as_str()
+    }
+    fn result(&self) -> Option<&'static str> {
+        self.status.execution_info.result.map(|r| r.as_str())
+    }
+    fn weight(&self) -> i64 {
+        i64::from(self.spec.slots())
     }
 }
 
@@ -121,6 +135,8 @@ impl Store {
                     parent TEXT NOT NULL COLLATE NOCASE,
                     id TEXT NOT NULL COLLATE NOCASE,
                     state TEXT NOT NULL,
+                    result TEXT,
+                    weight INTEGER NOT NULL DEFAULT 1,
                     doc TEXT NOT NULL,
                     PRIMARY KEY (parent, id)
                 ) WITHOUT ROWID"
@@ -129,6 +145,11 @@ impl Store {
             .await?;
             sqlx::query(&format!(
                 "CREATE INDEX IF NOT EXISTS {table}_state ON {table} (parent, state, id)"
+            ))
+            .execute(&writer)
+            .await?;
+            sqlx::query(&format!(
+                "CREATE INDEX IF NOT EXISTS {table}_counts ON {table} (parent, state, result, weight)"
             ))
             .execute(&writer)
             .await?;
@@ -191,9 +212,7 @@ impl Store {
     /// Returns `(state, result, tasks, slots)` rows.
     pub async fn task_counts(&self, job_id: &str) -> StoreResult<Vec<(String, Option<String>, i64, i64)>> {
         let rows = sqlx::query(
-            "SELECT state, json_extract(doc, '$.status.executionInfo.result') AS result,
-                    COUNT(*), COALESCE(SUM(json_extract(doc, '$.spec.requiredSlots')), COUNT(*))
-             FROM tasks WHERE parent = ? GROUP BY state, result",
+            "SELECT state, result, COUNT(*), SUM(weight) FROM tasks WHERE parent = ? GROUP BY state, result",
         )
         .bind(job_id)
         .fetch_all(&self.reader)
@@ -236,13 +255,16 @@ impl Tx {
     pub async fn put<R: Record>(&mut self, r: &R) -> StoreResult<()> {
         let doc = serde_json::to_string(r)?;
         sqlx::query(&format!(
-            "INSERT INTO {} (parent, id, state, doc) VALUES (?, ?, ?, ?)
-             ON CONFLICT (parent, id) DO UPDATE SET state = excluded.state, doc = excluded.doc",
+            "INSERT INTO {} (parent, id, state, result, weight, doc) VALUES (?, ?, ?, ?, ?, ?)
+             ON CONFLICT (parent, id) DO UPDATE SET state = excluded.state, result = excluded.result,
+                 weight = excluded.weight, doc = excluded.doc",
             R::TABLE
         ))
         .bind(r.parent())
         .bind(r.id())
         .bind(r.state())
+        .bind(r.result())
+        .bind(r.weight())
         .bind(doc)
         .execute(&mut *self.tx)
         .await?;
