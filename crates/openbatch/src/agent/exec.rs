@@ -109,6 +109,7 @@ pub async fn run(
     let wd = task_dir.join("wd");
     let files = (|| -> std::io::Result<(std::fs::File, std::fs::File)> {
         std::fs::create_dir_all(&wd)?;
+        std::fs::create_dir_all(task_dir.join("certs"))?;
         Ok((
             std::fs::File::create(task_dir.join("stdout.txt"))?,
             std::fs::File::create(task_dir.join("stderr.txt"))?,

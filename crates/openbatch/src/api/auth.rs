@@ -53,8 +53,8 @@ impl AccountKey {
     /// Verifies the request's `Authorization` header.
     ///
     /// `raw_path` is the path as sent (percent-encoded), `raw_query` the query string as sent.
-    /// Errors: no header → 401 `MissingRequiredHeader` (HeaderName Authorization); a header that
-    /// is not `SharedKey account:signature` → 401 `InvalidAuthenticationInfo`; another account
+    /// Errors: no header → 400 `MissingRequiredHeader` (HeaderName Authorization); a header that
+    /// is not `SharedKey account:signature` → 400 `InvalidAuthenticationInfo`; another account
     /// or a wrong signature → 403 `AuthenticationFailed`.
     pub fn verify(
         &self,
@@ -65,7 +65,7 @@ impl AccountKey {
     ) -> Result<(), BatchError> {
         let Some(auth) = headers.get("authorization") else {
             return Err(BatchError::new(
-                StatusCode::UNAUTHORIZED,
+                StatusCode::BAD_REQUEST,
                 "MissingRequiredHeader",
                 "An HTTP header that's mandatory for this request is not specified.",
             )
@@ -76,7 +76,7 @@ impl AccountKey {
             auth.strip_prefix("SharedKey ").and_then(|rest| rest.trim().split_once(':'))
         else {
             return Err(BatchError::new(
-                StatusCode::UNAUTHORIZED,
+                StatusCode::BAD_REQUEST,
                 "InvalidAuthenticationInfo",
                 "Authentication information is not given in the correct format. Check the value of Authorization header.",
             ));

@@ -79,14 +79,27 @@ fn decode(seg: &str) -> String {
 pub fn route(method: &Method, raw_path: &str) -> Result<Operation, BatchError> {
     let segs: Vec<String> = raw_path.trim_matches('/').split('/').filter(|s| !s.is_empty()).map(decode).collect();
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
-    let m = method.as_str();
+    if let Some(op) = match_op(method.as_str(), &s) {
+        return Ok(op);
+    }
+    // A path that some method serves answers 405 for the others.
+    let served = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"].iter().any(|m| match_op(m, &s).is_some());
+    if served {
+        Err(BatchError::method_not_allowed(method.as_str()))
+    } else {
+        Err(BatchError::unknown_path(raw_path))
+    }
+}
+
+/// The operation served by `m` at the decoded path segments `s`, if any.
+fn match_op(m: &str, s: &[&str]) -> Option<Operation> {
     let file_method = |m: &str| match m {
         "GET" => Some(FileMethod::Get),
         "HEAD" => Some(FileMethod::Head),
         "DELETE" => Some(FileMethod::Delete),
         _ => None,
     };
-    let op = match (m, s.as_slice()) {
+    let op = match (m, s) {
         ("GET", ["supportedimages"]) => Operation::ListSupportedImages,
         ("GET", ["nodecounts"]) => Operation::ListPoolNodeCounts,
         ("POST", ["pools"]) => Operation::PoolAdd,
@@ -121,25 +134,9 @@ pub fn route(method: &Method, raw_path: &str) -> Result<Operation, BatchError> {
         (_, ["jobs", j, "tasks", t, "files", rest @ ..]) if !rest.is_empty() && file_method(m).is_some() => {
             Operation::FileFromTask { job: j.to_string(), task: t.to_string(), path: rest.join("/"), method: file_method(m).unwrap_or(FileMethod::Get) }
         }
-        _ => {
-            // A path that some method serves answers 405 for the others.
-            for other in ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"] {
-                if other != m {
-                    if let Ok(meth) = Method::from_bytes(other.as_bytes()) {
-                        if route_exact(&meth, &s) {
-                            return Err(BatchError::method_not_allowed(m));
-                        }
-                    }
-                }
-            }
-            return Err(BatchError::unknown_path(raw_path));
-        }
+        _ => return None,
     };
-    Ok(op)
-}
-
-fn route_exact(method: &Method, s: &[&str]) -> bool {
-    route(method, &s.join("/")).is_ok()
+    Some(op)
 }
 
 #[cfg(test)]
@@ -160,5 +157,8 @@ mod tests {
         );
         assert_eq!(route(&Method::PUT, "/pools").unwrap_err().code, "UnsupportedHttpVerb");
         assert_eq!(route(&Method::GET, "/nothing/here").unwrap_err().status.as_u16(), 404);
+        assert_eq!(route(&Method::GET, "/nothing").unwrap_err().status.as_u16(), 404);
+        assert_eq!(route(&Method::GET, "/pools/p/resize").unwrap_err().code, "UnsupportedHttpVerb");
+        assert_eq!(route(&Method::PUT, "/jobs/j/terminate").unwrap_err().code, "UnsupportedHttpVerb");
     }
 }

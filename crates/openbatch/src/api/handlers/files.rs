@@ -18,6 +18,16 @@ use std::time::Duration;
 
 const FILE_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What the service percent-encodes in file URLs: everything but letters, digits and
+/// `.-_~` (so `:` and `/` are encoded in `ocp-batch-file-url`, as recorded).
+const URL_ENCODE: &percent_encoding::AsciiSet =
+    &percent_encoding::NON_ALPHANUMERIC.remove(b'.').remove(b'-').remove(b'_').remove(b'~');
+
+/// Encodes each segment of a relative path, keeping `/` between them (list entry URLs).
+fn encode_path(p: &str) -> String {
+    p.split('/').map(|s| percent_encoding::utf8_percent_encode(s, URL_ENCODE).to_string()).collect::<Vec<_>>().join("/")
+}
+
 /// Where a task's or node's files are: the node, the directory under its root, and the URL
 /// prefix of file URLs.
 struct Location {
@@ -73,8 +83,7 @@ fn content_type(name: &str) -> &'static str {
 }
 
 fn entry_json(url_prefix: &str, e: &FileEntry) -> Value {
-    let encoded = e.name.split('/').map(|s| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()).collect::<Vec<_>>().join("%2F");
-    let mut v = json!({"name": e.name, "url": format!("{url_prefix}/{encoded}"), "isDirectory": e.is_directory});
+    let mut v = json!({"name": e.name, "url": format!("{url_prefix}/{}", encode_path(&e.name)), "isDirectory": e.is_directory});
     if !e.is_directory {
         v["properties"] = json!({
             "lastModified": format_timestamp(&ts(e.modified_ms)),
@@ -111,7 +120,8 @@ pub fn parse_range(v: &str, size: u64) -> Option<(u64, u64)> {
         (a, "") => (a.parse().ok()?, size),
         (a, b) => (a.parse().ok()?, b.parse::<u64>().ok()?.saturating_add(1).min(size)),
     };
-    (start <= end && start <= size).then_some((start, end))
+    // An empty file has no satisfiable byte range.
+    (start < end && start < size).then_some((start, end))
 }
 
 async fn one(app: &App, loc: Location, ctx: &Ctx, rel: &str, method: FileMethod) -> ApiResult<Reply> {
@@ -128,14 +138,10 @@ async fn one(app: &App, loc: Location, ctx: &Ctx, rel: &str, method: FileMethod)
         FileReply::Entry { entry } => entry,
         _ => return Err(BatchError::not_found(ResourceKind::File)),
     };
-    let encoded_url = percent_encoding::utf8_percent_encode(
-        &format!("{}/{}", loc.url, rel.trim_matches('/')),
-        percent_encoding::NON_ALPHANUMERIC,
-    )
-    .to_string();
+    let encoded_url =
+        percent_encoding::utf8_percent_encode(&format!("{}/{}", loc.url, rel.trim_matches('/')), URL_ENCODE).to_string();
     let headers = |r: Reply| {
         r.header("Last-Modified", format_http_date(&ts(entry.modified_ms)))
-            .header("ocp-creation-time", format_http_date(&ts(entry.created_ms)))
             .header("ocp-batch-file-isdirectory", if entry.is_directory { "True" } else { "False" })
             .header("ocp-batch-file-mode", format!("0o{:o}", entry.mode))
             .header("ocp-batch-file-url", encoded_url.clone())
@@ -212,5 +218,6 @@ mod tests {
         assert_eq!(parse_range("bytes=2-100", 10), Some((2, 10)));
         assert_eq!(parse_range("bytes=11-12", 10), None);
         assert_eq!(parse_range("items=0-1", 10), None);
+        assert_eq!(parse_range("bytes=0-1", 0), None);
     }
 }
