@@ -45,6 +45,13 @@ ensure_venv() {
     echo "venv $venv is ready ($want)"
     return 0
   fi
+  if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
+    # Debian's own python3 ships venv/ensurepip separately.
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && apt-get install -y -qq python3-venv
+    fi
+    "$PYTHON" -c 'import venv, ensurepip' || { echo "error: $PYTHON has no venv/ensurepip" >&2; return 1; }
+  fi
   echo "creating $venv ($want)"
   rm -rf "$venv"
   mkdir -p "$(dirname "$venv")"
