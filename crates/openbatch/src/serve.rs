@@ -43,6 +43,11 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let driver = Driver::start(store.clone(), provider, info.clone()).await?;
     let app = Arc::new(App { store, driver, account, info, public_url: cfg.public_url.clone() });
     print_banner(&cfg, &account_url);
+    // TCP_NODELAY: small agent messages must not wait for delayed ACKs.
+    use axum::serve::ListenerExt;
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+    });
     axum::serve(listener, api::router(app)).await?;
     Ok(())
 }

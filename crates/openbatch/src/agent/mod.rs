@@ -61,7 +61,8 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
     );
     let mut backoff = Duration::from_millis(50);
     loop {
-        let conn = tokio_tungstenite::connect_async(&ws_url).await;
+        // No Nagle: messages are small and latency is the dispatch rate.
+        let conn = tokio_tungstenite::connect_async_with_config(&ws_url, None, true).await;
         let Ok((ws, _)) = conn else {
             if last_connected.elapsed() > cfg.orphan_timeout {
                 tracing::warn!("service unreachable for {:?}; ending node", cfg.orphan_timeout);

@@ -66,6 +66,8 @@ pub enum Event {
     Agent { node_id: String, msg: AgentMessage },
     /// An agent's connection dropped.
     AgentGone { node_id: String, conn_id: u64 },
+    /// A node's agent process was started (the node is `starting`).
+    NodeSpawned { pool_id: String, node_id: String, pid: u32 },
     /// Periodic housekeeping.
     Tick,
 }
@@ -172,6 +174,8 @@ pub struct Driver {
     nodes: HashMap<String, NodeRt>,
     next_dispatch: u64,
     rx: mpsc::UnboundedReceiver<Event>,
+    /// The driver's own sender, for events it schedules for itself.
+    me: mpsc::UnboundedSender<Event>,
 }
 
 fn to_ts(ms: i64) -> Timestamp {
@@ -201,6 +205,7 @@ impl Driver {
             nodes: HashMap::new(),
             next_dispatch: (Utc::now().timestamp_micros().max(1)) as u64,
             rx,
+            me: tx.clone(),
         };
         d.recover().await?;
         let ticker = tx.clone();
@@ -273,7 +278,10 @@ impl Driver {
                     Err(_) => break,
                 }
             }
-            if let Err(e) = self.apply(batch).await {
+            let (n, t0) = (batch.len(), Instant::now());
+            let result = self.apply(batch).await;
+            tracing::debug!(events = n, micros = t0.elapsed().as_micros() as u64, "batch applied");
+            if let Err(e) = result {
                 tracing::error!(error = %e, "scheduler batch failed; it will be retried from the store state");
             }
         }
@@ -322,6 +330,7 @@ impl Driver {
                     if let Some(rt) = self.nodes.get_mut(&node_id) {
                         rt.pid = Some(pid);
                     }
+                    let _ = self.me.send(Event::NodeSpawned { pool_id, node_id, pid });
                 }
                 Err(e) => tracing::error!(%pool_id, %node_id, error = %e, "could not start the node agent"),
             }
@@ -401,6 +410,16 @@ impl Driver {
                         let pool_id = rt.pool_id.clone();
                         self.core.upsert_node(&pool_id, &node_id, false);
                     }
+                }
+            }
+            Event::NodeSpawned { pool_id, node_id, pid } => {
+                if let Some(mut node) = w.nodes.get(&mut w.tx, &pool_id, &node_id).await? {
+                    node.agent_pid = Some(pid);
+                    if matches!(node.state, NodeState::Creating | NodeState::Unusable) {
+                        set_node_state(&mut node, NodeState::Starting, Clock::now());
+                    }
+                    w.nodes.put(node);
+                    w.touched_pools.insert(pool_id);
                 }
             }
             Event::Tick => {
