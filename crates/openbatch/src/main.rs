@@ -31,7 +31,7 @@ enum Command {
         /// The account's base64 key (the default is a well-known development key).
         #[arg(long, env = "OPENBATCH_KEY", default_value = DEFAULT_KEY, hide_default_value = true)]
         key: String,
-        /// Base URL callers use, if not http://<listen> (e.g. behind a proxy).
+        /// Base URL for resource URLs and odata.nextLink (default: http://<the request's Host header>).
         #[arg(long, env = "OPENBATCH_PUBLIC_URL")]
         public_url: Option<String>,
     },

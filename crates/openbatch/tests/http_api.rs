@@ -252,6 +252,19 @@ async fn pool_add_get_exists_patch_delete() {
     assert_entity_headers(&r);
     let etag_add = r.header("etag").unwrap();
 
+    // Features openbatch does not run yet are refused, never silently ignored.
+    for (extra, prop) in [
+        (json!({"resourceFiles": [{"httpUrl": "http://127.0.0.1:9/x", "filePath": "x"}]}), "resourceFiles"),
+        (json!({"outputFiles": [{"filePattern": "*.txt", "destination": {}, "uploadOptions": {"uploadCondition": "taskcompletion"}}]}), "outputFiles"),
+        (json!({"environmentSettings": [{"name": "", "value": "x"}]}), "environmentSettings.name"),
+    ] {
+        let mut body = json!({"id": "refused", "commandLine": "/bin/true"});
+        merge(&mut body, extra);
+        let e = svc.post("/jobs/tj/tasks").json(body).send().await.expect_error(400, "InvalidPropertyValue");
+        assert_eq!(e["values"][0]["value"], prop, "{e}");
+    }
+    svc.get("/jobs/tj/tasks/refused").send().await.expect_error(404, "TaskNotFound");
+
     // Duplicate ids (ids are case-insensitive).
     svc.post("/pools").json(body.clone()).send().await.expect_error(409, "PoolExists");
     let mut upper = body.clone();
@@ -474,6 +487,18 @@ async fn pool_resize_up_and_down() {
     svc.post("/pools/nope/resize").json(json!({"targetDedicatedNodes": 1})).send().await.expect_error(404, "PoolNotFound");
     svc.post("/pools/rp/resize").json(json!({"targetDedicatedNodes": -2})).send().await.expect_error(400, "InvalidPropertyValue");
     svc.post("/pools/rp/resize").json(json!({"targetDedicatedNodes": 1, "bogus": 1})).send().await.expect_error(400, "InvalidPropertyValue");
+
+    // Up again from one: the new nodes get new ids, and the pool settles.
+    svc.post("/pools/rp/resize").json(json!({"targetDedicatedNodes": 2})).send().await.expect_status(202);
+    let nodes = svc.wait_pool_idle("rp", 2, secs(20)).await;
+    let ids: BTreeSet<&str> = nodes.iter().map(|n| n["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 2, "node ids are distinct after growing: {ids:?}");
+    poll("rp steady at 2", secs(20), || async {
+        let p = svc.get_json("/pools/rp").await;
+        (p["allocationState"] == "steady" && p["currentDedicatedNodes"] == 2).then_some(())
+    })
+    .await;
+    assert!(svc.get_json("/pools/rp").await.get("nextNodeIndex").is_none(), "bookkeeping is not rendered");
 
     // Down to zero.
     svc.post("/pools/rp/resize").json(json!({"targetDedicatedNodes": 0})).send().await.expect_status(202);

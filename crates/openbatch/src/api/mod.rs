@@ -87,7 +87,7 @@ async fn dispatch(State(app): State<Arc<App>>, method: Method, uri: Uri, headers
     let mut response = match result {
         Ok(reply) => render(reply, is_head),
         Err(e) => {
-            let now = crate::model::time::format_timestamp(&crate::model::time::Clock::now());
+            let now = crate::model::time::format_timestamp_7(&crate::model::time::Clock::now());
             if e.status.is_server_error() {
                 tracing::error!(code = %e.code, %request_id, "request failed");
             }

@@ -116,14 +116,20 @@ pub struct PoolStatus {
     pub resize_errors: Vec<Value>,
     pub current_dedicated_nodes: i32,
     pub current_low_priority_nodes: i32,
-    /// Monotonic counter naming the pool's next node (`tvm-<n>`); not on the wire.
-    #[serde(default, skip_serializing)]
+    /// Monotonic counter naming the pool's next node (`tvm-<n>`); stored, never rendered.
+    #[serde(default)]
     pub next_node_index: u64,
-    /// Set when resizing must remove nodes: how their tasks end; not on the wire.
+    /// Set when resizing must remove nodes: how their tasks end; stored, never rendered.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_deallocation: Option<DeallocationOption>,
+    /// When the current resize began; stored, never rendered.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "ts_opt")]
     pub resize_started: Option<Timestamp>,
+}
+
+impl PoolStatus {
+    /// Stored fields that are the service's bookkeeping, not Batch properties.
+    pub const PRIVATE: &'static [&'static str] = &["nextNodeIndex", "pendingDeallocation", "resizeStarted"];
 }
 
 /// PoolPatchParameter: replaces only the properties given.

@@ -75,6 +75,11 @@ pub fn format_timestamp(t: &Timestamp) -> String {
     format!("{base}.{}Z", digits.trim_end_matches('0'))
 }
 
+/// Formats a timestamp with all 7 fractional digits, as error messages' `Time:` lines show.
+pub fn format_timestamp_7(t: &Timestamp) -> String {
+    format!("{}.{:07}Z", t.format("%Y-%m-%dT%H:%M:%S"), t.timestamp_subsec_nanos() / 100)
+}
+
 /// Formats a timestamp as an HTTP date (RFC 1123, whole seconds), for `Last-Modified`.
 pub fn format_http_date(t: &Timestamp) -> String {
     t.format("%a, %d %b %Y %H:%M:%S GMT").to_string()

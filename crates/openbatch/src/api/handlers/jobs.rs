@@ -80,6 +80,7 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
             return Err(BatchError::invalid_property(name, "", "openbatch does not run job manager, preparation or release tasks yet."));
         }
     }
+    super::check_environment(spec.common_environment_settings.as_deref())?;
     spec.normalize();
     let now = Clock::now();
     let job = Job {

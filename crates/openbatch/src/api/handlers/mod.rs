@@ -73,6 +73,17 @@ pub fn check_id(id: &str) -> ApiResult<()> {
     }
 }
 
+/// Checks environment settings: every name non-empty and without `=`.
+/// Errors: 400 `InvalidPropertyValue` naming `environmentSettings`.
+pub fn check_environment(env: Option<&[crate::model::common::EnvironmentSetting]>) -> ApiResult<()> {
+    for e in env.unwrap_or_default() {
+        if e.name.is_empty() || e.name.contains('=') || e.name.contains('\0') {
+            return Err(BatchError::invalid_property("environmentSettings.name", e.name.clone(), "An environment variable name must be non-empty and contain no '=' or NUL."));
+        }
+    }
+    Ok(())
+}
+
 /// `maxresults` (1 to 1000, default 1000) and the `$skiptoken` to continue after.
 /// Errors: 400 `InvalidQueryParameterValue` for a bad `maxresults`.
 pub fn page_params(ctx: &Ctx) -> ApiResult<(u32, Option<String>)> {

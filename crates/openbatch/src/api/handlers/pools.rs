@@ -23,7 +23,11 @@ pub fn render(base: &str, p: &Pool) -> Map<String, Value> {
     m.insert("eTag".into(), Value::String(etag_for(&p.last_modified)));
     m.insert("lastModified".into(), Value::String(format_timestamp(&p.last_modified)));
     m.insert("creationTime".into(), Value::String(format_timestamp(&p.creation_time)));
-    m.extend(to_map(&p.status));
+    let mut status = to_map(&p.status);
+    for private in PoolStatus::PRIVATE {
+        status.remove(*private);
+    }
+    m.extend(status);
     for (k, v) in to_map(&p.spec) {
         m.entry(k).or_insert(v);
     }
@@ -61,11 +65,29 @@ fn check_spec(spec: &PoolSpec) -> ApiResult<()> {
         }
     }
     if let Some(st) = &spec.start_task {
-        if st.command_line.trim().is_empty() {
-            return Err(BatchError::invalid_property("startTask.commandLine", "", "The command line cannot be empty."));
-        }
+        check_start_task(st)?;
+    }
+    let unsupported = [
+        ("mountConfiguration", spec.mount_configuration.as_ref().is_some_and(|m| !m.is_empty()), "mounting file systems"),
+        ("applicationPackageReferences", spec.application_package_references.as_ref().is_some_and(|a| !a.is_empty()), "application packages"),
+    ];
+    if let Some((name, _, what)) = unsupported.iter().find(|(_, used, _)| *used) {
+        return Err(BatchError::invalid_property(name, "", format!("openbatch does not support {what} yet; the pool was not added.")));
     }
     Ok(())
+}
+
+fn check_start_task(st: &crate::model::common::StartTask) -> ApiResult<()> {
+    if st.command_line.trim().is_empty() {
+        return Err(BatchError::invalid_property("startTask.commandLine", "", "The command line cannot be empty."));
+    }
+    if st.resource_files.as_ref().is_some_and(|r| !r.is_empty()) {
+        return Err(BatchError::invalid_property("startTask.resourceFiles", "", "openbatch does not support resource files yet."));
+    }
+    if st.container_settings.is_some() {
+        return Err(BatchError::invalid_property("startTask.containerSettings", "", "openbatch does not support container tasks yet."));
+    }
+    super::check_environment(st.environment_settings.as_deref())
 }
 
 /// Pool Add: 201 with `Location`; 409 `PoolExists` when the id is taken.
@@ -152,6 +174,7 @@ pub async fn patch(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Rep
         return Err(BatchError::being_deleted(ResourceKind::Pool));
     }
     if let Some(mut st) = patch.start_task {
+        check_start_task(&st)?;
         st.normalize();
         p.spec.start_task = Some(st);
     }

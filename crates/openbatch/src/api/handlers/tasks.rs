@@ -78,11 +78,20 @@ fn new_task(job: &Job, value: Value, now: Timestamp) -> ApiResult<Task> {
             }
         }
     }
-    for (name, v) in [("multiInstanceSettings", &spec.multi_instance_settings), ("dependsOn", &spec.depends_on)] {
-        if v.is_some() {
-            return Err(BatchError::invalid_property(name, "", "openbatch does not run multi-instance tasks or task dependencies yet."));
-        }
+    let unsupported = [
+        ("multiInstanceSettings", spec.multi_instance_settings.is_some(), "multi-instance tasks"),
+        ("dependsOn", spec.depends_on.is_some(), "task dependencies"),
+        ("resourceFiles", spec.resource_files.as_ref().is_some_and(|r| !r.is_empty()), "resource files"),
+        ("outputFiles", spec.output_files.as_ref().is_some_and(|r| !r.is_empty()), "output files"),
+        ("containerSettings", spec.container_settings.is_some(), "container tasks"),
+        ("exitConditions", spec.exit_conditions.is_some(), "exit conditions"),
+        ("applicationPackageReferences", spec.application_package_references.as_ref().is_some_and(|r| !r.is_empty()), "application packages"),
+        ("userIdentity.username", spec.user_identity.as_ref().is_some_and(|u| u.username.is_some()), "named pool users"),
+    ];
+    if let Some((name, _, what)) = unsupported.iter().find(|(_, used, _)| *used) {
+        return Err(BatchError::invalid_property(name, "", format!("openbatch does not support {what} yet; the task was not added.")));
     }
+    super::check_environment(spec.environment_settings.as_deref())?;
     spec.normalize(job.spec.constraints.as_ref().and_then(|c| c.max_task_retry_count));
     Ok(Task {
         job_id: job.spec.id.clone(),
@@ -162,7 +171,7 @@ pub async fn add_collection(app: &App, ctx: &Ctx, job_id: &str, body: &[u8]) -> 
             }
             Err(e) if e.status.is_server_error() => return Err(e),
             Err(e) => {
-                let stamp = format_timestamp(&Clock::now());
+                let stamp = crate::model::time::format_timestamp_7(&Clock::now());
                 let mut err = e.body(&ctx.base, &uuid::Uuid::new_v4().to_string(), &stamp);
                 if let Some(o) = err.as_object_mut() {
                     o.remove("odata.metadata");

@@ -1,0 +1,98 @@
+//! The hand-written part of the version table: what a property lookup cannot express —
+//! renames, moved properties, enum values that changed spelling, and defaults that differ by
+//! api-version. Each rule cites the seed's release note it comes from. Versions are indexes
+//! into [`crate::api::version::PUBLISHED`].
+
+/// A property that an older version names differently: up to and including `last_old`, the
+/// wire name is `old`; later it is `new` (the canonical name).
+pub struct Rename {
+    pub models: &'static [&'static str],
+    pub old: &'static str,
+    pub new: &'static str,
+    pub last_old: u8,
+    /// The old property held one element where the new one holds an array of them.
+    pub singular: bool,
+}
+
+/// 2017-01-01.4.0 is index 5, 2018-08-01.7.0 is 10, 2020-03-01.11.0 is 14.
+pub const RENAMES: &[Rename] = &[
+    // 2017-05-01.5.0: targetDedicated/currentDedicated → targetDedicatedNodes/currentDedicatedNodes.
+    Rename { models: &["CloudPool", "PoolAddParameter", "PoolSpecification", "PoolResizeParameter"], old: "targetDedicated", new: "targetDedicatedNodes", last_old: 5, singular: false },
+    Rename { models: &["CloudPool"], old: "currentDedicated", new: "currentDedicatedNodes", last_old: 5, singular: false },
+    // 2017-05-01.5.0: resizeError became the collection resizeErrors.
+    Rename { models: &["CloudPool"], old: "resizeError", new: "resizeErrors", last_old: 5, singular: true },
+    // 2017-05-01.5.0: executionInfo.schedulingError → failureInfo; exitConditions.schedulingError → preProcessingError.
+    Rename { models: &["TaskExecutionInformation", "StartTaskInformation", "SubtaskInformation", "JobPreparationTaskExecutionInformation", "JobReleaseTaskExecutionInformation"], old: "schedulingError", new: "failureInfo", last_old: 5, singular: false },
+    Rename { models: &["ExitConditions"], old: "schedulingError", new: "preProcessingError", last_old: 5, singular: false },
+    // 2018-12-01.8.0: targetOSVersion → osVersion; ResourceFile.blobSource → httpUrl.
+    Rename { models: &["CloudServiceConfiguration"], old: "targetOSVersion", new: "osVersion", last_old: 10, singular: false },
+    Rename { models: &["ResourceFile"], old: "blobSource", new: "httpUrl", last_old: 10, singular: false },
+    // 2020-09-01.12.0: maxTasksPerNode → taskSlotsPerNode.
+    Rename { models: &["CloudPool", "PoolAddParameter", "PoolSpecification"], old: "maxTasksPerNode", new: "taskSlotsPerNode", last_old: 14, singular: false },
+];
+
+/// A property that moved into a nested object: up to `last_old`, `old` sat on the model itself;
+/// later it is `path` below it.
+pub struct Move {
+    pub models: &'static [&'static str],
+    pub old: &'static str,
+    pub path: &'static [&'static str],
+    pub last_old: u8,
+}
+
+pub const MOVES: &[Move] = &[
+    // 2017-05-01.5.0: sshPrivateKey moved under linuxUserConfiguration.
+    Move { models: &["UserAccount"], old: "sshPrivateKey", path: &["linuxUserConfiguration", "sshPrivateKey"], last_old: 5 },
+];
+
+/// Models whose `runElevated` flag (up to 2016-07-01.3.1, index 4) became `userIdentity`
+/// with `autoUser.elevationLevel` (2017-01-01.4.0). From 4.0 on `runElevated` is refused.
+pub const RUN_ELEVATED_MODELS: &[&str] =
+    &["TaskAddParameter", "CloudTask", "StartTask", "JobManagerTask", "JobPreparationTask", "JobReleaseTask"];
+pub const RUN_ELEVATED_LAST: u8 = 4;
+
+/// An enum value spelled differently up to `last_old` (both directions), or, with
+/// `downgrade_only`, a value older versions do not know and see as `old`.
+pub struct EnumRename {
+    pub name: &'static str,
+    pub old: &'static str,
+    pub new: &'static str,
+    pub last_old: u8,
+    pub downgrade_only: bool,
+}
+
+pub const ENUM_RENAMES: &[EnumRename] = &[
+    // 2015-11-01.2.1: the node state offline is reported as unusable to older versions.
+    EnumRename { name: "ComputeNodeState", old: "unusable", new: "offline", last_old: 0, downgrade_only: true },
+    // 2018-08-01.7.0: ContainerType docker → dockerCompatible.
+    EnumRename { name: "ContainerType", old: "docker", new: "dockerCompatible", last_old: 9, downgrade_only: false },
+];
+
+/// A default the service fills in when a request leaves `path` (below `model`) out, for
+/// versions `first..=last`.
+pub struct VersionDefault {
+    pub model: &'static str,
+    pub path: &'static [&'static str],
+    pub value: DefaultValue,
+    pub first: u8,
+    pub last: u8,
+    /// Which release note this comes from.
+    pub note: &'static str,
+}
+
+/// A JSON default value.
+#[derive(Clone, Copy)]
+pub enum DefaultValue {
+    Bool(bool),
+    Str(&'static str),
+}
+
+pub const DEFAULTS: &[VersionDefault] = &[
+    VersionDefault { model: "StartTask", path: &["waitForSuccess"], value: DefaultValue::Bool(false), first: 0, last: 12, note: "StartTask.waitForSuccess defaults to false before 2019-08-01.10.0" },
+    VersionDefault { model: "StartTask", path: &["waitForSuccess"], value: DefaultValue::Bool(true), first: 13, last: 19, note: "StartTask.waitForSuccess defaults to true from 2019-08-01.10.0" },
+    VersionDefault { model: "AutoUserSpecification", path: &["scope"], value: DefaultValue::Str("pool"), first: 0, last: 19, note: "AutoUserSpecification.scope defaults to pool on Linux nodes (task on Windows before 2019-08-01.10.0; openbatch nodes are Linux)" },
+    VersionDefault { model: "TaskAddParameter", path: &["constraints", "retentionTime"], value: DefaultValue::Str(crate::model::time::UNLIMITED_DURATION), first: 0, last: 10, note: "task retention is unlimited before 2018-12-01.8.0" },
+    VersionDefault { model: "TaskAddParameter", path: &["constraints", "retentionTime"], value: DefaultValue::Str("P7D"), first: 11, last: 19, note: "task retention defaults to 7 days from 2018-12-01.8.0" },
+    VersionDefault { model: "DataDisk", path: &["caching"], value: DefaultValue::Str("none"), first: 0, last: 9, note: "data disk caching defaults to none before 2018-08-01.7.0" },
+    VersionDefault { model: "DataDisk", path: &["caching"], value: DefaultValue::Str("readwrite"), first: 10, last: 19, note: "data disk caching defaults to readwrite from 2018-08-01.7.0" },
+];
