@@ -3,6 +3,7 @@
 //!
 //! * [`api`] — HTTP: api-version, SharedKey auth, routing, handlers, Batch errors;
 //! * [`model`] — the canonical resources (2022-10-01.16.0 shapes);
+//! * [`versions`] — every api-version as data: operations, properties, renames, defaults;
 //! * [`store`] — durable state (SQLite);
 //! * [`scheduler`] — the pure scheduling core and its driver;
 //! * [`agent`] — the node agent and its protocol; [`nodes`] — where nodes come from;
@@ -17,3 +18,4 @@ pub mod nodes;
 pub mod scheduler;
 pub mod serve;
 pub mod store;
+pub mod versions;

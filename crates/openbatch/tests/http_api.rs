@@ -252,18 +252,6 @@ async fn pool_add_get_exists_patch_delete() {
     assert_entity_headers(&r);
     let etag_add = r.header("etag").unwrap();
 
-    // Features openbatch does not run yet are refused, never silently ignored.
-    for (extra, prop) in [
-        (json!({"resourceFiles": [{"httpUrl": "http://127.0.0.1:9/x", "filePath": "x"}]}), "resourceFiles"),
-        (json!({"outputFiles": [{"filePattern": "*.txt", "destination": {}, "uploadOptions": {"uploadCondition": "taskcompletion"}}]}), "outputFiles"),
-        (json!({"environmentSettings": [{"name": "", "value": "x"}]}), "environmentSettings.name"),
-    ] {
-        let mut body = json!({"id": "refused", "commandLine": "/bin/true"});
-        merge(&mut body, extra);
-        let e = svc.post("/jobs/tj/tasks").json(body).send().await.expect_error(400, "InvalidPropertyValue");
-        assert_eq!(e["values"][0]["value"], prop, "{e}");
-    }
-    svc.get("/jobs/tj/tasks/refused").send().await.expect_error(404, "TaskNotFound");
 
     // Duplicate ids (ids are case-insensitive).
     svc.post("/pools").json(body.clone()).send().await.expect_error(409, "PoolExists");
@@ -867,6 +855,20 @@ async fn task_add_get_list_update_terminate_delete() {
     assert_eq!(r.header("location").as_deref(), Some(url.as_str()));
     assert_eq!(r.header("dataserviceid").as_deref(), Some(url.as_str()));
     let etag_add = r.header("etag").unwrap();
+
+    // Features openbatch does not run yet are refused, never silently ignored.
+    for (extra, prop) in [
+        (json!({"resourceFiles": [{"httpUrl": "http://127.0.0.1:9/x", "filePath": "x"}]}), "resourceFiles"),
+        (json!({"outputFiles": [{"filePattern": "*.txt", "destination": {}, "uploadOptions": {"uploadCondition": "taskcompletion"}}]}), "outputFiles"),
+        (json!({"environmentSettings": [{"name": "", "value": "x"}]}), "environmentSettings.name"),
+    ] {
+        let mut body = json!({"id": "refused", "commandLine": "/bin/true"});
+        merge(&mut body, extra);
+        let e = svc.post("/jobs/tj/tasks").json(body).send().await.expect_error(400, "InvalidPropertyValue");
+        assert_eq!(e["values"][0]["value"], prop, "{e}");
+    }
+    svc.get("/jobs/tj/tasks/refused").send().await.expect_error(404, "TaskNotFound");
+
 
     svc.post("/jobs/tj/tasks").json(json!({"id": "t1", "commandLine": "x"})).send().await.expect_error(409, "TaskExists");
     svc.post("/jobs/tj/tasks").json(json!({"id": "T1", "commandLine": "x"})).send().await.expect_error(409, "TaskExists");

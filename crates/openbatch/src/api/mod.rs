@@ -53,6 +53,26 @@ impl Ctx {
     pub fn q(&self, name: &str) -> Option<&str> {
         self.query.get(name).map(String::as_str)
     }
+
+    /// Reads a request body of the API model `model` (e.g. `PoolAddParameter`) as the caller's
+    /// api-version writes it, converts it to the canonical shape and into `T`.
+    /// Errors as [`parse_body`], and 400 `InvalidPropertyValue` for a property the version
+    /// does not have.
+    pub fn parse<T: serde::de::DeserializeOwned>(&self, model: &str, body: &[u8]) -> ApiResult<T> {
+        let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| BatchError::invalid_body(e.to_string()))?;
+        self.parse_value(model, value)
+    }
+
+    /// Like [`Ctx::parse`], from an already parsed JSON value.
+    pub fn parse_value<T: serde::de::DeserializeOwned>(&self, model: &str, value: serde_json::Value) -> ApiResult<T> {
+        parse_value(crate::versions::upgrade_request(model, value, self.version)?)
+    }
+
+    /// A canonical resource of the API model `model` as the caller's api-version shows it,
+    /// with `$select` applied.
+    pub fn view(&self, model: &str, value: serde_json::Value) -> serde_json::Value {
+        handlers::select(self, crate::versions::downgrade_response(model, value, self.version))
+    }
 }
 
 /// The API router: every Batch operation, plus the node agents' WebSocket endpoint.

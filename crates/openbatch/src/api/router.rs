@@ -8,6 +8,7 @@ use axum::http::Method;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Operation {
     ListSupportedImages,
+    ListNodeAgentSkus,
     ListPoolNodeCounts,
     PoolAdd,
     PoolList,
@@ -16,6 +17,7 @@ pub enum Operation {
     PoolDelete(String),
     PoolPatch(String),
     PoolResize(String),
+    PoolUpgradeOs(String),
     NodeList(String),
     NodeGet(String, String),
     FileListFromNode(String, String),
@@ -48,11 +50,56 @@ pub enum FileMethod {
 }
 
 impl Operation {
+    /// The operation's method and path template as the API documents it, the key of the
+    /// version table's operation rows.
+    pub fn template(&self) -> (&'static str, &'static str) {
+        let file_method = |m: &FileMethod| match m {
+            FileMethod::Get => "GET",
+            FileMethod::Head => "HEAD",
+            FileMethod::Delete => "DELETE",
+        };
+        match self {
+            Operation::ListSupportedImages => ("GET", "/supportedimages"),
+            Operation::ListNodeAgentSkus => ("GET", "/nodeagentskus"),
+            Operation::ListPoolNodeCounts => ("GET", "/nodecounts"),
+            Operation::PoolAdd => ("POST", "/pools"),
+            Operation::PoolList => ("GET", "/pools"),
+            Operation::PoolGet(_) => ("GET", "/pools/{poolId}"),
+            Operation::PoolExists(_) => ("HEAD", "/pools/{poolId}"),
+            Operation::PoolDelete(_) => ("DELETE", "/pools/{poolId}"),
+            Operation::PoolPatch(_) => ("PATCH", "/pools/{poolId}"),
+            Operation::PoolResize(_) => ("POST", "/pools/{poolId}/resize"),
+            Operation::PoolUpgradeOs(_) => ("POST", "/pools/{poolId}/upgradeos"),
+            Operation::NodeList(_) => ("GET", "/pools/{poolId}/nodes"),
+            Operation::NodeGet(..) => ("GET", "/pools/{poolId}/nodes/{nodeId}"),
+            Operation::FileListFromNode(..) => ("GET", "/pools/{poolId}/nodes/{nodeId}/files"),
+            Operation::FileFromNode { method, .. } => (file_method(method), "/pools/{poolId}/nodes/{nodeId}/files/{filePath}"),
+            Operation::JobAdd => ("POST", "/jobs"),
+            Operation::JobList => ("GET", "/jobs"),
+            Operation::JobGet(_) => ("GET", "/jobs/{jobId}"),
+            Operation::JobPatch(_) => ("PATCH", "/jobs/{jobId}"),
+            Operation::JobUpdate(_) => ("PUT", "/jobs/{jobId}"),
+            Operation::JobDelete(_) => ("DELETE", "/jobs/{jobId}"),
+            Operation::JobTerminate(_) => ("POST", "/jobs/{jobId}/terminate"),
+            Operation::JobTaskCounts(_) => ("GET", "/jobs/{jobId}/taskcounts"),
+            Operation::TaskAdd(_) => ("POST", "/jobs/{jobId}/tasks"),
+            Operation::TaskAddCollection(_) => ("POST", "/jobs/{jobId}/addtaskcollection"),
+            Operation::TaskList(_) => ("GET", "/jobs/{jobId}/tasks"),
+            Operation::TaskGet(..) => ("GET", "/jobs/{jobId}/tasks/{taskId}"),
+            Operation::TaskUpdate(..) => ("PUT", "/jobs/{jobId}/tasks/{taskId}"),
+            Operation::TaskDelete(..) => ("DELETE", "/jobs/{jobId}/tasks/{taskId}"),
+            Operation::TaskTerminate(..) => ("POST", "/jobs/{jobId}/tasks/{taskId}/terminate"),
+            Operation::FileListFromTask(..) => ("GET", "/jobs/{jobId}/tasks/{taskId}/files"),
+            Operation::FileFromTask { method, .. } => (file_method(method), "/jobs/{jobId}/tasks/{taskId}/files/{filePath}"),
+        }
+    }
+
     /// True when the operation changes state (for logs and future conditional checks).
     pub fn is_write(&self) -> bool {
         !matches!(
             self,
             Operation::ListSupportedImages
+                | Operation::ListNodeAgentSkus
                 | Operation::ListPoolNodeCounts
                 | Operation::PoolList
                 | Operation::PoolGet(_)
@@ -101,6 +148,7 @@ fn match_op(m: &str, s: &[&str]) -> Option<Operation> {
     };
     let op = match (m, s) {
         ("GET", ["supportedimages"]) => Operation::ListSupportedImages,
+        ("GET", ["nodeagentskus"]) => Operation::ListNodeAgentSkus,
         ("GET", ["nodecounts"]) => Operation::ListPoolNodeCounts,
         ("POST", ["pools"]) => Operation::PoolAdd,
         ("GET", ["pools"]) => Operation::PoolList,
@@ -109,6 +157,7 @@ fn match_op(m: &str, s: &[&str]) -> Option<Operation> {
         ("DELETE", ["pools", p]) => Operation::PoolDelete(p.to_string()),
         ("PATCH", ["pools", p]) => Operation::PoolPatch(p.to_string()),
         ("POST", ["pools", p, "resize"]) => Operation::PoolResize(p.to_string()),
+        ("POST", ["pools", p, "upgradeos"]) => Operation::PoolUpgradeOs(p.to_string()),
         ("GET", ["pools", p, "nodes"]) => Operation::NodeList(p.to_string()),
         ("GET", ["pools", p, "nodes", n]) => Operation::NodeGet(p.to_string(), n.to_string()),
         ("GET", ["pools", p, "nodes", n, "files"]) => Operation::FileListFromNode(p.to_string(), n.to_string()),

@@ -42,6 +42,11 @@ impl ApiVersion {
         PUBLISHED[self.0 as usize]
     }
 
+    /// Position in [`PUBLISHED`] (0 = 2015-06-01.2.0), the number the version table uses.
+    pub fn index(self) -> u8 {
+        self.0
+    }
+
     /// Looks a published version up by its exact string.
     pub fn find(s: &str) -> Option<ApiVersion> {
         PUBLISHED.iter().position(|v| *v == s).map(|i| ApiVersion(i as u8))

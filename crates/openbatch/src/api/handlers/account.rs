@@ -21,10 +21,28 @@ pub fn list_supported_images(ctx: &Ctx) -> ApiResult<Reply> {
                 m.insert("capabilities".into(), json!(i.capabilities));
             }
             m.insert("osType".into(), json!("linux"));
-            Value::Object(m)
+            ctx.view("ImageInformation", Value::Object(m))
         })
         .collect();
     Ok(list_reply(ctx, "supportedimages", items, None))
+}
+
+/// Account List Node Agent SKUs (api-versions up to 2018-12-01.8.0): the same Linux images,
+/// grouped by node agent SKU.
+pub fn list_node_agent_skus(ctx: &Ctx) -> ApiResult<Reply> {
+    let mut skus: Vec<(&str, Vec<Value>)> = Vec::new();
+    for i in SUPPORTED_IMAGES.iter().filter(|i| i.verification == "verified") {
+        let image = json!({"publisher": i.publisher, "offer": i.offer, "sku": i.sku, "version": "latest"});
+        match skus.iter_mut().find(|(id, _)| *id == i.node_agent_sku_id) {
+            Some((_, images)) => images.push(image),
+            None => skus.push((i.node_agent_sku_id, vec![image])),
+        }
+    }
+    let items = skus
+        .into_iter()
+        .map(|(id, images)| ctx.view("NodeAgentSku", json!({"id": id, "verifiedImageReferences": images, "osType": "linux"})))
+        .collect();
+    Ok(list_reply(ctx, "nodeagentskus", items, None))
 }
 
 /// Account List Pool Node Counts: per pool, nodes per state (all local nodes are dedicated).
@@ -45,7 +63,7 @@ pub async fn list_pool_node_counts(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
         counts.insert("total".into(), json!(nodes.len()));
         let mut zero: Map<String, Value> = counts.keys().map(|k| (k.clone(), json!(0))).collect();
         zero.insert("total".into(), json!(0));
-        items.push(json!({"poolId": p.spec.id, "dedicated": counts, "lowPriority": zero}));
+        items.push(ctx.view("PoolNodeCounts", json!({"poolId": p.spec.id, "dedicated": counts, "lowPriority": zero})));
     }
     Ok(list_reply(ctx, "poolnodecounts", items, None))
 }

@@ -104,7 +104,7 @@ async fn list(app: &App, ctx: &Ctx, loc: Location) -> ApiResult<Reply> {
     };
     let page: Vec<&FileEntry> = entries.iter().filter(|e| after.as_deref().is_none_or(|a| e.name.as_str() > a)).take(max as usize).collect();
     let last = (page.len() == max as usize).then(|| page.last().map(|e| e.name.clone())).flatten();
-    let items = page.iter().map(|e| entry_json(&loc.url, e)).collect();
+    let items = page.iter().map(|e| ctx.view("NodeFile", entry_json(&loc.url, e))).collect();
     Ok(list_reply(ctx, "files", items, last.as_deref()))
 }
 

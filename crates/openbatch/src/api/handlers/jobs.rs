@@ -1,9 +1,9 @@
 //! Job operations: Add, List, Get, Patch, Update (PUT), Delete, Terminate, Get Task Counts.
 
-use super::{accepted, check_id, list_reply, page_params, select};
+use super::{accepted, check_id, list_reply, page_params};
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::api::reply::{entity, to_map, Reply};
-use crate::api::{parse_body, App, Ctx};
+use crate::api::{App, Ctx};
 use crate::model::common::JobConstraints;
 use crate::model::job::{Job, JobExecutionInfo, JobPatch, JobSpec, JobState, JobStatus, JobTerminate, JobUpdate, OnAllTasksComplete, PoolInformation};
 use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock};
@@ -71,7 +71,7 @@ fn check_common(priority: Option<i32>, constraints: &Option<JobConstraints>, max
 
 /// Job Add: 201; 409 `JobExists`.
 pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
-    let mut spec: JobSpec = parse_body(body)?;
+    let mut spec: JobSpec = ctx.parse("JobAddParameter", body)?;
     check_id(&spec.id)?;
     check_pool_info(&spec.pool_info)?;
     check_common(spec.priority, &spec.constraints, spec.max_parallel_tasks)?;
@@ -110,7 +110,7 @@ pub async fn list(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
     let (max, after) = page_params(ctx)?;
     let jobs = app.store.list::<Job>("", after.as_deref(), None, max).await?;
     let last = (jobs.len() == max as usize).then(|| jobs.last().map(|j| j.spec.id.clone())).flatten();
-    let items = jobs.iter().map(|j| select(ctx, Value::Object(render(&ctx.base, j)))).collect();
+    let items = jobs.iter().map(|j| ctx.view("CloudJob", Value::Object(render(&ctx.base, j)))).collect();
     Ok(list_reply(ctx, "jobs", items, last.as_deref()))
 }
 
@@ -118,7 +118,7 @@ pub async fn list(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
 pub async fn get(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
     let j = load(app, id).await?;
     let body = entity(Some(format!("{}/$metadata#jobs/@Element", ctx.base)), None, render(&ctx.base, &j));
-    Ok(Reply::json(select(ctx, body)).etag(&j.last_modified))
+    Ok(Reply::json(ctx.view("CloudJob", body)).etag(&j.last_modified))
 }
 
 /// Loads a job for a change inside `tx`; 409 when it is deleting or completed.
@@ -150,7 +150,7 @@ async fn save(app: &App, ctx: &Ctx, mut tx: crate::store::Tx, mut j: Job) -> Api
 
 /// Job Patch: replaces the properties given; 200.
 pub async fn patch(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Reply> {
-    let p: JobPatch = parse_body(body)?;
+    let p: JobPatch = ctx.parse("JobPatchParameter", body)?;
     check_common(p.priority, &p.constraints, p.max_parallel_tasks)?;
     let mut tx = app.store.begin().await?;
     let mut j = load_for_update(&mut tx, id).await?;
@@ -183,7 +183,7 @@ pub async fn patch(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Rep
 
 /// Job Update (PUT): replaces every updatable property, resetting those not given; 200.
 pub async fn update(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Reply> {
-    let u: JobUpdate = parse_body(body)?;
+    let u: JobUpdate = ctx.parse("JobUpdateParameter", body)?;
     check_pool_info(&u.pool_info)?;
     check_common(u.priority, &u.constraints, u.max_parallel_tasks)?;
     let mut tx = app.store.begin().await?;
@@ -210,7 +210,7 @@ pub async fn delete(app: &App, id: &str) -> ApiResult<Reply> {
 
 /// Job Terminate: 202; the job completes with `terminateReason` (default `UserTerminate`).
 pub async fn terminate(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Reply> {
-    let t: JobTerminate = if body.is_empty() { JobTerminate::default() } else { parse_body(body)? };
+    let t: JobTerminate = if body.is_empty() { JobTerminate::default() } else { ctx.parse("JobTerminateParameter", body)? };
     let j = load(app, id).await?;
     let job_id = j.spec.id.clone();
     let reason = t.terminate_reason.unwrap_or_else(|| "UserTerminate".into());
@@ -236,9 +236,6 @@ pub async fn task_counts(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
         }
     }
     let obj = |c: [i64; 5]| json!({"active": c[0], "running": c[1], "completed": c[2], "succeeded": c[3], "failed": c[4]});
-    Ok(Reply::json(json!({
-        "odata.metadata": format!("{}/$metadata#taskcountsresult/@Element", ctx.base),
-        "taskCounts": obj(counts[0]),
-        "taskSlotCounts": obj(counts[1]),
-    })))
+    let result = json!({"taskCounts": obj(counts[0]), "taskSlotCounts": obj(counts[1])});
+    Ok(Reply::json(crate::versions::task_counts(result, &ctx.base, ctx.version)))
 }

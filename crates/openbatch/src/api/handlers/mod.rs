@@ -18,9 +18,16 @@ use serde_json::{Map, Value};
 
 /// Runs one operation.
 pub async fn handle(app: &App, op: Operation, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
+    let (method, template) = op.template();
+    if !crate::versions::operation_exists(method, template, ctx.version) {
+        // As the service answers for a path that names nothing at this api-version.
+        return Err(BatchError::unknown_path(&ctx.path));
+    }
     reject_unsupported_queries(ctx)?;
     match op {
         Operation::ListSupportedImages => account::list_supported_images(ctx),
+        Operation::ListNodeAgentSkus => account::list_node_agent_skus(ctx),
+        Operation::PoolUpgradeOs(id) => pools::upgrade_os(app, &id).await,
         Operation::ListPoolNodeCounts => account::list_pool_node_counts(app, ctx).await,
         Operation::PoolAdd => pools::add(app, ctx, body).await,
         Operation::PoolList => pools::list(app, ctx).await,

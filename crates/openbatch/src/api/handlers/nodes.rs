@@ -1,6 +1,6 @@
 //! Compute node operations: List and Get.
 
-use super::{list_reply, page_params, select};
+use super::{list_reply, page_params};
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::api::reply::{entity, to_map, Reply};
 use crate::api::{App, Ctx};
@@ -56,7 +56,7 @@ pub async fn list(app: &App, ctx: &Ctx, pool_id: &str) -> ApiResult<Reply> {
     let (max, after) = page_params(ctx)?;
     let nodes = app.store.list::<Node>(&p.spec.id, after.as_deref(), None, max).await?;
     let last = (nodes.len() == max as usize).then(|| nodes.last().map(|n| n.id.clone())).flatten();
-    let items = nodes.iter().map(|n| select(ctx, Value::Object(render(&ctx.base, n)))).collect();
+    let items = nodes.iter().map(|n| ctx.view("ComputeNode", Value::Object(render(&ctx.base, n)))).collect();
     Ok(list_reply(ctx, "nodes", items, last.as_deref()))
 }
 
@@ -64,5 +64,5 @@ pub async fn list(app: &App, ctx: &Ctx, pool_id: &str) -> ApiResult<Reply> {
 pub async fn get(app: &App, ctx: &Ctx, pool_id: &str, node_id: &str) -> ApiResult<Reply> {
     let n = load(app, pool_id, node_id).await?;
     let body = entity(Some(format!("{}/$metadata#nodes/@Element", ctx.base)), None, render(&ctx.base, &n));
-    Ok(Reply::json(select(ctx, body)))
+    Ok(Reply::json(ctx.view("ComputeNode", body)))
 }

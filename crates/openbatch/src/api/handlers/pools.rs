@@ -1,9 +1,9 @@
 //! Pool operations: Add, List, Get, Exists (HEAD), Delete, Patch, Resize.
 
-use super::{accepted, check_id, list_reply, page_params, select};
+use super::{accepted, check_id, list_reply, page_params};
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::api::reply::{entity, to_map, Reply};
-use crate::api::{parse_body, App, Ctx};
+use crate::api::{App, Ctx};
 use crate::model::pool::{allocation_error, AllocationState, Pool, PoolPatch, PoolResize, PoolSpec, PoolState, PoolStatus};
 use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock};
 use crate::scheduler::driver::Event;
@@ -92,7 +92,7 @@ fn check_start_task(st: &crate::model::common::StartTask) -> ApiResult<()> {
 
 /// Pool Add: 201 with `Location`; 409 `PoolExists` when the id is taken.
 pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
-    let mut spec: PoolSpec = parse_body(body)?;
+    let mut spec: PoolSpec = ctx.parse("PoolAddParameter", body)?;
     check_spec(&spec)?;
     spec.normalize();
     let now = Clock::now();
@@ -129,7 +129,7 @@ pub async fn list(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
     let (max, after) = page_params(ctx)?;
     let pools = app.store.list::<Pool>("", after.as_deref(), None, max).await?;
     let last = (pools.len() == max as usize).then(|| pools.last().map(|p| p.spec.id.clone())).flatten();
-    let items = pools.iter().map(|p| select(ctx, Value::Object(render(&ctx.base, p)))).collect();
+    let items = pools.iter().map(|p| ctx.view("CloudPool", Value::Object(render(&ctx.base, p)))).collect();
     Ok(list_reply(ctx, "pools", items, last.as_deref()))
 }
 
@@ -137,7 +137,7 @@ pub async fn list(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
 pub async fn get(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
     let p = load(app, id).await?;
     let body = entity(Some(format!("{}/$metadata#pools/@Element", ctx.base)), None, render(&ctx.base, &p));
-    Ok(Reply::json(select(ctx, body)).etag(&p.last_modified))
+    Ok(Reply::json(ctx.view("CloudPool", body)).etag(&p.last_modified))
 }
 
 /// Pool Exists (HEAD): 200 with ETag, 404 without a body.
@@ -167,7 +167,7 @@ pub async fn delete(app: &App, id: &str) -> ApiResult<Reply> {
 /// Pool Patch: replaces the properties given (start task, certificate and application
 /// package references, metadata); 200.
 pub async fn patch(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Reply> {
-    let patch: PoolPatch = parse_body(body)?;
+    let patch: PoolPatch = ctx.parse("PoolPatchParameter", body)?;
     let mut tx = app.store.begin().await?;
     let mut p: Pool = tx.get("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Pool))?;
     if p.status.state == PoolState::Deleting {
@@ -200,7 +200,7 @@ pub async fn patch(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Rep
 
 /// Pool Resize: 202; 409 `PoolBeingResized` unless the allocation state is `steady`.
 pub async fn resize(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Reply> {
-    let r: PoolResize = parse_body(body)?;
+    let r: PoolResize = ctx.parse("PoolResizeParameter", body)?;
     for (name, v) in [("targetDedicatedNodes", r.target_dedicated_nodes), ("targetLowPriorityNodes", r.target_low_priority_nodes)] {
         if v.is_some_and(|n| n < 0) {
             return Err(BatchError::invalid_property(name, v.unwrap_or(0).to_string(), "The target node count cannot be negative."));
@@ -239,4 +239,15 @@ pub async fn resize(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Re
     tx.commit().await?;
     app.driver.notify(Event::PoolChanged(p.spec.id.clone()));
     Ok(accepted(&format!("{}/resize", url(&ctx.base, &p.spec.id)), &now))
+}
+
+/// Pool Upgrade OS (api-versions up to 2018-08-01.7.0): upgrades of Cloud Services pools'
+/// operating system, which the service removed in 2018-12-01.8.0. openbatch pools are never
+/// Cloud Services pools, so the answer is always a 409 that says so (404 `PoolNotFound` first).
+pub async fn upgrade_os(app: &App, id: &str) -> ApiResult<Reply> {
+    load(app, id).await?;
+    Err(BatchError::conflict(
+        "OperationInvalidForCurrentState",
+        "Upgrade OS applies only to cloudServiceConfiguration pools; openbatch runs Linux virtual machine pools and has no operating system upgrades.",
+    ))
 }

@@ -1,9 +1,9 @@
 //! Task operations: Add, Add Collection, List, Get, Update (PUT), Delete, Terminate.
 
-use super::{check_id, list_reply, page_params, select};
+use super::{check_id, list_reply, page_params};
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::api::reply::{entity, to_map, Reply};
-use crate::api::{parse_body, parse_value, App, Ctx};
+use crate::api::{parse_body, App, Ctx};
 use crate::model::job::{Job, JobState};
 use crate::model::task::{Task, TaskAddCollection, TaskExecutionInfo, TaskSpec, TaskState, TaskStatus, TaskUpdate};
 use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock, Timestamp};
@@ -58,8 +58,8 @@ async fn open_job(app: &App, id: &str) -> ApiResult<Job> {
 }
 
 /// Validates and normalizes a task add parameter into a new task.
-fn new_task(job: &Job, value: Value, now: Timestamp) -> ApiResult<Task> {
-    let mut spec: TaskSpec = parse_value(value)?;
+fn new_task(ctx: &Ctx, job: &Job, value: Value, now: Timestamp) -> ApiResult<Task> {
+    let mut spec: TaskSpec = ctx.parse_value("TaskAddParameter", value)?;
     check_id(&spec.id)?;
     if spec.command_line.trim().is_empty() {
         return Err(BatchError::invalid_property("commandLine", "", "The command line cannot be empty."));
@@ -115,7 +115,7 @@ pub async fn add(app: &App, ctx: &Ctx, job_id: &str, body: &[u8]) -> ApiResult<R
     let job = open_job(app, job_id).await?;
     let value: Value = serde_json::from_slice(body).map_err(|e| BatchError::invalid_body(e.to_string()))?;
     let now = Clock::now();
-    let task = new_task(&job, value, now)?;
+    let task = new_task(ctx, &job, value, now)?;
     let mut tx = app.store.begin().await?;
     if tx.exists::<Task>(&job.spec.id, &task.spec.id).await? {
         return Err(BatchError::exists(ResourceKind::Task));
@@ -150,7 +150,7 @@ pub async fn add_collection(app: &App, ctx: &Ctx, job_id: &str, body: &[u8]) -> 
     for value in coll.value {
         let id_hint = value.get("id").and_then(Value::as_str).unwrap_or("").to_string();
         let outcome: ApiResult<Task> = async {
-            let task = new_task(&job, value, now)?;
+            let task = new_task(ctx, &job, value, now)?;
             if !seen.insert(task.spec.id.to_ascii_lowercase()) || tx.exists::<Task>(&job.spec.id, &task.spec.id).await? {
                 return Err(BatchError::exists(ResourceKind::Task));
             }
@@ -160,13 +160,13 @@ pub async fn add_collection(app: &App, ctx: &Ctx, job_id: &str, body: &[u8]) -> 
         .await;
         match outcome {
             Ok(task) => {
-                results.push(json!({
+                results.push(ctx.view("TaskAddResult", json!({
                     "status": "Success",
                     "taskId": task.spec.id,
                     "eTag": etag_for(&now),
                     "lastModified": format_timestamp(&now),
                     "location": url(&ctx.base, &job.spec.id, &task.spec.id),
-                }));
+                })));
                 added.push((task.spec.id.clone(), task.spec.slots()));
             }
             Err(e) if e.status.is_server_error() => return Err(e),
@@ -176,7 +176,7 @@ pub async fn add_collection(app: &App, ctx: &Ctx, job_id: &str, body: &[u8]) -> 
                 if let Some(o) = err.as_object_mut() {
                     o.remove("odata.metadata");
                 }
-                results.push(json!({"status": "ClientError", "taskId": id_hint, "error": err}));
+                results.push(ctx.view("TaskAddResult", json!({"status": "ClientError", "taskId": id_hint, "error": err})));
             }
         }
     }
@@ -196,7 +196,7 @@ pub async fn list(app: &App, ctx: &Ctx, job_id: &str) -> ApiResult<Reply> {
     let (max, after) = page_params(ctx)?;
     let tasks = app.store.list::<Task>(&job.spec.id, after.as_deref(), None, max).await?;
     let last = (tasks.len() == max as usize).then(|| tasks.last().map(|t| t.spec.id.clone())).flatten();
-    let items = tasks.iter().map(|t| select(ctx, Value::Object(render(&ctx.base, t)))).collect();
+    let items = tasks.iter().map(|t| ctx.view("CloudTask", Value::Object(render(&ctx.base, t)))).collect();
     Ok(list_reply(ctx, "tasks", items, last.as_deref()))
 }
 
@@ -210,12 +210,12 @@ pub async fn load(app: &App, job_id: &str, task_id: &str) -> ApiResult<Task> {
 pub async fn get(app: &App, ctx: &Ctx, job_id: &str, task_id: &str) -> ApiResult<Reply> {
     let t = load(app, job_id, task_id).await?;
     let body = entity(Some(format!("{}/$metadata#tasks/@Element", ctx.base)), None, render(&ctx.base, &t));
-    Ok(Reply::json(select(ctx, body)).etag(&t.last_modified))
+    Ok(Reply::json(ctx.view("CloudTask", body)).etag(&t.last_modified))
 }
 
 /// Task Update (PUT): new constraints; 200. 409 `TaskCompleted` for a completed task.
 pub async fn update(app: &App, ctx: &Ctx, job_id: &str, task_id: &str, body: &[u8]) -> ApiResult<Reply> {
-    let u: TaskUpdate = parse_body(body)?;
+    let u: TaskUpdate = ctx.parse("TaskUpdateParameter", body)?;
     let t = load(app, job_id, task_id).await?;
     let mut tx = app.store.begin().await?;
     let mut t: Task = tx.get(&t.job_id, &t.spec.id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Task))?;
