@@ -30,6 +30,10 @@ from batchutil import (
 
 TASKS = 200
 
+# Written against azure-batch 13.0.0's names (target_dedicated_nodes, task_slots_per_node,
+# list_supported_images, TaskCountsResult); test_sdk_scenario.py covers every release.
+pytestmark = pytest.mark.sdk_versions("13.0.0")
+
 
 @pytest.mark.timeout(480)
 @pytest.mark.parametrize("variant", ["service-only", "process-group"])

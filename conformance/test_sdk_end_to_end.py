@@ -30,6 +30,10 @@ from batchutil import (
 
 ECHO_TASKS = 100
 
+# Written against azure-batch 13.0.0's names (target_dedicated_nodes, task_slots_per_node,
+# list_supported_images, TaskCountsResult); test_sdk_scenario.py covers every release.
+pytestmark = pytest.mark.sdk_versions("13.0.0")
+
 
 @pytest.fixture(scope="module")
 def image(batch_client):
