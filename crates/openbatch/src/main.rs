@@ -56,6 +56,8 @@ enum Command {
         #[arg(long, default_value_t = 120)]
         orphan_timeout: u64,
     },
+    /// Print the table of supported api-versions and what changes in each (markdown).
+    Versions,
     /// Measure task throughput through the HTTP API against the raw spawn rate.
     Bench {
         /// Number of tasks.
@@ -99,6 +101,10 @@ fn main() -> anyhow::Result<()> {
                 root,
                 orphan_timeout: Duration::from_secs(orphan_timeout),
             }))
+        }
+        Command::Versions => {
+            print!("{}", openbatch::versions::markdown());
+            Ok(())
         }
         Command::Bench { tasks, nodes, slots } => {
             let rt = tokio::runtime::Runtime::new()?;

@@ -87,25 +87,7 @@ pub fn has_model(model: &str, v: ApiVersion) -> bool {
 /// True when `method` + `path_template` (placeholder names ignored) exists at `v`.
 pub fn operation_exists(method: &str, path_template: &str, v: ApiVersion) -> bool {
     let i = idx(v);
-    let norm = |p: &str| {
-        let mut out = String::new();
-        let mut skip = false;
-        for c in p.chars() {
-            match c {
-                '{' => {
-                    skip = true;
-                    out.push('{');
-                }
-                '}' => {
-                    skip = false;
-                    out.push('}');
-                }
-                _ if skip => {}
-                _ => out.push(c),
-            }
-        }
-        out
-    };
+    let norm = normalize_template;
     let want = norm(path_template);
     table::OPERATIONS.iter().any(|o| o.method == method && norm(o.path) == want && o.first <= i && i <= o.last)
 }
@@ -175,7 +157,7 @@ fn upgrade(model: &str, value: Value, v: ApiVersion, path: &str) -> Result<Value
             return Err(not_in_version(&here, model, v));
         };
         let (elem, _) = element(row.ty);
-        let converted = convert_value(elem, val, v, &here, Direction::Up)?;
+        let converted = rename_enum_at(model, &name, convert_value(elem, val, v, &here, Direction::Up)?, i, Direction::Up);
         if let Some(mv) = MOVES.iter().find(|m| m.old == name && i <= m.last_old && m.models.contains(&model)) {
             set_path(&mut out, mv.path, converted);
             continue;
@@ -249,6 +231,19 @@ fn convert_enum(name: &str, s: String, v: ApiVersion, path: &str, dir: Direction
             Ok(s)
         }
     }
+}
+
+/// Applies the enum renames declared for a property typed as a plain string.
+fn rename_enum_at(model: &str, name: &str, value: Value, i: u8, dir: Direction) -> Value {
+    let Value::String(s) = &value else { return value };
+    for r in ENUM_RENAMES.iter().filter(|r| i <= r.last_old && r.at.contains(&(model, name))) {
+        match dir {
+            Direction::Up if !r.downgrade_only && r.old.eq_ignore_ascii_case(s) => return Value::String(r.new.to_string()),
+            Direction::Down if r.new.eq_ignore_ascii_case(s) => return Value::String(r.old.to_string()),
+            _ => {}
+        }
+    }
+    value
 }
 
 fn set_path(obj: &mut Map<String, Value>, path: &[&str], value: Value) {
@@ -337,7 +332,7 @@ fn downgrade(model: &str, value: Value, v: ApiVersion) -> Value {
         };
         let (elem, _) = element(row.ty);
         if let Ok(x) = convert_value(elem, val, v, "", Direction::Down) {
-            out.insert(wire_name, x);
+            out.insert(wire_name.clone(), rename_enum_at(model, &wire_name, x, i, Direction::Down));
         }
     }
     Value::Object(out)
@@ -367,33 +362,82 @@ pub fn task_counts(result: Value, base: &str, v: ApiVersion) -> Value {
     out
 }
 
-/// A markdown table of the published api-versions and what each changes, generated from the
-/// version table (the README's "api-versions" section).
+/// A path template with placeholder names removed (`/pools/{}`), so templates that differ
+/// only in parameter names compare equal.
+fn normalize_template(p: &str) -> String {
+    let mut out = String::new();
+    let mut skip = false;
+    for c in p.chars() {
+        match c {
+            '{' => {
+                skip = true;
+                out.push('{');
+            }
+            '}' => {
+                skip = false;
+                out.push('}');
+            }
+            _ if skip => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
+fn operations_at(i: u8) -> std::collections::BTreeMap<String, String> {
+    table::OPERATIONS
+        .iter()
+        .filter(|o| o.first <= i && i <= o.last)
+        .map(|o| (format!("{} {}", o.method, normalize_template(o.path)), format!("{} {}", o.method, o.path)))
+        .collect()
+}
+
+/// Markdown tables of the published api-versions and what changes in each, generated from the
+/// version table and its rules (the README's "api-versions" section).
 pub fn markdown() -> String {
-    let mut s = String::from("| api-version | operations | properties added | properties removed or renamed |\n|---|---:|---|---|\n");
+    let mut s = String::from("| api-version | operations | added | removed or renamed |\n|---|---:|---|---|\n");
     for (i, name) in PUBLISHED.iter().enumerate() {
         let i = i as u8;
-        let ops = table::OPERATIONS.iter().filter(|o| o.first <= i && i <= o.last).count();
-        let mut added: Vec<String> = table::PROPERTIES
+        let ops = operations_at(i);
+        let before = if i > 0 { operations_at(i - 1) } else { ops.clone() };
+        let mut added: Vec<String> = ops.iter().filter(|(k, _)| !before.contains_key(*k)).map(|(_, o)| format!("+{o}")).collect();
+        let mut gone: Vec<String> = before.iter().filter(|(k, _)| !ops.contains_key(*k)).map(|(_, o)| format!("−{o}")).collect();
+        let props_added: Vec<String> = table::PROPERTIES
             .iter()
             .filter(|p| p.first == i && i > 0 && is_resource_model(p.model))
             .map(|p| format!("{}.{}", p.model, p.name))
             .collect();
-        added.dedup();
-        let mut gone: Vec<String> = table::PROPERTIES
+        let props_gone: Vec<String> = table::PROPERTIES
             .iter()
             .filter(|p| i > 0 && p.last + 1 == i && is_resource_model(p.model))
             .map(|p| format!("{}.{}", p.model, p.name))
             .collect();
-        gone.dedup();
-        let mut ops_added: Vec<String> = table::OPERATIONS
-            .iter()
-            .filter(|o| o.first == i && i > 0)
-            .map(|o| format!("+{} {}", o.method, o.path))
-            .collect();
-        ops_added.extend(table::OPERATIONS.iter().filter(|o| i > 0 && o.last + 1 == i).map(|o| format!("−{} {}", o.method, o.path)));
-        let added_text = if ops_added.is_empty() { join_short(&added) } else { format!("{}{}", ops_added.join(", "), if added.is_empty() { String::new() } else { format!("; {}", join_short(&added)) }) };
-        s.push_str(&format!("| {name} | {ops} | {} | {} |\n", if added_text.is_empty() { "—".into() } else { added_text }, if gone.is_empty() { "—".into() } else { join_short(&gone) }));
+        added.push(join_short(&props_added));
+        gone.push(join_short(&props_gone));
+        let cell = |v: Vec<String>| {
+            let v: Vec<String> = v.into_iter().filter(|x| !x.is_empty()).collect();
+            if v.is_empty() { "—".to_string() } else { v.join("; ") }
+        };
+        s.push_str(&format!("| {name} | {} | {} | {} |\n", ops.len(), cell(added), cell(gone)));
+    }
+    s.push_str("\n| rule | versions | change |\n|---|---|---|\n");
+    let ver = |i: u8| PUBLISHED[i as usize];
+    for r in RENAMES {
+        s.push_str(&format!("| rename | up to {} | {} `{}` → `{}`{} |\n", ver(r.last_old), r.models.join(", "), r.old, r.new, if r.singular { " (one item → a collection)" } else { "" }));
+    }
+    for m in MOVES {
+        s.push_str(&format!("| move | up to {} | {} `{}` → `{}` |\n", ver(m.last_old), m.models.join(", "), m.old, m.path.join(".")));
+    }
+    s.push_str(&format!("| replace | up to {} | {} `runElevated` → `userIdentity.autoUser.elevationLevel`; refused after |\n", ver(RUN_ELEVATED_LAST), RUN_ELEVATED_MODELS.join(", ")));
+    for e in ENUM_RENAMES {
+        s.push_str(&format!("| enum value | up to {} | {} `{}` {} `{}` |\n", ver(e.last_old), e.name, e.new, if e.downgrade_only { "is shown as" } else { "is spelled" }, e.old));
+    }
+    for d in DEFAULTS {
+        let value = match d.value {
+            DefaultValue::Bool(b) => b.to_string(),
+            DefaultValue::Str(x) => x.to_string(),
+        };
+        s.push_str(&format!("| default | {} to {} | {} `{}` = `{}` ({}) |\n", ver(d.first), ver(d.last), d.model, d.path.join("."), value, d.note));
     }
     s
 }
@@ -408,5 +452,135 @@ fn join_short(items: &[String]) -> String {
         items.join(", ")
     } else {
         format!("{} and {} more", items[..MAX].join(", "), items.len() - MAX)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The versions that have an official Python SDK release, whose wire tables are facts.
+    const RELEASES: &[&str] = &[
+        "2016-07-01.3.1", "2017-01-01.4.0", "2017-06-01.5.1", "2017-09-01.6.0", "2018-03-01.6.1",
+        "2018-08-01.7.0", "2018-12-01.8.0", "2019-06-01.9.0", "2019-08-01.10.0", "2020-03-01.11.0",
+        "2020-09-01.12.0", "2021-06-01.14.0", "2022-01-01.15.0", "2022-10-01.16.0",
+    ];
+
+    fn wire(name: &str) -> Vec<Vec<String>> {
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/azure-batch-wire").join(name);
+        let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        text.lines().skip(1).map(|l| l.split('\t').map(str::to_string).collect()).collect()
+    }
+
+    /// Positions of `first..=last` (wire-table names) among the releases openbatch serves.
+    fn release_span(first: &str, last: &str) -> Vec<ApiVersion> {
+        RELEASES.iter().filter(|r| **r >= first && **r <= last).filter_map(|r| ApiVersion::find(r)).collect()
+    }
+
+    fn release_versions() -> Vec<ApiVersion> {
+        RELEASES.iter().filter_map(|r| ApiVersion::find(r)).collect()
+    }
+
+    fn in_range(first: u8, last: u8, v: ApiVersion) -> bool {
+        first <= v.index() && v.index() <= last
+    }
+
+    #[test]
+    fn properties_match_the_wire_tables_at_every_release() {
+        let rows = wire("properties_by_version.tsv");
+        for r in &rows {
+            let (model, prop) = (r[0].as_str(), r[1].as_str());
+            if model.ends_with("Paged") {
+                continue;
+            }
+            for v in release_span(&r[3], &r[4]) {
+                assert!(property(model, prop, v).is_some(), "{model}.{prop} missing at {}", v.as_str());
+            }
+        }
+        for p in table::PROPERTIES {
+            for v in release_versions().into_iter().filter(|v| in_range(p.first, p.last, *v)) {
+                let covered = rows.iter().any(|r| r[0] == p.model && r[1] == p.name && r[3].as_str() <= v.as_str() && v.as_str() <= r[4].as_str());
+                assert!(covered, "{}.{} is in the table at {} but not in the wire tables", p.model, p.name, v.as_str());
+            }
+        }
+    }
+
+    #[test]
+    fn enums_and_operations_match_the_wire_tables() {
+        for r in wire("enums_by_version.tsv") {
+            for v in release_span(&r[2], &r[3]) {
+                let ok = table::ENUMS.iter().any(|e| e.name == r[0] && e.value == r[1] && in_range(e.first, e.last, v));
+                assert!(ok, "{}.{} missing at {}", r[0], r[1], v.as_str());
+            }
+        }
+        let ops = wire("operations_by_version.tsv");
+        for r in &ops {
+            for v in release_span(&r[2], &r[3]) {
+                assert!(operation_exists(&r[0], &r[1], v), "{} {} missing at {}", r[0], r[1], v.as_str());
+            }
+        }
+        for o in table::OPERATIONS {
+            for v in release_versions().into_iter().filter(|v| in_range(o.first, o.last, *v)) {
+                let covered = ops.iter().any(|r| r[0] == o.method && r[1] == o.path && r[2].as_str() <= v.as_str() && v.as_str() <= r[3].as_str());
+                assert!(covered, "{} {} is in the table at {} but not in the wire tables", o.method, o.path, v.as_str());
+            }
+        }
+    }
+
+    #[test]
+    fn seed_facts_for_versions_without_releases() {
+        let v = |s: &str| ApiVersion::find(s).unwrap();
+        // 2017-05-01.5.0 renamed the node counts; 5.1 added Get Task Counts.
+        assert!(property("CloudPool", "targetDedicatedNodes", v("2017-05-01.5.0")).is_some());
+        assert!(property("CloudPool", "targetDedicated", v("2017-05-01.5.0")).is_none());
+        assert!(!operation_exists("GET", "/jobs/{jobId}/taskcounts", v("2017-05-01.5.0")));
+        assert!(operation_exists("GET", "/jobs/{jobId}/taskcounts", v("2017-06-01.5.1")));
+        // 2021-01-01.13.0 has 12.0's shapes.
+        assert!(property("CloudPool", "taskSlotsPerNode", v("2021-01-01.13.0")).is_some());
+        assert!(property("CloudJob", "maxParallelTasks", v("2021-01-01.13.0")).is_none());
+        // What 2015-11-01.2.1, 2015-12-01.2.2 and 2016-07-01.3.1 added.
+        assert!(property("CloudTask", "multiInstanceSettings", v("2015-06-01.2.0")).is_none());
+        assert!(property("CloudTask", "multiInstanceSettings", v("2015-11-01.2.1")).is_some());
+        assert!(property("CloudTask", "dependsOn", v("2015-11-01.2.1")).is_none());
+        assert!(property("CloudTask", "dependsOn", v("2015-12-01.2.2")).is_some());
+        assert!(property("CloudJob", "onAllTasksComplete", v("2016-02-01.3.0")).is_none());
+        assert!(property("CloudJob", "onAllTasksComplete", v("2016-07-01.3.1")).is_some());
+        assert!(!operation_exists("GET", "/applications", v("2015-11-01.2.1")));
+        assert!(operation_exists("GET", "/applications", v("2015-12-01.2.2")));
+        // Operations the issue names.
+        assert!(!operation_exists("GET", "/supportedimages", v("2018-12-01.8.0")));
+        assert!(operation_exists("GET", "/nodeagentskus", v("2018-12-01.8.0")));
+        assert!(!operation_exists("GET", "/nodeagentskus", v("2019-06-01.9.0")));
+        assert!(!operation_exists("GET", "/nodecounts", v("2017-09-01.6.0")));
+        assert!(operation_exists("POST", "/pools/{poolId}/upgradeos", v("2018-08-01.7.0")));
+        assert!(!operation_exists("POST", "/pools/{poolId}/upgradeos", v("2018-12-01.8.0")));
+        assert!(!operation_exists("GET", "/pools/{poolId}/nodes/{nodeId}/extensions", v("2021-01-01.13.0")));
+        assert!(operation_exists("GET", "/pools/{poolId}/nodes/{nodeId}/extensions", v("2021-06-01.14.0")));
+    }
+
+    #[test]
+    fn enum_spellings_change_by_version() {
+        let v = |s: &str| ApiVersion::find(s).unwrap();
+        let node = json!({"id": "n", "state": "offline"});
+        assert_eq!(downgrade_response("ComputeNode", node.clone(), v("2015-06-01.2.0"))["state"], "unusable");
+        assert_eq!(downgrade_response("ComputeNode", node, v("2015-11-01.2.1"))["state"], "offline");
+        let cfg = json!({"type": "dockerCompatible", "containerImageNames": ["x"]});
+        assert_eq!(downgrade_response("ContainerConfiguration", cfg.clone(), v("2018-03-01.6.1"))["type"], "docker");
+        assert_eq!(downgrade_response("ContainerConfiguration", cfg, v("2018-08-01.7.0"))["type"], "dockerCompatible");
+        let up = upgrade_request("ContainerConfiguration", json!({"type": "docker"}), v("2017-09-01.6.0")).unwrap();
+        assert_eq!(up["type"], "dockerCompatible");
+        // Case-insensitive reading.
+        let up = upgrade_request("TaskSchedulingPolicy", json!({"nodeFillType": "SPREAD"}), ApiVersion::LATEST).unwrap();
+        assert_eq!(up["nodeFillType"], "SPREAD");
+        assert!(upgrade_request("TaskSchedulingPolicy", json!({"nodeFillType": "sideways"}), ApiVersion::LATEST).is_err());
+    }
+
+    #[test]
+    fn readme_version_table_is_generated() {
+        let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
+        let start = readme.find("<!-- versions:start -->").expect("README has the generated version table");
+        let end = readme.find("<!-- versions:end -->").expect("README has the end marker");
+        let body = readme[start + "<!-- versions:start -->".len()..end].trim();
+        assert_eq!(body, markdown().trim(), "regenerate with `openbatch versions > table` and paste between the markers");
     }
 }

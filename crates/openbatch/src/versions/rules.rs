@@ -59,13 +59,16 @@ pub struct EnumRename {
     pub new: &'static str,
     pub last_old: u8,
     pub downgrade_only: bool,
+    /// Properties (model, name) that hold this enum where the wire table types them as plain
+    /// strings (older releases declared some enums as string constants).
+    pub at: &'static [(&'static str, &'static str)],
 }
 
 pub const ENUM_RENAMES: &[EnumRename] = &[
     // 2015-11-01.2.1: the node state offline is reported as unusable to older versions.
-    EnumRename { name: "ComputeNodeState", old: "unusable", new: "offline", last_old: 0, downgrade_only: true },
+    EnumRename { name: "ComputeNodeState", old: "unusable", new: "offline", last_old: 0, downgrade_only: true, at: &[] },
     // 2018-08-01.7.0: ContainerType docker → dockerCompatible.
-    EnumRename { name: "ContainerType", old: "docker", new: "dockerCompatible", last_old: 9, downgrade_only: false },
+    EnumRename { name: "ContainerType", old: "docker", new: "dockerCompatible", last_old: 9, downgrade_only: false, at: &[("ContainerConfiguration", "type")] },
 ];
 
 /// A default the service fills in when a request leaves `path` (below `model`) out, for

@@ -31,6 +31,16 @@ pub fn render(base: &str, p: &Pool) -> Map<String, Value> {
     for (k, v) in to_map(&p.spec) {
         m.entry(k).or_insert(v);
     }
+    // Secrets are kept for the nodes but never shown: user passwords and SSH private keys.
+    if let Some(Value::Array(accounts)) = m.get_mut("userAccounts") {
+        for a in accounts.iter_mut().filter_map(Value::as_object_mut) {
+            a.remove("password");
+            a.entry("elevationLevel").or_insert_with(|| Value::String("nonadmin".into()));
+            if let Some(Value::Object(linux)) = a.get_mut("linuxUserConfiguration") {
+                linux.remove("sshPrivateKey");
+            }
+        }
+    }
     m
 }
 
