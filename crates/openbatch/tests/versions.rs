@@ -255,3 +255,32 @@ async fn versions_without_sdk_releases() {
     assert!(p["userAccounts"][0].get("password").is_none(), "passwords are never shown: {p}");
     assert_eq!(p["userAccounts"][0]["elevationLevel"], "nonadmin");
 }
+
+#[tokio::test]
+async fn multi_instance_resource_file_and_os_version_changes() {
+    let svc = Service::start().await;
+    svc.add_pool("p", 0, json!({})).await;
+    svc.add_job("j", "p", json!({})).await;
+    // 2017-09-01.6.0: coordinationCommandLine is required (multi-instance tasks themselves are
+    // then refused as not run yet).
+    let mi = json!({"id": "m", "commandLine": "/bin/true", "multiInstanceSettings": {"numberOfInstances": 2}});
+    let e = svc.post("/jobs/j/tasks").api_version(V6_0).json(mi.clone()).send().await.expect_error(400, "MissingRequiredProperty");
+    assert_eq!(e["values"][0]["value"], "multiInstanceSettings.coordinationCommandLine", "{e}");
+    let e = svc.post("/jobs/j/tasks").api_version(V5_1).json(mi).send().await.expect_error(400, "InvalidPropertyValue");
+    assert_eq!(e["values"][0]["value"], "multiInstanceSettings", "before 6.0 the request is well-formed: {e}");
+    // 2018-12-01.8.0: ResourceFile.blobSource → httpUrl.
+    let rf = |name: &str| json!({"id": "r", "commandLine": "/bin/true", "resourceFiles": [{name: "http://127.0.0.1:9/x", "filePath": "x"}]});
+    let e = svc.post("/jobs/j/tasks").api_version(V7_0).json(rf("blobSource")).send().await.expect_error(400, "InvalidPropertyValue");
+    assert_eq!(e["values"][0]["value"], "resourceFiles", "blobSource is read as httpUrl at 7.0: {e}");
+    let e = svc.post("/jobs/j/tasks").api_version(V8_0).json(rf("blobSource")).send().await.expect_error(400, "InvalidPropertyValue");
+    assert_refused_for_version(&e, "resourceFiles.blobSource", V8_0);
+    let e = svc.post("/jobs/j/tasks").api_version(V7_0).json(rf("httpUrl")).send().await.expect_error(400, "InvalidPropertyValue");
+    assert_refused_for_version(&e, "resourceFiles.httpUrl", V7_0);
+    // 2018-12-01.8.0: CloudServiceConfiguration.targetOSVersion → osVersion.
+    svc.post("/pools").api_version(V7_0).json(json!({"id": "cs", "vmSize": "a", "cloudServiceConfiguration": {"osFamily": "5", "targetOSVersion": "*"}})).send().await.expect_status(201);
+    let old = get_at(&svc, "/pools/cs", V7_0).await;
+    assert_eq!(old["cloudServiceConfiguration"]["targetOSVersion"], "*", "{old}");
+    let new = svc.get_json("/pools/cs").await;
+    assert_eq!(new["cloudServiceConfiguration"]["osVersion"], "*", "{new}");
+    assert!(new["cloudServiceConfiguration"].get("targetOSVersion").is_none());
+}

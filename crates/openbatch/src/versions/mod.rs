@@ -14,7 +14,7 @@ pub mod table;
 use crate::api::error::BatchError;
 use crate::api::version::{ApiVersion, PUBLISHED};
 use axum::http::StatusCode;
-use rules::{DefaultValue, DEFAULTS, ENUM_RENAMES, MOVES, RENAMES, RUN_ELEVATED_LAST, RUN_ELEVATED_MODELS};
+use rules::{DefaultValue, DEFAULTS, ENUM_RENAMES, MOVES, RENAMES, REQUIRED, RUN_ELEVATED_LAST, RUN_ELEVATED_MODELS};
 use serde_json::{json, Map, Value};
 use std::collections::{HashMap, HashSet};
 use std::sync::LazyLock;
@@ -174,6 +174,9 @@ fn upgrade(model: &str, value: Value, v: ApiVersion, path: &str) -> Result<Value
             }
         }
     }
+    if let Some(r) = REQUIRED.iter().find(|r| r.model == model && r.first <= i && !out.contains_key(r.name)) {
+        return Err(BatchError::missing_property(&join(path, r.name)));
+    }
     for d in DEFAULTS.iter().filter(|d| d.model == model && d.first <= i && i <= d.last) {
         fill_default(&mut out, d.path, d.value);
     }
@@ -272,6 +275,7 @@ fn take_path(obj: &mut Map<String, Value>, path: &[&str]) -> Option<Value> {
 fn fill_default(obj: &mut Map<String, Value>, path: &[&str], value: DefaultValue) {
     let v = match value {
         DefaultValue::Bool(b) => Value::Bool(b),
+        DefaultValue::Int(n) => Value::from(n),
         DefaultValue::Str(s) => Value::String(s.to_string()),
     };
     let Some((last, parents)) = path.split_last() else { return };
@@ -432,9 +436,13 @@ pub fn markdown() -> String {
     for e in ENUM_RENAMES {
         s.push_str(&format!("| enum value | up to {} | {} `{}` {} `{}` |\n", ver(e.last_old), e.name, e.new, if e.downgrade_only { "is shown as" } else { "is spelled" }, e.old));
     }
+    for r in REQUIRED {
+        s.push_str(&format!("| required | from {} | {} `{}` ({}) |\n", ver(r.first), r.model, r.name, r.note));
+    }
     for d in DEFAULTS {
         let value = match d.value {
             DefaultValue::Bool(b) => b.to_string(),
+            DefaultValue::Int(n) => n.to_string(),
             DefaultValue::Str(x) => x.to_string(),
         };
         s.push_str(&format!("| default | {} to {} | {} `{}` = `{}` ({}) |\n", ver(d.first), ver(d.last), d.model, d.path.join("."), value, d.note));

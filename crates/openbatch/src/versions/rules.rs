@@ -87,6 +87,7 @@ pub struct VersionDefault {
 #[derive(Clone, Copy)]
 pub enum DefaultValue {
     Bool(bool),
+    Int(i64),
     Str(&'static str),
 }
 
@@ -96,6 +97,19 @@ pub const DEFAULTS: &[VersionDefault] = &[
     VersionDefault { model: "AutoUserSpecification", path: &["scope"], value: DefaultValue::Str("pool"), first: 0, last: 19, note: "AutoUserSpecification.scope defaults to pool on Linux nodes (task on Windows before 2019-08-01.10.0; openbatch nodes are Linux)" },
     VersionDefault { model: "TaskAddParameter", path: &["constraints", "retentionTime"], value: DefaultValue::Str(crate::model::time::UNLIMITED_DURATION), first: 0, last: 10, note: "task retention is unlimited before 2018-12-01.8.0" },
     VersionDefault { model: "TaskAddParameter", path: &["constraints", "retentionTime"], value: DefaultValue::Str("P7D"), first: 11, last: 19, note: "task retention defaults to 7 days from 2018-12-01.8.0" },
+    VersionDefault { model: "MultiInstanceSettings", path: &["numberOfInstances"], value: DefaultValue::Int(1), first: 8, last: 19, note: "numberOfInstances is optional and defaults to 1 from 2017-09-01.6.0" },
     VersionDefault { model: "DataDisk", path: &["caching"], value: DefaultValue::Str("none"), first: 0, last: 9, note: "data disk caching defaults to none before 2018-08-01.7.0" },
     VersionDefault { model: "DataDisk", path: &["caching"], value: DefaultValue::Str("readwrite"), first: 10, last: 19, note: "data disk caching defaults to readwrite from 2018-08-01.7.0" },
+];
+
+/// A property a request must carry from version `first` on (before, it was optional).
+pub struct Required {
+    pub model: &'static str,
+    pub name: &'static str,
+    pub first: u8,
+    pub note: &'static str,
+}
+
+pub const REQUIRED: &[Required] = &[
+    Required { model: "MultiInstanceSettings", name: "coordinationCommandLine", first: 8, note: "2017-09-01.6.0: multi-instance tasks must give coordinationCommandLine" },
 ];
