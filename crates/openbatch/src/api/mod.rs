@@ -68,6 +68,51 @@ impl Ctx {
         parse_value(crate::versions::upgrade_request(model, value, self.version)?)
     }
 
+    /// Checks the request's conditional headers against a resource last modified at `t`
+    /// (whose ETag derives from it). `read` operations answer 304 where a write answers 412.
+    ///
+    /// * `If-Match` (an ETag or `*`): 412 `ConditionNotMet` unless it matches;
+    /// * `If-None-Match`: a match is 304 for reads, 412 for writes;
+    /// * `If-Modified-Since`: not modified since is 304 for reads, 412 for writes;
+    /// * `If-Unmodified-Since`: modified since is 412.
+    pub fn precondition(&self, t: &crate::model::time::Timestamp, read: bool) -> ApiResult<()> {
+        use crate::model::time::{etag_for, parse_http_date};
+        let etag = etag_for(t);
+        let header = |name: &str| self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+        let matches = |list: &str| list.split(',').map(|e| e.trim().trim_start_matches("W/").trim_matches('"')).any(|e| e == "*" || e == etag);
+        let seconds = t.timestamp();
+        let not_modified = || -> BatchError {
+            if read {
+                BatchError::new(StatusCode::NOT_MODIFIED, "ConditionNotMet", "The condition specified using HTTP conditional header(s) is not met.")
+            } else {
+                BatchError::condition_not_met()
+            }
+        };
+        if let Some(v) = header("if-match") {
+            if !matches(v) {
+                return Err(BatchError::condition_not_met());
+            }
+        }
+        if let Some(v) = header("if-none-match") {
+            if matches(v) {
+                return Err(not_modified());
+            }
+        }
+        if let Some(v) = header("if-unmodified-since") {
+            let d = parse_http_date(v).ok_or_else(|| BatchError::invalid_header("If-Unmodified-Since", v))?;
+            if seconds > d.timestamp() {
+                return Err(BatchError::condition_not_met());
+            }
+        }
+        if let Some(v) = header("if-modified-since") {
+            let d = parse_http_date(v).ok_or_else(|| BatchError::invalid_header("If-Modified-Since", v))?;
+            if seconds <= d.timestamp() {
+                return Err(not_modified());
+            }
+        }
+        Ok(())
+    }
+
     /// A canonical resource of the API model `model` as the caller's api-version shows it,
     /// with `$select` applied.
     pub fn view(&self, model: &str, value: serde_json::Value) -> serde_json::Value {
@@ -101,7 +146,10 @@ async fn dispatch(State(app): State<Arc<App>>, method: Method, uri: Uri, headers
         app.account.verify(&method, uri.path(), uri.query(), &headers)?;
         let op = router::route(&method, uri.path())?;
         let ctx = Ctx { version, base: base.clone(), query, headers, path: uri.path().to_string(), raw_query: uri.query().unwrap_or("").to_string() };
-        handlers::handle(&app, op, &ctx, &body).await
+        let limit = handlers::timeout(&ctx)?;
+        tokio::time::timeout(limit, handlers::handle(&app, op, &ctx, &body)).await.unwrap_or_else(|_| {
+            Err(BatchError::new(StatusCode::INTERNAL_SERVER_ERROR, "OperationTimedOut", "The operation could not be completed within the specified time."))
+        })
     }
     .await;
     let mut response = match result {
@@ -111,8 +159,8 @@ async fn dispatch(State(app): State<Arc<App>>, method: Method, uri: Uri, headers
             if e.status.is_server_error() {
                 tracing::error!(code = %e.code, %request_id, "request failed");
             }
-            if is_head {
-                // HEAD answers carry no body, errors included.
+            if is_head || e.status == StatusCode::NOT_MODIFIED {
+                // HEAD and 304 answers carry no body, errors included.
                 Response::builder().status(e.status).body(axum::body::Body::empty()).unwrap_or_default()
             } else {
                 let body = serde_json::to_vec(&e.body(&base, &request_id, &now)).unwrap_or_default();

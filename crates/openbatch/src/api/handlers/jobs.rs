@@ -117,13 +117,15 @@ pub async fn list(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
 /// Job Get; 404 `JobNotFound`.
 pub async fn get(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
     let j = load(app, id).await?;
+    ctx.precondition(&j.last_modified, true)?;
     let body = entity(Some(format!("{}/$metadata#jobs/@Element", ctx.base)), None, render(&ctx.base, &j));
     Ok(Reply::json(ctx.view("CloudJob", body)).etag(&j.last_modified))
 }
 
 /// Loads a job for a change inside `tx`; 409 when it is deleting or completed.
-async fn load_for_update(tx: &mut crate::store::Tx, id: &str) -> ApiResult<Job> {
+async fn load_for_update(ctx: &Ctx, tx: &mut crate::store::Tx, id: &str) -> ApiResult<Job> {
     let j: Job = tx.get("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Job))?;
+    ctx.precondition(&j.last_modified, false)?;
     match j.status.state {
         JobState::Deleting => Err(BatchError::being_deleted(ResourceKind::Job)),
         JobState::Completed => Err(BatchError::conflict("JobCompleted", "The specified job is already in a completed state.")),
@@ -153,7 +155,7 @@ pub async fn patch(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Rep
     let p: JobPatch = ctx.parse("JobPatchParameter", body)?;
     check_common(p.priority, &p.constraints, p.max_parallel_tasks)?;
     let mut tx = app.store.begin().await?;
-    let mut j = load_for_update(&mut tx, id).await?;
+    let mut j = load_for_update(ctx, &mut tx, id).await?;
     check_on_all_tasks_complete(&j, p.on_all_tasks_complete)?;
     if let Some(info) = p.pool_info {
         check_pool_info(&info)?;
@@ -187,7 +189,7 @@ pub async fn update(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Re
     check_pool_info(&u.pool_info)?;
     check_common(u.priority, &u.constraints, u.max_parallel_tasks)?;
     let mut tx = app.store.begin().await?;
-    let mut j = load_for_update(&mut tx, id).await?;
+    let mut j = load_for_update(ctx, &mut tx, id).await?;
     check_on_all_tasks_complete(&j, Some(u.on_all_tasks_complete.unwrap_or(OnAllTasksComplete::NoAction)))?;
     j.spec.pool_info = u.pool_info;
     j.spec.priority = u.priority;
@@ -201,8 +203,9 @@ pub async fn update(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Re
 }
 
 /// Job Delete: 202; running tasks are killed and every task goes with the job.
-pub async fn delete(app: &App, id: &str) -> ApiResult<Reply> {
+pub async fn delete(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
     let j = load(app, id).await?;
+    ctx.precondition(&j.last_modified, false)?;
     let job_id = j.spec.id.clone();
     app.driver.call(|reply| Event::DeleteJob { job_id, reply }).await?;
     Ok(Reply::empty(StatusCode::ACCEPTED))
@@ -212,6 +215,7 @@ pub async fn delete(app: &App, id: &str) -> ApiResult<Reply> {
 pub async fn terminate(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Reply> {
     let t: JobTerminate = if body.is_empty() { JobTerminate::default() } else { ctx.parse("JobTerminateParameter", body)? };
     let j = load(app, id).await?;
+    ctx.precondition(&j.last_modified, false)?;
     let job_id = j.spec.id.clone();
     let reason = t.terminate_reason.unwrap_or_else(|| "UserTerminate".into());
     app.driver.call(|reply| Event::TerminateJob { job_id: job_id.clone(), reason, reply }).await?;

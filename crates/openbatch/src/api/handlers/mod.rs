@@ -32,8 +32,8 @@ pub async fn handle(app: &App, op: Operation, ctx: &Ctx, body: &[u8]) -> ApiResu
         Operation::PoolAdd => pools::add(app, ctx, body).await,
         Operation::PoolList => pools::list(app, ctx).await,
         Operation::PoolGet(id) => pools::get(app, ctx, &id).await,
-        Operation::PoolExists(id) => pools::exists(app, &id).await,
-        Operation::PoolDelete(id) => pools::delete(app, &id).await,
+        Operation::PoolExists(id) => pools::exists(app, ctx, &id).await,
+        Operation::PoolDelete(id) => pools::delete(app, ctx, &id).await,
         Operation::PoolPatch(id) => pools::patch(app, ctx, &id, body).await,
         Operation::PoolResize(id) => pools::resize(app, ctx, &id, body).await,
         Operation::NodeList(pool) => nodes::list(app, ctx, &pool).await,
@@ -45,7 +45,7 @@ pub async fn handle(app: &App, op: Operation, ctx: &Ctx, body: &[u8]) -> ApiResu
         Operation::JobGet(id) => jobs::get(app, ctx, &id).await,
         Operation::JobPatch(id) => jobs::patch(app, ctx, &id, body).await,
         Operation::JobUpdate(id) => jobs::update(app, ctx, &id, body).await,
-        Operation::JobDelete(id) => jobs::delete(app, &id).await,
+        Operation::JobDelete(id) => jobs::delete(app, ctx, &id).await,
         Operation::JobTerminate(id) => jobs::terminate(app, ctx, &id, body).await,
         Operation::JobTaskCounts(id) => jobs::task_counts(app, ctx, &id).await,
         Operation::TaskAdd(job) => tasks::add(app, ctx, &job, body).await,
@@ -53,20 +53,41 @@ pub async fn handle(app: &App, op: Operation, ctx: &Ctx, body: &[u8]) -> ApiResu
         Operation::TaskList(job) => tasks::list(app, ctx, &job).await,
         Operation::TaskGet(job, task) => tasks::get(app, ctx, &job, &task).await,
         Operation::TaskUpdate(job, task) => tasks::update(app, ctx, &job, &task, body).await,
-        Operation::TaskDelete(job, task) => tasks::delete(app, &job, &task).await,
+        Operation::TaskDelete(job, task) => tasks::delete(app, ctx, &job, &task).await,
         Operation::TaskTerminate(job, task) => tasks::terminate(app, ctx, &job, &task).await,
         Operation::FileListFromTask(job, task) => files::list_from_task(app, ctx, &job, &task).await,
         Operation::FileFromTask { job, task, path, method } => files::from_task(app, ctx, &job, &task, &path, method).await,
     }
 }
 
-/// `$filter` arrives with the OData query issue; until then it is refused rather than
-/// silently ignored, so no caller gets unfiltered results by surprise.
+/// Checks the OData and request options every operation takes: `$filter` (refused until the
+/// filter engine lands, rather than silently ignored), `$expand` (`stats`, `metadata`) and
+/// `timeout` (whole seconds, at least 1; the service caps it at 30).
+/// Errors: 400 `InvalidQueryParameterValue` naming the parameter.
 fn reject_unsupported_queries(ctx: &Ctx) -> ApiResult<()> {
     if let Some(f) = ctx.q("$filter") {
         return Err(BatchError::invalid_query("$filter", f, "openbatch does not evaluate $filter yet; list without it and filter on the client"));
     }
+    if let Some(e) = ctx.q("$expand") {
+        for item in e.split(',').map(str::trim) {
+            if !["stats", "metadata"].contains(&item) {
+                return Err(BatchError::invalid_query("$expand", e, "$expand takes stats and metadata"));
+            }
+        }
+    }
+    timeout(ctx)?;
     Ok(())
+}
+
+/// The request's processing limit: `timeout` seconds (default 30, at most 30).
+pub fn timeout(ctx: &Ctx) -> ApiResult<std::time::Duration> {
+    match ctx.q("timeout") {
+        None => Ok(std::time::Duration::from_secs(30)),
+        Some(t) => match t.parse::<u64>() {
+            Ok(n) if n >= 1 => Ok(std::time::Duration::from_secs(n.min(30))),
+            _ => Err(BatchError::invalid_query("timeout", t, "timeout is a whole number of seconds, at least 1")),
+        },
+    }
 }
 
 /// Checks a Batch id: 1 to 64 letters, digits, hyphens and underscores.
@@ -130,17 +151,31 @@ pub fn list_reply(ctx: &Ctx, metadata: &str, items: Vec<Value>, last_id: Option<
     Reply::json(Value::Object(out))
 }
 
-/// Applies `$select` (comma-separated top-level properties) to an entity; `odata.metadata`
-/// is always kept.
+/// Applies `$select`: comma-separated property paths, top-level (`id,state`) or nested with
+/// `/` (`executionInfo/exitCode`); `odata.metadata` is always kept.
 pub fn select(ctx: &Ctx, v: Value) -> Value {
     let Some(sel) = ctx.q("$select") else { return v };
-    let wanted: Vec<&str> = sel.split(',').map(str::trim).filter(|s| !s.is_empty()).collect();
-    match v {
-        Value::Object(m) => Value::Object(
-            m.into_iter().filter(|(k, _)| k == "odata.metadata" || wanted.iter().any(|w| w == k)).collect(),
-        ),
-        other => other,
-    }
+    let wanted: Vec<Vec<&str>> = sel.split(',').map(str::trim).filter(|s| !s.is_empty()).map(|p| p.split('/').collect()).collect();
+    select_paths(v, &wanted)
+}
+
+fn select_paths(v: Value, wanted: &[Vec<&str>]) -> Value {
+    let Value::Object(m) = v else { return v };
+    Value::Object(
+        m.into_iter()
+            .filter_map(|(k, val)| {
+                if k == "odata.metadata" || wanted.iter().any(|p| p.len() == 1 && p[0] == k) {
+                    return Some((k, val));
+                }
+                let sub: Vec<Vec<&str>> = wanted.iter().filter(|p| p.len() > 1 && p[0] == k).map(|p| p[1..].to_vec()).collect();
+                if sub.is_empty() {
+                    None
+                } else {
+                    Some((k, select_paths(val, &sub)))
+                }
+            })
+            .collect(),
+    )
 }
 
 /// A 202/200 answer without a body, with `DataServiceId` and the new ETag.

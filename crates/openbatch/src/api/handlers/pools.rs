@@ -146,21 +146,24 @@ pub async fn list(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
 /// Pool Get; 404 `PoolNotFound`.
 pub async fn get(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
     let p = load(app, id).await?;
+    ctx.precondition(&p.last_modified, true)?;
     let body = entity(Some(format!("{}/$metadata#pools/@Element", ctx.base)), None, render(&ctx.base, &p));
     Ok(Reply::json(ctx.view("CloudPool", body)).etag(&p.last_modified))
 }
 
 /// Pool Exists (HEAD): 200 with ETag, 404 without a body.
-pub async fn exists(app: &App, id: &str) -> ApiResult<Reply> {
+pub async fn exists(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
     let p = load(app, id).await?;
+    ctx.precondition(&p.last_modified, true)?;
     Ok(Reply::empty(StatusCode::OK).etag(&p.last_modified))
 }
 
 /// Pool Delete: 202; the pool is `deleting` until its nodes are gone. 409
 /// `PoolBeingDeleted` when already deleting.
-pub async fn delete(app: &App, id: &str) -> ApiResult<Reply> {
+pub async fn delete(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
     let mut tx = app.store.begin().await?;
     let mut p: Pool = tx.get("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Pool))?;
+    ctx.precondition(&p.last_modified, false)?;
     if p.status.state == PoolState::Deleting {
         return Err(BatchError::being_deleted(ResourceKind::Pool));
     }
@@ -180,6 +183,7 @@ pub async fn patch(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Rep
     let patch: PoolPatch = ctx.parse("PoolPatchParameter", body)?;
     let mut tx = app.store.begin().await?;
     let mut p: Pool = tx.get("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Pool))?;
+    ctx.precondition(&p.last_modified, false)?;
     if p.status.state == PoolState::Deleting {
         return Err(BatchError::being_deleted(ResourceKind::Pool));
     }
@@ -223,6 +227,7 @@ pub async fn resize(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Re
     }
     let mut tx = app.store.begin().await?;
     let mut p: Pool = tx.get("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Pool))?;
+    ctx.precondition(&p.last_modified, false)?;
     if p.status.state == PoolState::Deleting {
         return Err(BatchError::being_deleted(ResourceKind::Pool));
     }

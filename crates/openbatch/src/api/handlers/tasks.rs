@@ -209,6 +209,7 @@ pub async fn load(app: &App, job_id: &str, task_id: &str) -> ApiResult<Task> {
 /// Task Get.
 pub async fn get(app: &App, ctx: &Ctx, job_id: &str, task_id: &str) -> ApiResult<Reply> {
     let t = load(app, job_id, task_id).await?;
+    ctx.precondition(&t.last_modified, true)?;
     let body = entity(Some(format!("{}/$metadata#tasks/@Element", ctx.base)), None, render(&ctx.base, &t));
     Ok(Reply::json(ctx.view("CloudTask", body)).etag(&t.last_modified))
 }
@@ -219,6 +220,7 @@ pub async fn update(app: &App, ctx: &Ctx, job_id: &str, task_id: &str, body: &[u
     let t = load(app, job_id, task_id).await?;
     let mut tx = app.store.begin().await?;
     let mut t: Task = tx.get(&t.job_id, &t.spec.id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Task))?;
+    ctx.precondition(&t.last_modified, false)?;
     if t.status.state == TaskState::Completed {
         return Err(BatchError::conflict("TaskCompleted", "The specified task is already in a completed state."));
     }
@@ -233,8 +235,9 @@ pub async fn update(app: &App, ctx: &Ctx, job_id: &str, task_id: &str, body: &[u
 }
 
 /// Task Delete: 200; a running task is killed first.
-pub async fn delete(app: &App, job_id: &str, task_id: &str) -> ApiResult<Reply> {
+pub async fn delete(app: &App, ctx: &Ctx, job_id: &str, task_id: &str) -> ApiResult<Reply> {
     let t = load(app, job_id, task_id).await?;
+    ctx.precondition(&t.last_modified, false)?;
     let (job_id, task_id) = (t.job_id.clone(), t.spec.id.clone());
     app.driver.call(|reply| Event::DeleteTask { job_id, task_id, reply }).await?;
     Ok(Reply::empty(StatusCode::OK))
@@ -244,6 +247,7 @@ pub async fn delete(app: &App, job_id: &str, task_id: &str) -> ApiResult<Reply> 
 /// `TaskCompleted` when it already completed.
 pub async fn terminate(app: &App, ctx: &Ctx, job_id: &str, task_id: &str) -> ApiResult<Reply> {
     let t = load(app, job_id, task_id).await?;
+    ctx.precondition(&t.last_modified, false)?;
     let (job_id, task_id) = (t.job_id.clone(), t.spec.id.clone());
     app.driver.call(|reply| Event::TerminateTask { job_id: job_id.clone(), task_id: task_id.clone(), reply }).await?;
     let t = load(app, &job_id, &task_id).await?;
