@@ -1,6 +1,6 @@
 //! Job operations: Add, List, Get, Patch, Update (PUT), Delete, Terminate, Get Task Counts.
 
-use super::{accepted, check_id, list_reply, page_params};
+use super::{accepted, check_id};
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::api::reply::{entity, to_map, Reply};
 use crate::api::{App, Ctx};
@@ -107,11 +107,7 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
 
 /// Job List.
 pub async fn list(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
-    let (max, after) = page_params(ctx)?;
-    let jobs = app.store.list::<Job>("", after.as_deref(), None, max).await?;
-    let last = (jobs.len() == max as usize).then(|| jobs.last().map(|j| j.spec.id.clone())).flatten();
-    let items = jobs.iter().map(|j| ctx.view("CloudJob", Value::Object(render(&ctx.base, j)))).collect();
-    Ok(list_reply(ctx, "jobs", items, last.as_deref()))
+    super::list_records::<Job>(app, ctx, "", "jobs", "CloudJob", render).await
 }
 
 /// Job Get; 404 `JobNotFound`.

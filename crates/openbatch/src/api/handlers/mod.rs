@@ -135,6 +135,25 @@ fn decode_token(t: &str) -> ApiResult<String> {
         .ok_or_else(|| BatchError::invalid_query("$skiptoken", t, "The continuation token is not one this service issued"))
 }
 
+/// List of stored resources `R` under `parent` (a pool's nodes, a job's tasks, or top-level):
+/// one page of `maxresults` after the `$skiptoken`, each rendered by `render` and shown as the
+/// caller's api-version shows the API model `model`; `metadata` names the list in
+/// `odata.metadata`.
+pub async fn list_records<R: crate::store::Record>(
+    app: &App,
+    ctx: &Ctx,
+    parent: &str,
+    metadata: &str,
+    model: &str,
+    render: impl Fn(&str, &R) -> Map<String, Value>,
+) -> ApiResult<Reply> {
+    let (max, after) = page_params(ctx)?;
+    let records = app.store.list::<R>(parent, after.as_deref(), None, max).await?;
+    let last = (records.len() == max as usize).then(|| records.last().map(|r| r.id().to_string())).flatten();
+    let items = records.iter().map(|r| ctx.view(model, Value::Object(render(&ctx.base, r)))).collect();
+    Ok(list_reply(ctx, metadata, items, last.as_deref()))
+}
+
 /// A list answer: `{odata.metadata, value, odata.nextLink?}`. `last_id` is the id of the last
 /// item when the page is full (more may follow).
 pub fn list_reply(ctx: &Ctx, metadata: &str, items: Vec<Value>, last_id: Option<&str>) -> Reply {

@@ -1,6 +1,6 @@
 //! Compute node operations: List and Get.
 
-use super::{list_reply, page_params};
+
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::api::reply::{entity, to_map, Reply};
 use crate::api::{App, Ctx};
@@ -53,11 +53,7 @@ pub async fn load(app: &App, pool_id: &str, node_id: &str) -> ApiResult<Node> {
 /// Compute Node List of a pool.
 pub async fn list(app: &App, ctx: &Ctx, pool_id: &str) -> ApiResult<Reply> {
     let p = pool(app, pool_id).await?;
-    let (max, after) = page_params(ctx)?;
-    let nodes = app.store.list::<Node>(&p.spec.id, after.as_deref(), None, max).await?;
-    let last = (nodes.len() == max as usize).then(|| nodes.last().map(|n| n.id.clone())).flatten();
-    let items = nodes.iter().map(|n| ctx.view("ComputeNode", Value::Object(render(&ctx.base, n)))).collect();
-    Ok(list_reply(ctx, "nodes", items, last.as_deref()))
+    super::list_records::<Node>(app, ctx, &p.spec.id, "nodes", "ComputeNode", render).await
 }
 
 /// Compute Node Get.

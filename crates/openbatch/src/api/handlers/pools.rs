@@ -1,6 +1,6 @@
 //! Pool operations: Add, List, Get, Exists (HEAD), Delete, Patch, Resize.
 
-use super::{accepted, check_id, list_reply, page_params};
+use super::{accepted, check_id};
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::api::reply::{entity, to_map, Reply};
 use crate::api::{App, Ctx};
@@ -136,11 +136,7 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
 
 /// Pool List.
 pub async fn list(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
-    let (max, after) = page_params(ctx)?;
-    let pools = app.store.list::<Pool>("", after.as_deref(), None, max).await?;
-    let last = (pools.len() == max as usize).then(|| pools.last().map(|p| p.spec.id.clone())).flatten();
-    let items = pools.iter().map(|p| ctx.view("CloudPool", Value::Object(render(&ctx.base, p)))).collect();
-    Ok(list_reply(ctx, "pools", items, last.as_deref()))
+    super::list_records::<Pool>(app, ctx, "", "pools", "CloudPool", render).await
 }
 
 /// Pool Get; 404 `PoolNotFound`.

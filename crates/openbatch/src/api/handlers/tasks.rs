@@ -1,6 +1,6 @@
 //! Task operations: Add, Add Collection, List, Get, Update (PUT), Delete, Terminate.
 
-use super::{check_id, list_reply, page_params};
+use super::check_id;
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::api::reply::{entity, to_map, Reply};
 use crate::api::{parse_body, App, Ctx};
@@ -193,11 +193,7 @@ pub async fn add_collection(app: &App, ctx: &Ctx, job_id: &str, body: &[u8]) -> 
 /// Task List (of a job); 404 `JobNotFound`.
 pub async fn list(app: &App, ctx: &Ctx, job_id: &str) -> ApiResult<Reply> {
     let job = super::jobs::load(app, job_id).await?;
-    let (max, after) = page_params(ctx)?;
-    let tasks = app.store.list::<Task>(&job.spec.id, after.as_deref(), None, max).await?;
-    let last = (tasks.len() == max as usize).then(|| tasks.last().map(|t| t.spec.id.clone())).flatten();
-    let items = tasks.iter().map(|t| ctx.view("CloudTask", Value::Object(render(&ctx.base, t)))).collect();
-    Ok(list_reply(ctx, "tasks", items, last.as_deref()))
+    super::list_records::<Task>(app, ctx, &job.spec.id, "tasks", "CloudTask", render).await
 }
 
 /// Loads a task; 404 `JobNotFound` or `TaskNotFound`.
