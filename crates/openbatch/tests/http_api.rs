@@ -1483,3 +1483,51 @@ async fn range_on_an_empty_file_is_unsatisfiable() {
     let r = svc.get("/jobs/ej/tasks/quiet/files/stdout.txt").header("range", "bytes=0-1").send().await;
     r.expect_error(416, "InvalidRange");
 }
+
+#[tokio::test]
+async fn job_disable_and_enable() {
+    let svc = Service::start().await;
+    svc.add_pool("p", 1, json!({"taskSlotsPerNode": 2})).await;
+    svc.wait_pool_idle("p", 1, secs(20)).await;
+    svc.add_job("j", "p", json!({})).await;
+    svc.add_task("j", "long", "/bin/sleep 30", json!({})).await;
+    svc.add_task("j", "waiter", "/bin/sleep 1", json!({})).await;
+    svc.wait_task_state("j", "long", "running", secs(20)).await;
+    svc.wait_task_state("j", "waiter", "running", secs(20)).await;
+
+    // requeue: running tasks go back to active and nothing runs while disabled.
+    svc.post("/jobs/j/disable").json(json!({"disableTasks": "requeue"})).send().await.expect_status(202);
+    let j = svc.get_json("/jobs/j").await;
+    assert_eq!(j["state"], "disabled", "{j}");
+    assert_eq!(j["previousState"], "disabling", "{j}");
+    let t = svc.wait_task_state("j", "long", "active", secs(10)).await;
+    assert_eq!(t["executionInfo"]["requeueCount"], 1, "{t}");
+    svc.add_task("j", "later", "/bin/true", json!({})).await;
+    tokio::time::sleep(secs(1)).await;
+    assert_eq!(svc.get_json("/jobs/j/tasks/later").await["state"], "active", "disabled jobs start nothing");
+    svc.post("/jobs/j/disable").json(json!({"disableTasks": "requeue"})).send().await.expect_error(409, "JobNotActive");
+    svc.post("/jobs/j/disable").json(json!({})).send().await.expect_error(400, "MissingRequiredProperty");
+    svc.post("/jobs/j/disable").json(json!({"disableTasks": "sometimes"})).send().await.expect_error(400, "InvalidPropertyValue");
+
+    // enable: the tasks run again.
+    svc.post("/jobs/j/enable").send().await.expect_status(202);
+    assert_eq!(svc.get_json("/jobs/j").await["state"], "active");
+    svc.wait_task_completed("j", "later", secs(20)).await;
+    svc.post("/jobs/j/enable").send().await.expect_error(409, "JobNotDisabled");
+
+    // terminate: running tasks end with TaskEnded; wait: the job is disabling until they finish.
+    svc.wait_task_state("j", "long", "running", secs(20)).await;
+    svc.post("/jobs/j/disable").json(json!({"disableTasks": "terminate"})).send().await.expect_status(202);
+    let t = svc.wait_task_completed("j", "long", secs(10)).await;
+    assert_eq!(t["executionInfo"]["failureInfo"]["code"], "TaskEnded", "{t}");
+    svc.post("/jobs/j/enable").send().await.expect_status(202);
+    svc.add_task("j", "short", "/bin/sleep 1", json!({})).await;
+    svc.wait_task_state("j", "short", "running", secs(20)).await;
+    svc.post("/jobs/j/disable").json(json!({"disableTasks": "wait"})).send().await.expect_status(202);
+    assert_eq!(svc.get_json("/jobs/j").await["state"], "disabling");
+    let t = svc.wait_task_completed("j", "short", secs(10)).await;
+    assert_eq!(t["executionInfo"]["result"], "success", "{t}");
+    poll("job disabled", secs(10), || async { (svc.get_json("/jobs/j").await["state"] == "disabled").then_some(()) }).await;
+    let s = svc.get_json("/jobs/j/jobpreparationandreleasetaskstatus").await;
+    assert_eq!(s["value"], json!([]));
+}

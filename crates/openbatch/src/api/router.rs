@@ -29,6 +29,9 @@ pub enum Operation {
     JobUpdate(String),
     JobDelete(String),
     JobTerminate(String),
+    JobDisable(String),
+    JobEnable(String),
+    JobPrepReleaseStatus(String),
     JobTaskCounts(String),
     TaskAdd(String),
     TaskAddCollection(String),
@@ -81,6 +84,9 @@ impl Operation {
             Operation::JobUpdate(_) => ("PUT", "/jobs/{jobId}"),
             Operation::JobDelete(_) => ("DELETE", "/jobs/{jobId}"),
             Operation::JobTerminate(_) => ("POST", "/jobs/{jobId}/terminate"),
+            Operation::JobDisable(_) => ("POST", "/jobs/{jobId}/disable"),
+            Operation::JobEnable(_) => ("POST", "/jobs/{jobId}/enable"),
+            Operation::JobPrepReleaseStatus(_) => ("GET", "/jobs/{jobId}/jobpreparationandreleasetaskstatus"),
             Operation::JobTaskCounts(_) => ("GET", "/jobs/{jobId}/taskcounts"),
             Operation::TaskAdd(_) => ("POST", "/jobs/{jobId}/tasks"),
             Operation::TaskAddCollection(_) => ("POST", "/jobs/{jobId}/addtaskcollection"),
@@ -110,6 +116,7 @@ impl Operation {
                 | Operation::JobList
                 | Operation::JobGet(_)
                 | Operation::JobTaskCounts(_)
+                | Operation::JobPrepReleaseStatus(_)
                 | Operation::TaskList(_)
                 | Operation::TaskGet(..)
                 | Operation::FileListFromTask(..)
@@ -171,6 +178,9 @@ fn match_op(m: &str, s: &[&str]) -> Option<Operation> {
         ("PUT", ["jobs", j]) => Operation::JobUpdate(j.to_string()),
         ("DELETE", ["jobs", j]) => Operation::JobDelete(j.to_string()),
         ("POST", ["jobs", j, "terminate"]) => Operation::JobTerminate(j.to_string()),
+        ("POST", ["jobs", j, "disable"]) => Operation::JobDisable(j.to_string()),
+        ("POST", ["jobs", j, "enable"]) => Operation::JobEnable(j.to_string()),
+        ("GET", ["jobs", j, "jobpreparationandreleasetaskstatus"]) => Operation::JobPrepReleaseStatus(j.to_string()),
         ("GET", ["jobs", j, "taskcounts"]) => Operation::JobTaskCounts(j.to_string()),
         ("POST", ["jobs", j, "tasks"]) => Operation::TaskAdd(j.to_string()),
         ("POST", ["jobs", j, "addtaskcollection"]) => Operation::TaskAddCollection(j.to_string()),

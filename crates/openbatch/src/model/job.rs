@@ -163,6 +163,18 @@ pub struct JobUpdate {
     pub on_all_tasks_complete: Option<OnAllTasksComplete>,
 }
 
+batch_enum!(
+    /// DisableJobOption: what happens to a disabled job's running tasks.
+    DisableJobOption { Requeue = "requeue", Terminate = "terminate", Wait = "wait" }
+);
+
+/// JobDisableParameter: `disableTasks` is required.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobDisable {
+    pub disable_tasks: DisableJobOption,
+}
+
 /// JobTerminateParameter.
 #[derive(Debug, Clone, Deserialize, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

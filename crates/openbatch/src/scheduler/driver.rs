@@ -15,7 +15,7 @@ use super::hub::Hub;
 use crate::agent::protocol::{AgentMessage, ExecKind, ExecResult, ExecSpec, ServiceMessage};
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::model::common::{ErrorCategory, ExecutionResult, FailureInfo, NameValuePair};
-use crate::model::job::{Job, JobState, OnAllTasksComplete};
+use crate::model::job::{DisableJobOption, Job, JobState, OnAllTasksComplete};
 use crate::model::node::{Node, NodeAgentInfo, NodeState, SchedulingState, StartTaskInfo, StartTaskState};
 use crate::model::pool::{AllocationState, DeallocationOption, NodeFillType, Pool, PoolState};
 use crate::model::task::{Task, TaskState};
@@ -51,6 +51,10 @@ pub enum Event {
     TerminateJob { job_id: String, reason: String, reply: Reply },
     /// Delete Job.
     DeleteJob { job_id: String, reply: Reply },
+    /// Disable Job with the fate of its running tasks.
+    DisableJob { job_id: String, option: DisableJobOption, reply: Reply },
+    /// Enable Job.
+    EnableJob { job_id: String, reply: Reply },
     /// An agent connected and said hello.
     AgentHello {
         conn_id: u64,
@@ -381,6 +385,14 @@ impl Driver {
                 let r = self.delete_job(w, &job_id).await?;
                 w.replies.push((reply, r));
             }
+            Event::DisableJob { job_id, option, reply } => {
+                let r = self.disable_job(w, &job_id, option).await?;
+                w.replies.push((reply, r));
+            }
+            Event::EnableJob { job_id, reply } => {
+                let r = self.enable_job(w, &job_id).await?;
+                w.replies.push((reply, r));
+            }
             Event::AgentHello { conn_id, pool_id, node_id, token, agent_version, running, finished, accept } => {
                 self.agent_hello(w, conn_id, &pool_id, &node_id, &token, &agent_version, running, finished, accept).await?;
             }
@@ -553,6 +565,7 @@ impl Driver {
                     set_node_state(&mut node, NodeState::Idle, now);
                 }
                 self.core.finish_task(&job_id, &task_id);
+                w.touched_jobs.insert(job_id.clone());
                 let max_retries = task.spec.constraints.as_ref().and_then(|c| c.max_task_retry_count).unwrap_or(0);
                 let exec = &mut task.status.execution_info;
                 if result == ExecutionResult::Failure && retryable(&r) && (max_retries < 0 || exec.retry_count < max_retries) {
@@ -740,8 +753,9 @@ impl Driver {
         task.status.transition(TaskState::Active, now);
         let slots = task.spec.slots();
         w.tasks.put(task);
-        let schedulable_job = w.jobs.get(&mut w.tx, "", job_id).await?.is_some_and(|j| j.status.state == JobState::Active);
-        if schedulable_job {
+        // Disabled and terminating jobs keep their queue; the core does not schedule from it.
+        let queued_job = w.jobs.get(&mut w.tx, "", job_id).await?.is_some_and(|j| !matches!(j.status.state, JobState::Completed | JobState::Deleting));
+        if queued_job {
             self.core.enqueue_task(job_id, task_id, slots, true);
         }
         Ok(())
@@ -878,10 +892,79 @@ impl Driver {
         Ok(Ok(()))
     }
 
-    /// Completes a job whose `onAllTasksComplete` is `terminatejob` once no task is left
-    /// unfinished.
+    /// Disable Job: stop scheduling; running tasks are requeued, ended or left to finish.
+    async fn disable_job(&mut self, w: &mut Work, job_id: &str, option: DisableJobOption) -> StoreResult<ApiResult<()>> {
+        let Some(mut job) = w.jobs.get(&mut w.tx, "", job_id).await? else {
+            return Ok(Err(BatchError::not_found(ResourceKind::Job)));
+        };
+        if job.status.state != JobState::Active {
+            return Ok(Err(BatchError::conflict("JobNotActive", "The specified job is not in active state.")));
+        }
+        let now = Clock::now();
+        job.status.previous_state = Some(job.status.state);
+        job.status.previous_state_transition_time = Some(job.status.state_transition_time);
+        job.status.state = JobState::Disabling;
+        job.status.state_transition_time = now;
+        job.last_modified = now;
+        self.upsert_job_core(&job);
+        for state in [TaskState::Preparing, TaskState::Running] {
+            for t in w.tx.children::<Task>(job_id, Some(state.as_str())).await? {
+                match option {
+                    DisableJobOption::Requeue => {
+                        if let Some(node_id) = self.core.placement(job_id, &t.spec.id).map(|(_, n)| n.to_string()) {
+                            w.out.push((node_id, ServiceMessage::Kill { kind: ExecKind::Task { job_id: job_id.to_string(), task_id: t.spec.id.clone() }, dispatch_id: t.dispatch }));
+                        }
+                        self.requeue_task(w, job_id, &t.spec.id).await?;
+                    }
+                    DisableJobOption::Terminate => {
+                        if let Some(t) = w.tasks.get(&mut w.tx, job_id, &t.spec.id).await? {
+                            let t = self.end_task(w, t, "TaskEnded", "Task Was Ended by User Request").await?;
+                            w.tasks.put(t);
+                        }
+                    }
+                    DisableJobOption::Wait => {}
+                }
+            }
+        }
+        w.jobs.put(job);
+        w.touched_jobs.insert(job_id.to_string());
+        Ok(Ok(()))
+    }
+
+    /// Enable Job: a disabled or disabling job becomes active again.
+    async fn enable_job(&mut self, w: &mut Work, job_id: &str) -> StoreResult<ApiResult<()>> {
+        let Some(mut job) = w.jobs.get(&mut w.tx, "", job_id).await? else {
+            return Ok(Err(BatchError::not_found(ResourceKind::Job)));
+        };
+        if !matches!(job.status.state, JobState::Disabled | JobState::Disabling) {
+            return Ok(Err(BatchError::conflict("JobNotDisabled", "The specified job is not in disabled state.")));
+        }
+        let now = Clock::now();
+        job.status.previous_state = Some(job.status.state);
+        job.status.previous_state_transition_time = Some(job.status.state_transition_time);
+        job.status.state = JobState::Active;
+        job.status.state_transition_time = now;
+        job.last_modified = now;
+        self.upsert_job_core(&job);
+        w.jobs.put(job);
+        Ok(Ok(()))
+    }
+
+    /// Settles a job after its tasks changed: `disabling` becomes `disabled` once nothing
+    /// runs; `onAllTasksComplete: terminatejob` completes it once no task is unfinished.
     async fn check_all_tasks_complete(&mut self, w: &mut Work, job_id: &str) -> StoreResult<()> {
         let Some(mut job) = w.jobs.get(&mut w.tx, "", job_id).await? else { return Ok(()) };
+        if job.status.state == JobState::Disabling {
+            let running = w.tx.count_in_states::<Task>(job_id, &[TaskState::Preparing.as_str(), TaskState::Running.as_str()]).await?;
+            if running == 0 {
+                job.status.previous_state = Some(JobState::Disabling);
+                job.status.previous_state_transition_time = Some(job.status.state_transition_time);
+                job.status.state = JobState::Disabled;
+                job.status.state_transition_time = Clock::now();
+                w.jobs.put(job);
+            }
+            return Ok(());
+        }
         if job.status.state != JobState::Active || job.spec.on_all_tasks_complete != Some(OnAllTasksComplete::TerminateJob) {
             return Ok(());
         }

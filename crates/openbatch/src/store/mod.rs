@@ -304,6 +304,20 @@ impl Tx {
         rows.iter().map(|r| Ok(serde_json::from_str(r.get::<&str, _>(0))?)).collect()
     }
 
+    /// Number of resources under a parent in any of `states`.
+    pub async fn count_in_states<R: Record>(&mut self, parent: &str, states: &[&str]) -> StoreResult<i64> {
+        let mut n = 0;
+        for s in states {
+            let row = sqlx::query(&format!("SELECT COUNT(*) FROM {} WHERE parent = ? AND state = ?", R::TABLE))
+                .bind(parent)
+                .bind(s)
+                .fetch_one(&mut *self.tx)
+                .await?;
+            n += row.get::<i64, _>(0);
+        }
+        Ok(n)
+    }
+
     /// Number of resources under a parent whose state is not `state`.
     pub async fn count_not_in_state<R: Record>(&mut self, parent: &str, state: &str) -> StoreResult<i64> {
         let row = sqlx::query(&format!("SELECT COUNT(*) FROM {} WHERE parent = ? AND state <> ?", R::TABLE))
