@@ -15,6 +15,7 @@ pub mod bench;
 pub mod client;
 pub mod model;
 pub mod nodes;
+pub mod odata;
 pub mod scheduler;
 pub mod serve;
 pub mod store;
