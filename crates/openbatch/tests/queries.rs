@@ -130,3 +130,76 @@ async fn paging_is_stable_while_items_come_and_go() {
         }
     }
 }
+
+fn ids(v: &Value) -> Vec<String> {
+    v["value"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap_or(x["name"].as_str().unwrap_or("")).to_string()).collect()
+}
+
+#[tokio::test]
+async fn filters_on_every_list() {
+    let svc = Service::start().await;
+    svc.add_pool("render-a", 1, json!({})).await;
+    svc.add_pool("render-b", 0, json!({})).await;
+    svc.add_pool("other", 0, json!({})).await;
+    svc.wait_pool_idle("render-a", 1, secs(20)).await;
+    let q = |f: &str| format!("$filter={}", urlencode(f));
+    assert_eq!(ids(&svc.get_json(&format!("/pools?{}", q("startswith(id,'render')"))).await), ["render-a", "render-b"]);
+    assert_eq!(ids(&svc.get_json(&format!("/pools?{}", q("startswith(id,'RENDER') and not (id eq 'render-b')"))).await), ["render-a"]);
+    assert_eq!(ids(&svc.get_json(&format!("/pools?{}", q("id gt 'p' or id eq 'other'"))).await), ["other", "render-a", "render-b"]);
+
+    svc.add_job("j", "render-a", json!({})).await;
+    for (id, cmd) in [("ok1", "/bin/true"), ("ok2", "/bin/true"), ("bad3", "/bin/sh -c \"exit 3\""), ("bad5", "/bin/sh -c \"exit 5\"")] {
+        svc.add_task("j", id, cmd, json!({})).await;
+    }
+    for id in ["ok1", "ok2", "bad3", "bad5"] {
+        svc.wait_task_completed("j", id, secs(20)).await;
+    }
+    svc.add_job("idle", "render-b", json!({})).await;
+    svc.add_task("idle", "waiting", "/bin/true", json!({})).await;
+    let tasks = |f: &str| {
+        let svc = &svc;
+        let path = format!("/jobs/j/tasks?{}", q(f));
+        async move { ids(&svc.get_json(&path).await) }
+    };
+    assert_eq!(tasks("executionInfo/result eq 'failure'").await, ["bad3", "bad5"]);
+    assert_eq!(tasks("executionInfo/exitCode gt 3").await, ["bad5"]);
+    assert_eq!(tasks("state eq 'completed' and executionInfo/exitCode eq 0").await, ["ok1", "ok2"]);
+    assert_eq!(tasks("(executionInfo/exitCode eq 3 or executionInfo/exitCode eq 5) and startswith(id,'bad')").await, ["bad3", "bad5"]);
+    let t0 = "2000-01-01T00:00:00Z";
+    assert_eq!(tasks(&format!("creationTime gt datetime'{t0}' and id ge 'ok2'")).await, ["ok2"]);
+    assert_eq!(ids(&svc.get_json(&format!("/jobs/idle/tasks?{}", q("state eq 'active'"))).await), ["waiting"]);
+    assert_eq!(ids(&svc.get_json(&format!("/jobs?{}", q("state eq 'active' and id eq 'IDLE'"))).await), ["idle"]);
+    // Paging with a filter: one match per page, the link carries the filter.
+    let page = svc.get_json(&format!("/jobs/j/tasks?maxresults=1&{}", q("executionInfo/result eq 'success'"))).await;
+    assert_eq!(ids(&page), ["ok1"]);
+    let next = page["odata.nextLink"].as_str().expect("a next link").to_string();
+    let r = svc.req_url(reqwest::Method::GET, &next).send().await;
+    r.expect_status(200);
+    assert_eq!(ids(&r.json()), ["ok2"]);
+
+    // Nodes, files, node counts, supported images.
+    let nodes = svc.get_json(&format!("/pools/render-a/nodes?{}", q("state eq 'idle' or state eq 'running'"))).await;
+    assert_eq!(nodes["value"].as_array().unwrap().len(), 1);
+    let files = svc.get_json(&format!("/jobs/j/tasks/ok1/files?recursive=true&{}", q("startswith(name,'std')"))).await;
+    assert_eq!(ids(&files), ["stderr.txt", "stdout.txt"]);
+    let counts = svc.get_json(&format!("/nodecounts?{}", q("poolId eq 'other'"))).await;
+    assert_eq!(counts["value"].as_array().unwrap().len(), 1);
+    let images = svc.get_json(&format!("/supportedimages?{}", q("nodeAgentSKUId eq 'batch.node.ubuntu 22.04'"))).await;
+    assert!(!images["value"].as_array().unwrap().is_empty());
+    assert!(images["value"].as_array().unwrap().iter().all(|i| i["nodeAgentSKUId"] == "batch.node.ubuntu 22.04"));
+
+    // Errors point at the problem.
+    for bad in ["state eq", "state eqq 'active'", "nosuchproperty eq 1", "executionInfo/exitCode eq 'x'", "(state eq 'active'"] {
+        let e = svc.get(&format!("/jobs/j/tasks?{}", q(bad))).send().await.expect_error(400, "InvalidQueryParameterValue");
+        assert!(e["values"].as_array().unwrap().iter().any(|v| v["key"] == "QueryParameterName" && v["value"] == "$filter"), "{bad}: {e}");
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}

@@ -200,6 +200,54 @@ impl Store {
         rows.iter().map(|r| Ok(serde_json::from_str(r.get::<&str, _>(0))?)).collect()
     }
 
+    /// Like [`Store::list`], with a `$filter`'s push-down applied in SQL on the indexed
+    /// columns (ids compare case-insensitively; states and results too). The caller still
+    /// evaluates the whole filter: the push-down only narrows, never widens, what is read.
+    pub async fn list_pushdown<R: Record>(
+        &self,
+        parent: &str,
+        after: Option<&str>,
+        push: &crate::odata::Pushdown,
+        limit: u32,
+    ) -> StoreResult<Vec<R>> {
+        let mut sql = format!("SELECT doc FROM {} WHERE parent = ? AND id > ?", R::TABLE);
+        let mut binds: Vec<String> = vec![parent.to_string(), after.unwrap_or("").to_string()];
+        if let Some(ids) = &push.ids {
+            if let Some(eq) = &ids.eq {
+                sql.push_str(" AND id = ?");
+                binds.push(eq.clone());
+            }
+            if let Some(prefix) = &ids.prefix {
+                sql.push_str(" AND id LIKE ? ESCAPE '\\'");
+                binds.push(crate::odata::IdCond::like_pattern(prefix));
+            }
+            if let Some(b) = &ids.lower {
+                sql.push_str(if b.inclusive { " AND id >= ?" } else { " AND id > ?" });
+                binds.push(b.value.clone());
+            }
+            if let Some(b) = &ids.upper {
+                sql.push_str(if b.inclusive { " AND id <= ?" } else { " AND id < ?" });
+                binds.push(b.value.clone());
+            }
+        }
+        for (column, values) in [("state", &push.states), ("result", &push.results)] {
+            if let Some(values) = values {
+                if values.is_empty() {
+                    return Ok(Vec::new());
+                }
+                sql.push_str(&format!(" AND {column} COLLATE NOCASE IN ({})", vec!["?"; values.len()].join(", ")));
+                binds.extend(values.iter().cloned());
+            }
+        }
+        sql.push_str(" ORDER BY id LIMIT ?");
+        let mut q = sqlx::query(&sql);
+        for b in &binds {
+            q = q.bind(b);
+        }
+        let rows = q.bind(i64::from(limit)).fetch_all(&self.reader).await?;
+        rows.iter().map(|r| Ok(serde_json::from_str(r.get::<&str, _>(0))?)).collect()
+    }
+
     /// Every resource of a kind across all parents (start-up recovery).
     pub async fn all<R: Record>(&self) -> StoreResult<Vec<R>> {
         let rows = sqlx::query(&format!("SELECT doc FROM {} ORDER BY parent, id", R::TABLE))

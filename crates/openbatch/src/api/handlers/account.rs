@@ -21,10 +21,11 @@ pub fn list_supported_images(ctx: &Ctx) -> ApiResult<Reply> {
                 m.insert("capabilities".into(), json!(i.capabilities));
             }
             m.insert("osType".into(), json!("linux"));
-            ctx.view("ImageInformation", Value::Object(m))
+            Value::Object(m)
         })
         .collect();
-    Ok(list_reply(ctx, "supportedimages", items, None))
+    let items = super::apply_filter(&super::filter_for(ctx, crate::odata::ListKind::SupportedImages)?, items);
+    Ok(list_reply(ctx, "supportedimages", items.into_iter().map(|i| ctx.view("ImageInformation", i)).collect(), None))
 }
 
 /// Account List Node Agent SKUs (api-versions up to 2018-12-01.8.0): the same Linux images,
@@ -47,6 +48,7 @@ pub fn list_node_agent_skus(ctx: &Ctx) -> ApiResult<Reply> {
 
 /// Account List Pool Node Counts: per pool, nodes per state (all local nodes are dedicated).
 pub async fn list_pool_node_counts(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
+    let filter = super::filter_for(ctx, crate::odata::ListKind::PoolNodeCounts)?;
     let pools = app.store.list::<Pool>("", None, None, 1000).await?;
     let mut items = Vec::new();
     for p in pools {
@@ -63,7 +65,10 @@ pub async fn list_pool_node_counts(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
         counts.insert("total".into(), json!(nodes.len()));
         let mut zero: Map<String, Value> = counts.keys().map(|k| (k.clone(), json!(0))).collect();
         zero.insert("total".into(), json!(0));
-        items.push(ctx.view("PoolNodeCounts", json!({"poolId": p.spec.id, "dedicated": counts, "lowPriority": zero})));
+        let item = json!({"poolId": p.spec.id, "dedicated": counts, "lowPriority": zero});
+        if filter.as_ref().is_none_or(|f| crate::odata::eval(f, &item)) {
+            items.push(ctx.view("PoolNodeCounts", item));
+        }
     }
     Ok(list_reply(ctx, "poolnodecounts", items, None))
 }

@@ -98,13 +98,20 @@ fn entry_json(url_prefix: &str, e: &FileEntry) -> Value {
 async fn list(app: &App, ctx: &Ctx, loc: Location) -> ApiResult<Reply> {
     let recursive = ctx.q("recursive").is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let (max, after) = page_params(ctx)?;
+    let filter = super::filter_for(ctx, crate::odata::ListKind::Files)?;
     let entries = match ask(app, &loc.node_id, FileOp::List { path: loc.dir.clone(), recursive }).await? {
         FileReply::Entries { entries } => entries,
         _ => Vec::new(),
     };
-    let page: Vec<&FileEntry> = entries.iter().filter(|e| after.as_deref().is_none_or(|a| e.name.as_str() > a)).take(max as usize).collect();
-    let last = (page.len() == max as usize).then(|| page.last().map(|e| e.name.clone())).flatten();
-    let items = page.iter().map(|e| ctx.view("NodeFile", entry_json(&loc.url, e))).collect();
+    let page: Vec<(String, Value)> = entries
+        .iter()
+        .filter(|e| after.as_deref().is_none_or(|a| e.name.as_str() > a))
+        .map(|e| (e.name.clone(), entry_json(&loc.url, e)))
+        .filter(|(_, v)| filter.as_ref().is_none_or(|f| crate::odata::eval(f, v)))
+        .take(max as usize)
+        .collect();
+    let last = (page.len() == max as usize).then(|| page.last().map(|(name, _)| name.clone())).flatten();
+    let items = page.into_iter().map(|(_, v)| ctx.view("NodeFile", v)).collect();
     Ok(list_reply(ctx, "files", items, last.as_deref()))
 }
 

@@ -107,7 +107,7 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
 
 /// Job List.
 pub async fn list(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
-    super::list_records::<Job>(app, ctx, "", "jobs", "CloudJob", render).await
+    super::list_records::<Job>(app, ctx, "", crate::odata::ListKind::Jobs, "jobs", "CloudJob", render).await
 }
 
 /// Job Get; 404 `JobNotFound`.

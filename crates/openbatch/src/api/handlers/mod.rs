@@ -63,14 +63,11 @@ pub async fn handle(app: &App, op: Operation, ctx: &Ctx, body: &[u8]) -> ApiResu
     }
 }
 
-/// Checks the OData and request options every operation takes: `$filter` (refused until the
-/// filter engine lands, rather than silently ignored), `$expand` (`stats`, `metadata`) and
-/// `timeout` (whole seconds, at least 1; the service caps it at 30).
+/// Checks the request options every operation takes: `$expand` (`stats`, `metadata`) and
+/// `timeout` (whole seconds, at least 1; the service caps it at 30). `$filter` is checked by
+/// the list that takes it ([`filter_for`]).
 /// Errors: 400 `InvalidQueryParameterValue` naming the parameter.
 fn reject_unsupported_queries(ctx: &Ctx) -> ApiResult<()> {
-    if let Some(f) = ctx.q("$filter") {
-        return Err(BatchError::invalid_query("$filter", f, "openbatch does not evaluate $filter yet; list without it and filter on the client"));
-    }
     if let Some(e) = ctx.q("$expand") {
         for item in e.split(',').map(str::trim) {
             if !["stats", "metadata"].contains(&item) {
@@ -138,22 +135,66 @@ fn decode_token(t: &str) -> ApiResult<String> {
         .ok_or_else(|| BatchError::invalid_query("$skiptoken", t, "The continuation token is not one this service issued"))
 }
 
+/// The request's `$filter`, parsed and checked against what the list allows.
+/// Errors: 400 `InvalidQueryParameterValue` (`QueryParameterName: $filter`) pointing at the
+/// offending part.
+pub fn filter_for(ctx: &Ctx, kind: crate::odata::ListKind) -> ApiResult<Option<crate::odata::Filter>> {
+    match ctx.q("$filter") {
+        None => Ok(None),
+        Some(f) if f.trim().is_empty() => Ok(None),
+        Some(f) => crate::odata::parse_for(f, kind).map(Some).map_err(|e| e.to_batch_error(f)),
+    }
+}
+
+/// Keeps the items a `$filter` admits (all when there is none), evaluated on their wire JSON.
+pub fn apply_filter(filter: &Option<crate::odata::Filter>, items: Vec<Value>) -> Vec<Value> {
+    match filter {
+        None => items,
+        Some(f) => items.into_iter().filter(|v| crate::odata::eval(f, v)).collect(),
+    }
+}
+
 /// List of stored resources `R` under `parent` (a pool's nodes, a job's tasks, or top-level):
 /// one page of `maxresults` after the `$skiptoken`, each rendered by `render` and shown as the
 /// caller's api-version shows the API model `model`; `metadata` names the list in
 /// `odata.metadata`.
+///
+/// With a `$filter`, the part the store can answer from its indexes (ids, states, results) is
+/// pushed into the query and the whole filter is evaluated on each canonical resource; pages
+/// are read until `maxresults` items match or the list ends.
 pub async fn list_records<R: crate::store::Record>(
     app: &App,
     ctx: &Ctx,
     parent: &str,
+    kind: crate::odata::ListKind,
     metadata: &str,
     model: &str,
     render: impl Fn(&str, &R) -> Map<String, Value>,
 ) -> ApiResult<Reply> {
     let (max, after) = page_params(ctx)?;
-    let records = app.store.list::<R>(parent, after.as_deref(), None, max).await?;
-    let last = (records.len() == max as usize).then(|| records.last().map(|r| r.id().to_string())).flatten();
-    let items = records.iter().map(|r| ctx.view(model, Value::Object(render(&ctx.base, r)))).collect();
+    let filter = filter_for(ctx, kind)?;
+    let push = filter.as_ref().map(crate::odata::pushdown).unwrap_or_default();
+    let mut cursor = after;
+    let mut items = Vec::new();
+    let mut last = None;
+    loop {
+        let records = app.store.list_pushdown::<R>(parent, cursor.as_deref(), &push, max).await?;
+        let exhausted = records.len() < max as usize;
+        for r in &records {
+            let canonical = Value::Object(render(&ctx.base, r));
+            if filter.as_ref().is_none_or(|f| crate::odata::eval(f, &canonical)) {
+                items.push(ctx.view(model, canonical));
+                if items.len() == max as usize {
+                    last = Some(r.id().to_string());
+                    break;
+                }
+            }
+        }
+        if last.is_some() || exhausted {
+            break;
+        }
+        cursor = records.last().map(|r| r.id().to_string());
+    }
     Ok(list_reply(ctx, metadata, items, last.as_deref()))
 }
 

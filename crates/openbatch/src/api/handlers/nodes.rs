@@ -53,7 +53,7 @@ pub async fn load(app: &App, pool_id: &str, node_id: &str) -> ApiResult<Node> {
 /// Compute Node List of a pool.
 pub async fn list(app: &App, ctx: &Ctx, pool_id: &str) -> ApiResult<Reply> {
     let p = pool(app, pool_id).await?;
-    super::list_records::<Node>(app, ctx, &p.spec.id, "nodes", "ComputeNode", render).await
+    super::list_records::<Node>(app, ctx, &p.spec.id, crate::odata::ListKind::Nodes, "nodes", "ComputeNode", render).await
 }
 
 /// Compute Node Get.

@@ -136,7 +136,7 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
 
 /// Pool List.
 pub async fn list(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
-    super::list_records::<Pool>(app, ctx, "", "pools", "CloudPool", render).await
+    super::list_records::<Pool>(app, ctx, "", crate::odata::ListKind::Pools, "pools", "CloudPool", render).await
 }
 
 /// Pool Get; 404 `PoolNotFound`.

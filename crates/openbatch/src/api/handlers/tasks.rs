@@ -193,7 +193,7 @@ pub async fn add_collection(app: &App, ctx: &Ctx, job_id: &str, body: &[u8]) -> 
 /// Task List (of a job); 404 `JobNotFound`.
 pub async fn list(app: &App, ctx: &Ctx, job_id: &str) -> ApiResult<Reply> {
     let job = super::jobs::load(app, job_id).await?;
-    super::list_records::<Task>(app, ctx, &job.spec.id, "tasks", "CloudTask", render).await
+    super::list_records::<Task>(app, ctx, &job.spec.id, crate::odata::ListKind::Tasks, "tasks", "CloudTask", render).await
 }
 
 /// Loads a task; 404 `JobNotFound` or `TaskNotFound`.
