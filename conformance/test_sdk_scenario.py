@@ -228,29 +228,27 @@ class HttpTrace:
 
         def send(session, request, **kwargs):
             response = original(session, request, **kwargs)
-            trace.record(request, response, kwargs.get("stream", False))
+            trace.exchanges.append((request, response))
             return response
 
         monkeypatch.setattr(requests.Session, "send", send)
 
-    def record(self, request, response, stream):
+    @staticmethod
+    def render(request, response):
         body = request.body
         if isinstance(body, bytes):
             body = body.decode("utf-8", "replace")
-        if stream:
-            answer = "(streamed body)"
+        # Rendered after the SDK is done: older msrest streams every response, so its body
+        # is readable only once the SDK has consumed it (file downloads stay unreadable).
+        if getattr(response, "_content_consumed", False) and response._content not in (False, None):
+            answer = response.content.decode("utf-8", "replace")[:1500]
         else:
-            try:
-                answer = response.text[:1500]
-            except Exception:
-                answer = "(body not readable)"
-        self.exchanges.append(
-            "%s %s\n  request body: %s\n  -> %s %s\n  response body: %s"
-            % (request.method, request.url, (body or "")[:1500], response.status_code, response.reason, answer)
-        )
+            answer = "(streamed body, not kept)"
+        return "%s %s\n  request body: %s\n  -> %s %s\n  response body: %s" % (
+            request.method, request.url, (body or "")[:1500], response.status_code, response.reason, answer)
 
     def text(self):
-        return "\n".join(self.exchanges) or "(no HTTP exchange recorded)"
+        return "\n".join(self.render(*e) for e in self.exchanges) or "(no HTTP exchange recorded)"
 
 
 # -- the scenario ------------------------------------------------------------------------------

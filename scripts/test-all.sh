@@ -19,21 +19,25 @@ cd "$ROOT"
 # directories are skipped, so conformance/sdk-<version>/ holds the tests of
 # one version only.
 #
-# Target: one entry per official azure-batch release (its api-version), each
-# running conformance/test_sdk_scenario.py (13.0.0 also runs the other tests):
-#   1.1.0 (2016-07-01.3.1)  2.0.1 (2017-01-01.4.0)  3.1.0 (2017-06-01.5.1)
-#   4.0.0 (2017-09-01.6.0)  4.1.3 (2018-03-01.6.1)  5.1.1 (2018-08-01.7.0)
-#   6.0.1 (2018-12-01.8.0)  7.0.0 (2019-06-01.9.0)  8.0.0 (2019-08-01.10.0)
-#   9.0.0 (2020-03-01.11.0) 10.0.0 (2020-09-01.12.0) 11.0.0 (2021-06-01.14.0)
-#   12.0.0 (2022-01-01.15.0) 13.0.0 (2022-10-01.16.0)
-# Listed below: the releases the service passes today (CI stays green); add
-# the others as the service's per-version support lands. Each venv is ~10 s
-# to create the first time (cached), each scenario a few seconds.
+# One entry per official azure-batch release; each runs
+# conformance/test_sdk_scenario.py with its own api-version and property
+# names (13.0.0 also runs the other, 13.0.0-only tests). Each venv takes ~10 s
+# to create the first time (cached after), each scenario a few seconds.
 SDK_VERSIONS=(
-  "10.0.0"
-  "11.0.0"
-  "12.0.0"
-  "13.0.0"
+  "1.1.0"   # 2016-07-01.3.1
+  "2.0.1"   # 2017-01-01.4.0
+  "3.1.0"   # 2017-06-01.5.1
+  "4.0.0"   # 2017-09-01.6.0
+  "4.1.3"   # 2018-03-01.6.1
+  "5.1.1"   # 2018-08-01.7.0
+  "6.0.1"   # 2018-12-01.8.0
+  "7.0.0"   # 2019-06-01.9.0
+  "8.0.0"   # 2019-08-01.10.0
+  "9.0.0"   # 2020-03-01.11.0
+  "10.0.0"  # 2020-09-01.12.0
+  "11.0.0"  # 2021-06-01.14.0
+  "12.0.0"  # 2022-01-01.15.0
+  "13.0.0"  # 2022-10-01.16.0
 )
 PYTHON="${PYTHON:-python3}"
 EXTRA_PIP=(pytest)
