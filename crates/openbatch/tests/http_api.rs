@@ -1531,3 +1531,42 @@ async fn job_disable_and_enable() {
     let s = svc.get_json("/jobs/j/jobpreparationandreleasetaskstatus").await;
     assert_eq!(s["value"], json!([]));
 }
+
+#[tokio::test]
+async fn pool_environment_defaults_and_mounts() {
+    let svc = Service::start().await;
+    // No virtual networks, and custom image ids must be well-formed resource ids.
+    let mut bad = linux_pool("net", 0);
+    bad["networkConfiguration"] = json!({"subnetId": "/subscriptions/x/resourceGroups/r/providers/Microsoft.Network/virtualNetworks/v/subnets/s"});
+    let e = svc.post("/pools").json(bad).send().await.expect_error(400, "InvalidPropertyValue");
+    assert_eq!(e["values"][0]["value"], "subnetId", "{e}");
+    let img = json!({"id": "img", "vmSize": "a", "virtualMachineConfiguration": {"imageReference": {"virtualMachineImageId": "/subscriptions/0/resourceGroups/r/providers/Microsoft.Compute/gallery/G/images/I/versions/v"}, "nodeAgentSKUId": "batch.node.ubuntu 22.04"}});
+    let e = svc.post("/pools").json(img).send().await.expect_error(400, "InvalidPropertyValue");
+    assert_eq!(e["values"][0]["value"], "virtualMachineImageId", "{e}");
+    let good = json!({"id": "img", "vmSize": "a", "virtualMachineConfiguration": {"imageReference": {"virtualMachineImageId": "/subscriptions/0/resourceGroups/r/providers/Microsoft.Compute/galleries/G/images/I/versions/1.0"}, "nodeAgentSKUId": "batch.node.ubuntu 22.04"}});
+    svc.post("/pools").json(good).send().await.expect_status(201);
+
+    // Defaults the service fills in.
+    let mut p = linux_pool("defaults", 0);
+    p["virtualMachineConfiguration"]["dataDisks"] = json!([{"lun": 1, "diskSizeGB": 10}]);
+    p["networkConfiguration"] = json!({"endpointConfiguration": {"inboundNATPools": [{"name": "x", "protocol": "tcp", "backendPort": 8080, "frontendPortRangeStart": 15000, "frontendPortRangeEnd": 15100, "networkSecurityGroupRules": [{"priority": 150, "access": "allow", "sourceAddressPrefix": "*"}]}]}});
+    svc.post("/pools").json(p).send().await.expect_status(201);
+    let got = svc.get_json("/pools/defaults").await;
+    assert_eq!(got["virtualMachineConfiguration"]["dataDisks"][0]["storageAccountType"], "standard_lrs");
+    assert_eq!(got["networkConfiguration"]["dynamicVNetAssignmentScope"], "none");
+    assert_eq!(got["networkConfiguration"]["endpointConfiguration"]["inboundNATPools"][0]["networkSecurityGroupRules"][0]["sourcePortRanges"], json!(["*"]));
+
+    // Mounts: accepted, secrets never shown, and Linux nodes report they cannot mount.
+    let mut m = linux_pool("mnt", 1);
+    m["mountConfiguration"] = json!([{"azureBlobFileSystemConfiguration": {"accountName": "a", "containerName": "c", "accountKey": "secret", "relativeMountPath": "m"}}]);
+    svc.post("/pools").json(m).send().await.expect_status(201);
+    let got = svc.get_json("/pools/mnt").await;
+    assert!(got["mountConfiguration"][0]["azureBlobFileSystemConfiguration"].get("accountKey").is_none(), "{got}");
+    let node = poll("mount node unusable", secs(20), || async {
+        let nodes = svc.get_json("/pools/mnt/nodes").await;
+        nodes["value"].as_array().and_then(|a| a.first().cloned()).filter(|n| n["state"] == "unusable")
+    })
+    .await;
+    assert_eq!(node["errors"][0]["code"], "MountConfigurationError", "{node}");
+    assert_eq!(node["endpointConfiguration"], json!({"inboundEndpoints": []}));
+}

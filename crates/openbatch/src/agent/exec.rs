@@ -31,7 +31,7 @@ pub fn exec_dir(kind: &ExecKind) -> String {
 }
 
 /// The node's standard directories, created when the agent starts.
-pub const NODE_DIRS: &[&str] = &["applications", "fsmounts", "shared", "startup", "volatile", "workitems"];
+pub const NODE_DIRS: &[&str] = &["applications", "fsmounts", "shared", "startup", "volatile", "volatile/startup", "workitems"];
 
 fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -211,14 +211,78 @@ impl PoolSpec {
         self.enable_inter_node_communication.get_or_insert(false);
         self.task_slots_per_node.get_or_insert(1);
         self.task_scheduling_policy.get_or_insert(TaskSchedulingPolicy { node_fill_type: NodeFillType::Spread });
+        let windows = self.os_refusal().is_some();
         if let Some(vm) = self.virtual_machine_configuration.as_mut() {
             if vm.image_reference.virtual_machine_image_id.is_none() {
                 vm.image_reference.version.get_or_insert_with(|| "latest".into());
+            }
+            for disk in vm.data_disks.iter_mut().flatten().filter_map(Value::as_object_mut) {
+                disk.entry("storageAccountType").or_insert_with(|| Value::String("standard_lrs".into()));
+            }
+        }
+        if let Some(Value::Object(cs)) = self.cloud_service_configuration.as_mut() {
+            cs.entry("osVersion").or_insert_with(|| Value::String("*".into()));
+        }
+        if let Some(Value::Object(net)) = self.network_configuration.as_mut() {
+            net.entry("dynamicVNetAssignmentScope").or_insert_with(|| Value::String("none".into()));
+            let pools = net.get_mut("endpointConfiguration").and_then(|e| e.get_mut("inboundNATPools")).and_then(Value::as_array_mut);
+            for pool in pools.into_iter().flatten() {
+                let rules = pool.get_mut("networkSecurityGroupRules").and_then(Value::as_array_mut);
+                for rule in rules.into_iter().flatten().filter_map(Value::as_object_mut) {
+                    rule.entry("sourcePortRanges").or_insert_with(|| serde_json::json!(["*"]));
+                }
+            }
+        }
+        for account in self.user_accounts.iter_mut().flatten().filter_map(Value::as_object_mut) {
+            account.entry("elevationLevel").or_insert_with(|| Value::String("nonadmin".into()));
+            if windows && self.virtual_machine_configuration.is_some() {
+                let w = account.entry("windowsUserConfiguration").or_insert_with(|| serde_json::json!({}));
+                if let Some(w) = w.as_object_mut() {
+                    w.entry("loginMode").or_insert_with(|| Value::String("batch".into()));
+                }
             }
         }
         if let Some(st) = self.start_task.as_mut() {
             st.normalize();
         }
+    }
+
+    /// Checks what openbatch cannot provide for any pool, answering as the service does for
+    /// resources a Batch account cannot reach: a `subnetId` (openbatch has no virtual
+    /// networks) and a malformed `virtualMachineImageId`.
+    /// Errors: `(property, value, reason)` for a 400 `InvalidPropertyValue`.
+    pub fn check_environment(&self) -> Result<(), (&'static str, String, String)> {
+        if let Some(subnet) = self.network_configuration.as_ref().and_then(|n| n.get("subnetId")).and_then(Value::as_str) {
+            return Err(("subnetId", subnet.to_string(), "openbatch has no virtual networks: compute nodes run on this machine's network, so a subnetId cannot be used.".into()));
+        }
+        if let Some(id) = self.virtual_machine_configuration.as_ref().and_then(|v| v.image_reference.virtual_machine_image_id.as_deref()) {
+            if !is_image_resource_id(id) {
+                return Err((
+                    "virtualMachineImageId",
+                    id.to_string(),
+                    "The specified resource id must be of the format /subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Compute/images/{imageName}, /subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Compute/galleries/{galleryName}/images/{galleryImageName}/versions/{galleryImageVersionName}, or /subscriptions/{subscriptionId}/resourceGroups/{resourceGroupName}/providers/Microsoft.Compute/galleries/{galleryName}/images/{galleryImageName}".into(),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// True when `id` names a managed image or a Shared Image Gallery image (version) by its
+/// Azure Resource Manager id.
+fn is_image_resource_id(id: &str) -> bool {
+    let p: Vec<&str> = id.trim_start_matches('/').split('/').collect();
+    let head = p.len() >= 6
+        && p[0].eq_ignore_ascii_case("subscriptions")
+        && p[2].eq_ignore_ascii_case("resourceGroups")
+        && p[4].eq_ignore_ascii_case("providers")
+        && p[5].eq_ignore_ascii_case("Microsoft.Compute");
+    let named = |i: usize, word: &str| p.get(i).is_some_and(|s| s.eq_ignore_ascii_case(word)) && p.get(i + 1).is_some_and(|s| !s.is_empty());
+    head && match p.len() {
+        8 => named(6, "images"),
+        10 => named(6, "galleries") && named(8, "images"),
+        12 => named(6, "galleries") && named(8, "images") && named(10, "versions"),
+        _ => false,
     }
 }
 

@@ -579,13 +579,17 @@ impl Driver {
                     task.status.node_info = None;
                     self.core.enqueue_task(&job_id, &task_id, task.spec.slots(), true);
                 } else {
-                    if let Some(s) = r.started_ms {
-                        exec.start_time.get_or_insert(to_ts(s));
-                    }
+                    // A launch failure (no process) still went through running, as the
+                    // service reports it: start and end at the moment of the attempt.
+                    let started = r.started_ms.unwrap_or(r.ended_ms);
+                    exec.start_time.get_or_insert(to_ts(started));
                     exec.end_time = Some(to_ts(r.ended_ms).max(exec.start_time.unwrap_or_else(|| to_ts(r.ended_ms))));
                     exec.exit_code = r.exit_code;
                     exec.result = Some(result);
                     exec.failure_info = failure;
+                    if task.status.state == TaskState::Preparing {
+                        task.status.transition(TaskState::Running, to_ts(started));
+                    }
                     task.status.transition(TaskState::Completed, now);
                     w.touched_jobs.insert(job_id.clone());
                 }
@@ -697,6 +701,22 @@ impl Driver {
             if !expected {
                 w.out.push((node_id.to_string(), ServiceMessage::Kill { kind, dispatch_id }));
             }
+        }
+        // File systems a pool asks to mount cannot be mounted here: like a node whose mount
+        // failed, the node is unusable and says why.
+        let mounts = w.pools.get(&mut w.tx, "", pool_id).await?.and_then(|p| p.spec.mount_configuration).is_some_and(|m| !m.is_empty());
+        if mounts {
+            node.last_boot_time.get_or_insert(now);
+            node.errors = vec![serde_json::json!({
+                "code": "MountConfigurationError",
+                "message": "The pool's file systems could not be mounted on the compute node.",
+                "errorDetails": [{"name": "Reason", "value": "openbatch does not mount file systems (mountConfiguration) on compute nodes yet."}]
+            })];
+            set_node_state(&mut node, NodeState::Unusable, now);
+            self.core.upsert_node(pool_id, node_id, false);
+            w.nodes.put(node);
+            w.touched_pools.insert(pool_id.to_string());
+            return Ok(());
         }
         match node.state {
             NodeState::Creating | NodeState::Starting | NodeState::Rebooting | NodeState::Unusable | NodeState::Unknown => {

@@ -24,6 +24,8 @@ pub fn render(base: &str, n: &Node) -> Map<String, Value> {
     if n.last_boot_time.is_some() {
         m.insert("certificateReferences".into(), json!([]));
     }
+    // A local node accepts no inbound connections: no SSH or NAT endpoints to report.
+    m.insert("endpointConfiguration".into(), json!({"inboundEndpoints": []}));
     if let Some(img) = &n.image_reference {
         let mut img = to_map(img);
         if let Some(v) = img.get("version").cloned() {

@@ -31,11 +31,20 @@ pub fn render(base: &str, p: &Pool) -> Map<String, Value> {
     for (k, v) in to_map(&p.spec) {
         m.entry(k).or_insert(v);
     }
-    // Secrets are kept for the nodes but never shown: user passwords and SSH private keys.
+    // Secrets are kept for the nodes but never shown: user passwords, SSH private keys and
+    // the keys and passwords of mounted file systems.
+    if let Some(Value::Array(mounts)) = m.get_mut("mountConfiguration") {
+        for mount in mounts.iter_mut().filter_map(Value::as_object_mut) {
+            for cfg in mount.values_mut().filter_map(Value::as_object_mut) {
+                for secret in ["accountKey", "sasKey", "password"] {
+                    cfg.remove(secret);
+                }
+            }
+        }
+    }
     if let Some(Value::Array(accounts)) = m.get_mut("userAccounts") {
         for a in accounts.iter_mut().filter_map(Value::as_object_mut) {
             a.remove("password");
-            a.entry("elevationLevel").or_insert_with(|| Value::String("nonadmin".into()));
             if let Some(Value::Object(linux)) = a.get_mut("linuxUserConfiguration") {
                 linux.remove("sshPrivateKey");
             }
@@ -77,8 +86,10 @@ fn check_spec(spec: &PoolSpec) -> ApiResult<()> {
     if let Some(st) = &spec.start_task {
         check_start_task(st)?;
     }
+    if let Err((name, value, reason)) = spec.check_environment() {
+        return Err(BatchError::invalid_property(name, value, reason));
+    }
     let unsupported = [
-        ("mountConfiguration", spec.mount_configuration.as_ref().is_some_and(|m| !m.is_empty()), "mounting file systems"),
         ("applicationPackageReferences", spec.application_package_references.as_ref().is_some_and(|a| !a.is_empty()), "application packages"),
     ];
     if let Some((name, _, what)) = unsupported.iter().find(|(_, used, _)| *used) {
