@@ -53,9 +53,8 @@ NAMES = [
     "update_pools",
 ]
 
-# Recordings that match in full: any mismatch in them fails the test. It holds
-# exactly the recordings that matched against the binary of 2026-11-29, which
-# were none (see target/replay-report.md); add a recording here once it matches.
+# Recordings that match in full: any mismatch in them fails the test. Add a
+# recording here once it matches (see target/replay-report.md).
 MUST_MATCH = {
     "create_pools",
     "files",
