@@ -123,6 +123,18 @@ pub struct JobStatus {
     pub execution_info: JobExecutionInfo,
 }
 
+impl JobStatus {
+    /// Moves to `state` at `now`, keeping the previous state as Batch reports it.
+    pub fn transition(&mut self, state: JobState, now: Timestamp) {
+        if self.state != state {
+            self.previous_state = Some(self.state);
+            self.previous_state_transition_time = Some(self.state_transition_time);
+            self.state = state;
+            self.state_transition_time = now;
+        }
+    }
+}
+
 /// JobPatchParameter: replaces only the properties given.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

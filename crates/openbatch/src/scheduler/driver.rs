@@ -861,9 +861,7 @@ impl Driver {
     /// longer scheduled.
     async fn finish_job(&mut self, w: &mut Work, job: &mut Job, reason: &str) -> StoreResult<()> {
         let now = Clock::now();
-        job.status.previous_state = Some(job.status.state);
-        job.status.previous_state_transition_time = Some(job.status.state_transition_time);
-        job.status.state = JobState::Terminating;
+        job.status.transition(JobState::Terminating, now);
         for state in [TaskState::Preparing, TaskState::Running] {
             for t in w.tx.children::<Task>(&job.spec.id, Some(state.as_str())).await? {
                 let t = match w.tasks.get(&mut w.tx, &t.job_id, &t.spec.id).await? {
@@ -877,10 +875,7 @@ impl Driver {
             }
         }
         let later = Clock::now();
-        job.status.previous_state = Some(JobState::Terminating);
-        job.status.previous_state_transition_time = Some(now);
-        job.status.state = JobState::Completed;
-        job.status.state_transition_time = later;
+        job.status.transition(JobState::Completed, later);
         job.status.execution_info.end_time = Some(later);
         job.status.execution_info.terminate_reason = Some(reason.to_string());
         job.last_modified = later;
@@ -921,10 +916,7 @@ impl Driver {
             return Ok(Err(BatchError::conflict("JobNotActive", "The specified job is not in active state.")));
         }
         let now = Clock::now();
-        job.status.previous_state = Some(job.status.state);
-        job.status.previous_state_transition_time = Some(job.status.state_transition_time);
-        job.status.state = JobState::Disabling;
-        job.status.state_transition_time = now;
+        job.status.transition(JobState::Disabling, now);
         job.last_modified = now;
         self.upsert_job_core(&job);
         for state in [TaskState::Preparing, TaskState::Running] {
@@ -960,10 +952,7 @@ impl Driver {
             return Ok(Err(BatchError::conflict("JobNotDisabled", "The specified job is not in disabled state.")));
         }
         let now = Clock::now();
-        job.status.previous_state = Some(job.status.state);
-        job.status.previous_state_transition_time = Some(job.status.state_transition_time);
-        job.status.state = JobState::Active;
-        job.status.state_transition_time = now;
+        job.status.transition(JobState::Active, now);
         job.last_modified = now;
         self.upsert_job_core(&job);
         w.jobs.put(job);
@@ -977,10 +966,7 @@ impl Driver {
         if job.status.state == JobState::Disabling {
             let running = w.tx.count_in_states::<Task>(job_id, &[TaskState::Preparing.as_str(), TaskState::Running.as_str()]).await?;
             if running == 0 {
-                job.status.previous_state = Some(JobState::Disabling);
-                job.status.previous_state_transition_time = Some(job.status.state_transition_time);
-                job.status.state = JobState::Disabled;
-                job.status.state_transition_time = Clock::now();
+                job.status.transition(JobState::Disabled, Clock::now());
                 w.jobs.put(job);
             }
             return Ok(());
