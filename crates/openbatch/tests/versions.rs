@@ -131,6 +131,13 @@ async fn resize_error_and_scheduling_error_before_2017_05() {
     assert!(info.get("failureInfo").is_none() && info.get("result").is_none(), "{old}");
     let new = svc.get_json("/jobs/j/tasks/nope").await;
     assert_eq!(new["executionInfo"]["failureInfo"]["code"], "CommandProgramNotFound");
+    // A nonzero exit code was never a scheduling error: before 5.0 it shows only the exit code.
+    svc.add_task("j", "exit2", "/bin/sh -c \"exit 2\"", json!({})).await;
+    svc.wait_task_completed("j", "exit2", secs(20)).await;
+    let old = get_at(&svc, "/jobs/j/tasks/exit2", V4_0).await;
+    assert_eq!(old["executionInfo"]["exitCode"], 2, "{old}");
+    assert!(old["executionInfo"].get("schedulingError").is_none(), "{old}");
+    assert_eq!(svc.get_json("/jobs/j/tasks/exit2").await["executionInfo"]["failureInfo"]["code"], "FailureExitCode");
     assert_eq!(new["executionInfo"]["result"], "failure");
     // exitConditions.schedulingError → preProcessingError is read per version too (exit
     // conditions are then refused as not run yet, naming the canonical property).
@@ -283,4 +290,36 @@ async fn multi_instance_resource_file_and_os_version_changes() {
     let new = svc.get_json("/pools/cs").await;
     assert_eq!(new["cloudServiceConfiguration"]["osVersion"], "*", "{new}");
     assert!(new["cloudServiceConfiguration"].get("targetOSVersion").is_none());
+}
+
+#[tokio::test]
+async fn low_priority_nodes_and_operations_openbatch_lacks() {
+    let svc = Service::start().await;
+    svc.post("/pools").json(json!({"id": "lp", "vmSize": "a", "targetDedicatedNodes": 1, "targetLowPriorityNodes": 1, "virtualMachineConfiguration": vm()})).send().await.expect_status(201);
+    let nodes = poll("two idle nodes", secs(20), || async {
+        let nodes = svc.get_json("/pools/lp/nodes").await["value"].as_array().cloned().unwrap_or_default();
+        (nodes.len() == 2 && nodes.iter().all(|n| n["state"] == "idle")).then_some(nodes)
+    })
+    .await;
+    let dedicated: Vec<bool> = nodes.iter().map(|n| n["isDedicated"].as_bool().unwrap()).collect();
+    assert_eq!(dedicated.iter().filter(|d| **d).count(), 1, "{nodes:?}");
+    poll("lp steady", secs(20), || async {
+        let p = svc.get_json("/pools/lp").await;
+        (p["allocationState"] == "steady").then_some(())
+    })
+    .await;
+    let p = svc.get_json("/pools/lp").await;
+    assert_eq!((p["currentDedicatedNodes"].clone(), p["currentLowPriorityNodes"].clone()), (json!(1), json!(1)), "{p}");
+    // Versions without low-priority nodes see the dedicated ones only.
+    let old = get_at(&svc, "/pools/lp", V4_0).await;
+    assert_eq!((old["targetDedicated"].clone(), old["currentDedicated"].clone()), (json!(1), json!(1)), "{old}");
+    let counts = svc.get_json("/nodecounts").await;
+    let lp = counts["value"].as_array().unwrap().iter().find(|c| c["poolId"] == "lp").unwrap().clone();
+    assert_eq!((lp["dedicated"]["total"].clone(), lp["lowPriority"]["total"].clone()), (json!(1), json!(1)), "{lp}");
+
+    // A documented operation openbatch does not implement says so; one the version lacks is 404.
+    let e = svc.get("/certificates").send().await.expect_error(501, "NotImplemented");
+    assert!(e["message"]["value"].as_str().unwrap().contains("GET /certificates"), "{e}");
+    svc.get("/applications").api_version(V2_0).send().await.expect_error(404, "ResourceNotFound");
+    svc.get("/applications").api_version(V3_0).send().await.expect_error(501, "NotImplemented");
 }

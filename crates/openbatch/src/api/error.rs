@@ -88,8 +88,17 @@ impl BatchError {
             "The value provided for one of the properties in the request body is invalid.",
         )
         .with("PropertyName", name)
-        .with("PropertyValue", value)
+        .with_nonempty("PropertyValue", value.into())
         .with("Reason", reason)
+    }
+
+    /// Adds a `{key, value}` detail pair unless the value is empty.
+    pub fn with_nonempty(self, key: &str, value: String) -> Self {
+        if value.is_empty() {
+            self
+        } else {
+            self.with(key, value)
+        }
     }
 
     /// 400 `InvalidRequestBody`: the body is not valid JSON or has the wrong shape.
@@ -133,6 +142,17 @@ impl BatchError {
             "The specified resource does not exist.",
         )
         .with("Path", path)
+    }
+
+    /// 501 `NotImplemented`: an operation the caller's api-version has, that openbatch does not
+    /// implement yet (rather than the 404 of a path no version has).
+    pub fn not_implemented(method: &str, template: &str) -> Self {
+        Self::new(
+            StatusCode::NOT_IMPLEMENTED,
+            "NotImplemented",
+            format!("openbatch does not implement the operation {method} {template} yet."),
+        )
+        .with("Operation", format!("{method} {template}"))
     }
 
     /// 405 for a known path with a method it does not take.

@@ -144,7 +144,15 @@ async fn dispatch(State(app): State<Arc<App>>, method: Method, uri: Uri, headers
     let result: ApiResult<Reply> = async {
         let version = ApiVersion::from_query(query.get("api-version").map(String::as_str))?;
         app.account.verify(&method, uri.path(), uri.query(), &headers)?;
-        let op = router::route(&method, uri.path())?;
+        let op = router::route(&method, uri.path()).map_err(|e| {
+            // A documented operation of this api-version that openbatch lacks says so.
+            match crate::versions::documented_operation(method.as_str(), uri.path(), version) {
+                Some(template) if e.status == StatusCode::NOT_FOUND || e.status == StatusCode::METHOD_NOT_ALLOWED => {
+                    BatchError::not_implemented(method.as_str(), template)
+                }
+                _ => e,
+            }
+        })?;
         let ctx = Ctx { version, base: base.clone(), query, headers, path: uri.path().to_string(), raw_query: uri.query().unwrap_or("").to_string() };
         let limit = handlers::timeout(&ctx)?;
         tokio::time::timeout(limit, handlers::handle(&app, op, &ctx, &body)).await.unwrap_or_else(|_| {

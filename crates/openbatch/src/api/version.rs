@@ -71,7 +71,7 @@ impl ApiVersion {
         }
         let reason = if is_well_formed(v) {
             format!(
-                "The api-version {v} is not a published Azure Batch api-version; supported versions are {} to {}.",
+                "The api-version {v} is not one this service supports; it serves the published api-versions {} to {}.",
                 PUBLISHED[0],
                 PUBLISHED[PUBLISHED.len() - 1]
             )
@@ -127,7 +127,7 @@ mod tests {
         let e = ApiVersion::from_query(Some("2023-05-01.17.0")).unwrap_err();
         assert_eq!(e.code, "InvalidQueryParameterValue");
         assert!(e.values.iter().any(|(k, v)| k == "QueryParameterValue" && v == "2023-05-01.17.0"));
-        assert!(e.values.iter().any(|(_, v)| v.contains("not a published")));
+        assert!(e.values.iter().any(|(_, v)| v.contains("not one this service supports")));
         let e = ApiVersion::from_query(Some("banana")).unwrap_err();
         assert!(e.values.iter().any(|(_, v)| v.contains("malformed")));
         assert!(ApiVersion::from_query(Some("2025-06-01")).is_err());

@@ -96,7 +96,7 @@ impl PoolSpec {
         self.task_slots_per_node.unwrap_or(1).max(1) as u32
     }
 
-    /// The target node count (dedicated plus low-priority/Spot: local nodes are all alike).
+    /// The target node count (dedicated plus low-priority/Spot).
     pub fn target_nodes(&self) -> u32 {
         (self.target_dedicated_nodes.unwrap_or(0).max(0) + self.target_low_priority_nodes.unwrap_or(0).max(0)) as u32
     }

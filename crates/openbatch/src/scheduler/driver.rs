@@ -1013,54 +1013,61 @@ impl Driver {
             w.pools.put(pool);
             return Ok(());
         }
-        let target = pool.spec.target_nodes() as usize;
+        // Dedicated and low-priority (Spot) nodes are reconciled separately: local nodes are
+        // alike, but each counts toward its own target as the API reports them.
         let staying: Vec<&Node> = nodes.iter().filter(|n| n.state != NodeState::LeavingPool).collect();
-        if staying.len() < target {
-            let now = Clock::now();
-            for _ in staying.len()..target {
-                pool.status.next_node_index += 1;
-                let node_id = format!("tvm-{:08x}-{}", fxhash(pool_id), pool.status.next_node_index);
-                let token = uuid::Uuid::new_v4().simple().to_string();
-                let mut start_task = pool.spec.start_task.clone();
-                if let Some(st) = start_task.as_mut() {
-                    st.normalize();
+        let option = pool.status.pending_deallocation.unwrap_or(DeallocationOption::Requeue);
+        for (dedicated, target) in [
+            (true, pool.spec.target_dedicated_nodes.unwrap_or(0).max(0) as usize),
+            (false, pool.spec.target_low_priority_nodes.unwrap_or(0).max(0) as usize),
+        ] {
+            let have: Vec<&Node> = staying.iter().copied().filter(|n| n.is_dedicated == dedicated).collect();
+            if have.len() < target {
+                let now = Clock::now();
+                for _ in have.len()..target {
+                    pool.status.next_node_index += 1;
+                    let node_id = format!("tvm-{:08x}-{}", fxhash(pool_id), pool.status.next_node_index);
+                    let token = uuid::Uuid::new_v4().simple().to_string();
+                    let mut start_task = pool.spec.start_task.clone();
+                    if let Some(st) = start_task.as_mut() {
+                        st.normalize();
+                    }
+                    let node = Node {
+                        id: node_id.clone(),
+                        pool_id: pool_id.to_string(),
+                        state: NodeState::Creating,
+                        scheduling_state: SchedulingState::Enabled,
+                        state_transition_time: now,
+                        last_boot_time: None,
+                        allocation_time: now,
+                        ip_address: "127.0.0.1".into(),
+                        vm_size: pool.spec.vm_size.clone(),
+                        total_tasks_run: 0,
+                        total_tasks_succeeded: 0,
+                        running_tasks_count: 0,
+                        running_task_slots_count: 0,
+                        start_task,
+                        start_task_info: None,
+                        errors: Vec::new(),
+                        is_dedicated: dedicated,
+                        node_agent_info: None,
+                        image_reference: pool.spec.virtual_machine_configuration.as_ref().map(|v| v.image_reference.clone()),
+                        agent_token: token.clone(),
+                        root_dir: self.provider.node_root(pool_id, &node_id).display().to_string(),
+                        agent_pid: None,
+                    };
+                    self.nodes.insert(node_id.clone(), NodeRt { pool_id: pool_id.to_string(), connected: false, since: Instant::now(), pid: None });
+                    self.core.upsert_node(pool_id, &node_id, false);
+                    w.nodes.put(node);
+                    spawns.push((pool_id.to_string(), node_id, token));
                 }
-                let node = Node {
-                    id: node_id.clone(),
-                    pool_id: pool_id.to_string(),
-                    state: NodeState::Creating,
-                    scheduling_state: SchedulingState::Enabled,
-                    state_transition_time: now,
-                    last_boot_time: None,
-                    allocation_time: now,
-                    ip_address: "127.0.0.1".into(),
-                    vm_size: pool.spec.vm_size.clone(),
-                    total_tasks_run: 0,
-                    total_tasks_succeeded: 0,
-                    running_tasks_count: 0,
-                    running_task_slots_count: 0,
-                    start_task,
-                    start_task_info: None,
-                    errors: Vec::new(),
-                    is_dedicated: true,
-                    node_agent_info: None,
-                    image_reference: pool.spec.virtual_machine_configuration.as_ref().map(|v| v.image_reference.clone()),
-                    agent_token: token.clone(),
-                    root_dir: self.provider.node_root(pool_id, &node_id).display().to_string(),
-                    agent_pid: None,
-                };
-                self.nodes.insert(node_id.clone(), NodeRt { pool_id: pool_id.to_string(), connected: false, since: Instant::now(), pid: None });
-                self.core.upsert_node(pool_id, &node_id, false);
-                w.nodes.put(node);
-                spawns.push((pool_id.to_string(), node_id, token));
-            }
-        } else if staying.len() > target {
-            let option = pool.status.pending_deallocation.unwrap_or(DeallocationOption::Requeue);
-            // Remove the least busy nodes first.
-            let mut order: Vec<&Node> = staying.clone();
-            order.sort_by_key(|n| (n.running_tasks_count, std::cmp::Reverse(n.id.clone())));
-            for n in order.into_iter().take(staying.len() - target) {
-                self.remove_node(w, pool_id, &n.id, option).await?;
+            } else if have.len() > target {
+                // Remove the least busy nodes first.
+                let mut order = have.clone();
+                order.sort_by_key(|n| (n.running_tasks_count, std::cmp::Reverse(n.id.clone())));
+                for n in order.into_iter().take(have.len() - target) {
+                    self.remove_node(w, pool_id, &n.id, option).await?;
+                }
             }
         }
         pool.status.pending_deallocation = None;
@@ -1142,23 +1149,27 @@ impl Driver {
     async fn refresh_pool(&mut self, w: &mut Work, pool_id: &str) -> StoreResult<()> {
         let Some(mut pool) = w.pools.get(&mut w.tx, "", pool_id).await? else { return Ok(()) };
         // Counts come from the written state: the batch's changes were flushed before.
-        let mut current = 0;
+        let (mut dedicated, mut low_priority) = (0, 0);
         let mut settling = false;
         for n in w.tx.children::<Node>(pool_id, None).await? {
-            match n.state {
-                NodeState::LeavingPool => settling = true,
-                NodeState::Creating => {
-                    settling = true;
-                    current += 1;
-                }
-                _ => current += 1,
+            if n.state == NodeState::LeavingPool {
+                settling = true;
+                continue;
+            }
+            settling |= n.state == NodeState::Creating;
+            if n.is_dedicated {
+                dedicated += 1;
+            } else {
+                low_priority += 1;
             }
         }
-        let target = if pool.spec.os_refusal().is_some() { current } else { pool.spec.target_nodes() as i32 };
-        let state = if settling || current != target { AllocationState::Resizing } else { AllocationState::Steady };
+        let targets = (pool.spec.target_dedicated_nodes.unwrap_or(0), pool.spec.target_low_priority_nodes.unwrap_or(0));
+        let reached = pool.spec.os_refusal().is_some() || (dedicated, low_priority) == targets;
+        let state = if settling || !reached { AllocationState::Resizing } else { AllocationState::Steady };
         let mut changed = false;
-        if pool.status.current_dedicated_nodes != current {
-            pool.status.current_dedicated_nodes = current;
+        if (pool.status.current_dedicated_nodes, pool.status.current_low_priority_nodes) != (dedicated, low_priority) {
+            pool.status.current_dedicated_nodes = dedicated;
+            pool.status.current_low_priority_nodes = low_priority;
             changed = true;
         }
         if pool.status.allocation_state != state && pool.status.state == PoolState::Active {

@@ -92,6 +92,31 @@ pub fn operation_exists(method: &str, path_template: &str, v: ApiVersion) -> boo
     table::OPERATIONS.iter().any(|o| o.method == method && norm(o.path) == want && o.first <= i && i <= o.last)
 }
 
+/// The documented operation (method and path template) that `method` + `path` names at
+/// version `v`, if any: placeholders match one segment, and a trailing `{filePath}` the rest.
+pub fn documented_operation(method: &str, path: &str, v: ApiVersion) -> Option<&'static str> {
+    let i = idx(v);
+    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
+    table::OPERATIONS.iter().filter(|o| o.method == method && o.first <= i && i <= o.last).map(|o| o.path).find(|template| {
+        let t: Vec<&str> = template.trim_matches('/').split('/').collect();
+        let rest = t.last().is_some_and(|l| *l == "{filePath}");
+        let fixed = if rest { t.len() - 1 } else { t.len() };
+        if (rest && segs.len() < t.len()) || (!rest && segs.len() != t.len()) {
+            return false;
+        }
+        t[..fixed].iter().zip(&segs).all(|(a, b)| {
+            if a.starts_with('{') && a.ends_with('}') {
+                true
+            } else if let Some(open) = a.find('(') {
+                // `certificates(thumbprintAlgorithm={…},thumbprint={…})`
+                b.starts_with(&a[..=open])
+            } else {
+                a == b
+            }
+        })
+    })
+}
+
 /// The element type of a wire type (`[X]` → `X`, `{X}` → `X`), and whether it is a collection.
 fn element(ty: &str) -> (&str, bool) {
     if let Some(inner) = ty.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
@@ -321,6 +346,7 @@ fn downgrade(model: &str, value: Value, v: ApiVersion) -> Value {
             continue;
         }
         let (wire_name, singular) = match rename_for_new(model, &name, i) {
+            Some(r) if val.get("code").and_then(Value::as_str).is_some_and(|c| r.old_omits_codes.contains(&c)) => continue,
             Some(r) => (r.old.to_string(), r.singular),
             None => (name.clone(), false),
         };

@@ -12,23 +12,27 @@ pub struct Rename {
     pub last_old: u8,
     /// The old property held one element where the new one holds an array of them.
     pub singular: bool,
+    /// Values (by their `code`) the old property did not cover: not shown under the old name.
+    pub old_omits_codes: &'static [&'static str],
 }
 
 /// 2017-01-01.4.0 is index 5, 2018-08-01.7.0 is 10, 2020-03-01.11.0 is 14.
 pub const RENAMES: &[Rename] = &[
     // 2017-05-01.5.0: targetDedicated/currentDedicated → targetDedicatedNodes/currentDedicatedNodes.
-    Rename { models: &["CloudPool", "PoolAddParameter", "PoolSpecification", "PoolResizeParameter"], old: "targetDedicated", new: "targetDedicatedNodes", last_old: 5, singular: false },
-    Rename { models: &["CloudPool"], old: "currentDedicated", new: "currentDedicatedNodes", last_old: 5, singular: false },
+    Rename { models: &["CloudPool", "PoolAddParameter", "PoolSpecification", "PoolResizeParameter"], old: "targetDedicated", new: "targetDedicatedNodes", last_old: 5, singular: false, old_omits_codes: &[] },
+    Rename { models: &["CloudPool"], old: "currentDedicated", new: "currentDedicatedNodes", last_old: 5, singular: false, old_omits_codes: &[] },
     // 2017-05-01.5.0: resizeError became the collection resizeErrors.
-    Rename { models: &["CloudPool"], old: "resizeError", new: "resizeErrors", last_old: 5, singular: true },
-    // 2017-05-01.5.0: executionInfo.schedulingError → failureInfo; exitConditions.schedulingError → preProcessingError.
-    Rename { models: &["TaskExecutionInformation", "StartTaskInformation", "SubtaskInformation", "JobPreparationTaskExecutionInformation", "JobReleaseTaskExecutionInformation"], old: "schedulingError", new: "failureInfo", last_old: 5, singular: false },
-    Rename { models: &["ExitConditions"], old: "schedulingError", new: "preProcessingError", last_old: 5, singular: false },
+    Rename { models: &["CloudPool"], old: "resizeError", new: "resizeErrors", last_old: 5, singular: true, old_omits_codes: &[] },
+    // 2017-05-01.5.0: executionInfo.schedulingError → failureInfo, which also covers nonzero
+    // exit codes: before, an exit-code failure showed only its exitCode.
+    Rename { models: &["TaskExecutionInformation", "StartTaskInformation", "SubtaskInformation", "JobPreparationTaskExecutionInformation", "JobReleaseTaskExecutionInformation"], old: "schedulingError", new: "failureInfo", last_old: 5, singular: false, old_omits_codes: &["FailureExitCode"] },
+    // exitConditions.schedulingError → preProcessingError.
+    Rename { models: &["ExitConditions"], old: "schedulingError", new: "preProcessingError", last_old: 5, singular: false, old_omits_codes: &[] },
     // 2018-12-01.8.0: targetOSVersion → osVersion; ResourceFile.blobSource → httpUrl.
-    Rename { models: &["CloudServiceConfiguration"], old: "targetOSVersion", new: "osVersion", last_old: 10, singular: false },
-    Rename { models: &["ResourceFile"], old: "blobSource", new: "httpUrl", last_old: 10, singular: false },
+    Rename { models: &["CloudServiceConfiguration"], old: "targetOSVersion", new: "osVersion", last_old: 10, singular: false, old_omits_codes: &[] },
+    Rename { models: &["ResourceFile"], old: "blobSource", new: "httpUrl", last_old: 10, singular: false, old_omits_codes: &[] },
     // 2020-09-01.12.0: maxTasksPerNode → taskSlotsPerNode.
-    Rename { models: &["CloudPool", "PoolAddParameter", "PoolSpecification"], old: "maxTasksPerNode", new: "taskSlotsPerNode", last_old: 14, singular: false },
+    Rename { models: &["CloudPool", "PoolAddParameter", "PoolSpecification"], old: "maxTasksPerNode", new: "taskSlotsPerNode", last_old: 14, singular: false, old_omits_codes: &[] },
 ];
 
 /// A property that moved into a nested object: up to `last_old`, `old` sat on the model itself;

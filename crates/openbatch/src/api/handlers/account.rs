@@ -53,19 +53,21 @@ pub async fn list_pool_node_counts(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
     let mut items = Vec::new();
     for p in pools {
         let nodes = app.store.list::<Node>(&p.spec.id, None, None, u32::MAX).await?;
-        let mut counts = Map::new();
-        for s in NodeState::ALL {
-            counts.insert(s.as_str().to_string(), json!(0));
-        }
-        for n in &nodes {
-            let k = n.state.as_str().to_string();
-            let v = counts.get(&k).and_then(Value::as_i64).unwrap_or(0) + 1;
-            counts.insert(k, json!(v));
-        }
-        counts.insert("total".into(), json!(nodes.len()));
-        let mut zero: Map<String, Value> = counts.keys().map(|k| (k.clone(), json!(0))).collect();
-        zero.insert("total".into(), json!(0));
-        let item = json!({"poolId": p.spec.id, "dedicated": counts, "lowPriority": zero});
+        let count = |dedicated: bool| {
+            let mut counts = Map::new();
+            for s in NodeState::ALL {
+                counts.insert(s.as_str().to_string(), json!(0));
+            }
+            let mine: Vec<&Node> = nodes.iter().filter(|n| n.is_dedicated == dedicated).collect();
+            for n in &mine {
+                let k = n.state.as_str().to_string();
+                let v = counts.get(&k).and_then(Value::as_i64).unwrap_or(0) + 1;
+                counts.insert(k, json!(v));
+            }
+            counts.insert("total".into(), json!(mine.len()));
+            Value::Object(counts)
+        };
+        let item = json!({"poolId": p.spec.id, "dedicated": count(true), "lowPriority": count(false)});
         if filter.as_ref().is_none_or(|f| crate::odata::eval(f, &item)) {
             items.push(ctx.view("PoolNodeCounts", item));
         }
