@@ -1570,3 +1570,43 @@ async fn pool_environment_defaults_and_mounts() {
     assert_eq!(node["errors"][0]["code"], "MountConfigurationError", "{node}");
     assert_eq!(node["endpointConfiguration"], json!({"inboundEndpoints": []}));
 }
+
+#[tokio::test]
+async fn auto_pools_live_and_die_with_their_job() {
+    let svc = Service::start().await;
+    let pool = json!({"vmSize": "STANDARD_A1", "targetDedicatedNodes": 1, "virtualMachineConfiguration": linux_pool("x", 1)["virtualMachineConfiguration"].clone()});
+    let body = json!({"id": "aj", "poolInfo": {"autoPoolSpecification": {"poolLifetimeOption": "job", "autoPoolIdPrefix": "ap", "pool": pool}}});
+    svc.post("/jobs").json(body).send().await.expect_status(201);
+    let job = svc.get_json("/jobs/aj").await;
+    let pool_id = job["executionInfo"]["poolId"].as_str().expect("an auto pool id").to_string();
+    assert!(pool_id.starts_with("ap_") && pool_id.len() > 30, "{pool_id}");
+    let spec = &job["poolInfo"]["autoPoolSpecification"];
+    assert_eq!(spec["keepAlive"], false, "{job}");
+    assert_eq!(spec["pool"]["vmSize"], "standard_a1", "defaults are echoed: {job}");
+    assert_eq!(spec["pool"]["taskSlotsPerNode"], 1, "{job}");
+    assert!(spec["pool"].get("id").is_none());
+    svc.add_task("aj", "t", "/bin/sh -c \"echo $AZ_BATCH_POOL_ID\"", json!({})).await;
+    let t = svc.wait_task_completed("aj", "t", secs(30)).await;
+    assert_eq!(t["nodeInfo"]["poolId"], pool_id.as_str());
+    assert_eq!(svc.task_file("aj", "t", "stdout.txt").await.trim(), pool_id);
+    // Job Update with the same auto pool keeps it.
+    let mut upd = json!({"priority": 5, "poolInfo": job["poolInfo"].clone()});
+    upd["poolInfo"]["autoPoolSpecification"]["pool"]["vmSize"] = json!("standard_a1");
+    svc.put("/jobs/aj").json(upd).send().await.expect_status(200);
+    assert_eq!(svc.get_json("/jobs/aj").await["executionInfo"]["poolId"], pool_id.as_str());
+    // The pool goes when the job completes.
+    svc.post("/jobs/aj/terminate").send().await.expect_status(202);
+    poll("auto pool deleted", secs(20), || async { (svc.get(&format!("/pools/{pool_id}")).send().await.status == 404).then_some(()) }).await;
+
+    // keepAlive keeps it; jobschedule lifetimes are for job schedules.
+    let keep = json!({"id": "kj", "poolInfo": {"autoPoolSpecification": {"poolLifetimeOption": "job", "keepAlive": true, "pool": {"vmSize": "a", "virtualMachineConfiguration": linux_pool("x", 0)["virtualMachineConfiguration"].clone()}}}});
+    svc.post("/jobs").json(keep).send().await.expect_status(201);
+    let kept = svc.get_json("/jobs/kj").await["executionInfo"]["poolId"].as_str().unwrap().to_string();
+    svc.delete("/jobs/kj").send().await.expect_status(202);
+    tokio::time::sleep(secs(1)).await;
+    svc.get(&format!("/pools/{kept}")).send().await.expect_status(200);
+    let bad = json!({"id": "sj", "poolInfo": {"autoPoolSpecification": {"poolLifetimeOption": "jobschedule", "pool": {"vmSize": "a", "virtualMachineConfiguration": linux_pool("x", 0)["virtualMachineConfiguration"].clone()}}}});
+    svc.post("/jobs").json(bad).send().await.expect_error(400, "InvalidPropertyValue");
+    let nopool = json!({"id": "nj", "poolInfo": {"autoPoolSpecification": {"poolLifetimeOption": "job"}}});
+    svc.post("/jobs").json(nopool).send().await.expect_error(400, "MissingRequiredProperty");
+}

@@ -29,15 +29,41 @@ batch_enum!(
     OnTaskFailure { NoAction = "noaction", PerformExitOptionsJobAction = "performexitoptionsjobaction" }
 );
 
-/// PoolInformation: the pool a job runs on (`poolId`), or an auto pool specification (kept
-/// and echoed; auto pools arrive with a later issue).
+batch_enum!(
+    /// PoolLifetimeOption of an auto pool: `jobschedule` or `job`.
+    PoolLifetimeOption { JobSchedule = "jobschedule", Job = "job" }
+);
+
+/// AutoPoolSpecification: the pool the service creates for a job, and how long it lives.
+/// `pool` is a PoolSpecification (a pool without its id), kept as JSON.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AutoPoolSpecification {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_pool_id_prefix: Option<String>,
+    pub pool_lifetime_option: PoolLifetimeOption,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_alive: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<Value>,
+}
+
+/// PoolInformation: the pool a job runs on (`poolId`), or the specification of an auto pool
+/// the service creates for it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PoolInformation {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pool_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub auto_pool_specification: Option<Value>,
+    pub auto_pool_specification: Option<AutoPoolSpecification>,
+}
+
+impl PoolInformation {
+    /// True when the job's pool is an auto pool that goes with the job (`keepAlive` false).
+    pub fn auto_pool_goes_with_job(&self) -> bool {
+        self.auto_pool_specification.as_ref().is_some_and(|a| a.keep_alive != Some(true))
+    }
 }
 
 /// The properties a caller sets on a job (JobAddParameter), normalized with defaults.

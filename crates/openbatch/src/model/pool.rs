@@ -174,6 +174,31 @@ pub struct Pool {
     pub last_modified: Timestamp,
 }
 
+impl Pool {
+    /// A new pool from a checked, normalized spec: `active` and `resizing` toward its targets,
+    /// or `steady` with an allocation error when its nodes cannot run here.
+    pub fn new(spec: PoolSpec, now: Timestamp) -> Pool {
+        let refusal = spec.os_refusal().filter(|_| spec.target_nodes() > 0);
+        Pool {
+            status: PoolStatus {
+                state: PoolState::Active,
+                state_transition_time: now,
+                allocation_state: if refusal.is_some() { AllocationState::Steady } else { AllocationState::Resizing },
+                allocation_state_transition_time: now,
+                resize_errors: refusal.iter().map(|r| allocation_error(r)).collect(),
+                current_dedicated_nodes: 0,
+                current_low_priority_nodes: 0,
+                next_node_index: 0,
+                pending_deallocation: None,
+                resize_started: Some(now),
+            },
+            spec,
+            creation_time: now,
+            last_modified: now,
+        }
+    }
+}
+
 impl PoolSpec {
     /// Why openbatch cannot allocate nodes for this pool, if it cannot: compute nodes are
     /// Linux processes, so Cloud Services pools and Windows images are refused (as an

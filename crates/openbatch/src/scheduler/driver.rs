@@ -266,7 +266,7 @@ impl Driver {
         let schedulable = j.status.state == JobState::Active;
         self.core.upsert_job(
             &j.spec.id,
-            j.spec.pool_info.pool_id.as_deref(),
+            j.status.execution_info.pool_id.as_deref(),
             j.spec.priority.unwrap_or(0),
             schedulable,
             j.spec.max_parallel_tasks.unwrap_or(-1),
@@ -880,13 +880,32 @@ impl Driver {
         job.status.execution_info.terminate_reason = Some(reason.to_string());
         job.last_modified = later;
         self.upsert_job_core(job);
+        self.release_auto_pool(w, job).await
+    }
+
+    /// Deletes the auto pool of a job that completed or went away, unless it is kept alive.
+    async fn release_auto_pool(&mut self, w: &mut Work, job: &Job) -> StoreResult<()> {
+        let Some(pool_id) = job.status.execution_info.pool_id.clone().filter(|_| job.spec.pool_info.auto_pool_goes_with_job()) else {
+            return Ok(());
+        };
+        if let Some(mut pool) = w.pools.get(&mut w.tx, "", &pool_id).await? {
+            if pool.status.state != PoolState::Deleting {
+                let now = Clock::now();
+                pool.status.state = PoolState::Deleting;
+                pool.status.state_transition_time = now;
+                pool.last_modified = now;
+                w.pools.put(pool);
+                let _ = self.me.send(Event::PoolChanged(pool_id));
+            }
+        }
         Ok(())
     }
 
     async fn delete_job(&mut self, w: &mut Work, job_id: &str) -> StoreResult<ApiResult<()>> {
-        if w.jobs.get(&mut w.tx, "", job_id).await?.is_none() {
+        let Some(job) = w.jobs.get(&mut w.tx, "", job_id).await? else {
             return Ok(Err(BatchError::not_found(ResourceKind::Job)));
-        }
+        };
+        self.release_auto_pool(w, &job).await?;
         for state in [TaskState::Preparing, TaskState::Running] {
             for t in w.tx.children::<Task>(job_id, Some(state.as_str())).await? {
                 if let Some(t) = w.tasks.get(&mut w.tx, &t.job_id, &t.spec.id).await? {

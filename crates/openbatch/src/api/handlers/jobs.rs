@@ -5,7 +5,7 @@ use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::api::reply::{entity, to_map, Reply};
 use crate::api::{App, Ctx};
 use crate::model::common::JobConstraints;
-use crate::model::job::{Job, JobDisable, JobExecutionInfo, JobPatch, JobSpec, JobState, JobStatus, JobTerminate, JobUpdate, OnAllTasksComplete, PoolInformation};
+use crate::model::job::{Job, JobDisable, JobExecutionInfo, JobPatch, PoolLifetimeOption, JobSpec, JobState, JobStatus, JobTerminate, JobUpdate, OnAllTasksComplete, PoolInformation};
 use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock};
 use crate::scheduler::driver::Event;
 use axum::http::StatusCode;
@@ -45,9 +45,44 @@ fn check_pool_info(p: &PoolInformation) -> ApiResult<()> {
     match (&p.pool_id, &p.auto_pool_specification) {
         (None, None) => Err(BatchError::missing_property("poolInfo.poolId")),
         (Some(_), Some(_)) => Err(BatchError::invalid_property("poolInfo", "", "Give either poolId or autoPoolSpecification, not both.")),
-        (None, Some(_)) => Err(BatchError::invalid_property("poolInfo.autoPoolSpecification", "", "openbatch does not create auto pools yet; create a pool and give its poolId.")),
+        (None, Some(auto)) => {
+            if auto.pool_lifetime_option == PoolLifetimeOption::JobSchedule {
+                return Err(BatchError::invalid_property("poolInfo.autoPoolSpecification.poolLifetimeOption", "jobschedule", "A job that no job schedule created takes poolLifetimeOption job."));
+            }
+            if auto.auto_pool_id_prefix.as_ref().is_some_and(|p| p.len() > 20 || check_id(p).is_err()) {
+                return Err(BatchError::invalid_property("poolInfo.autoPoolSpecification.autoPoolIdPrefix", auto.auto_pool_id_prefix.clone().unwrap_or_default(), "A prefix is up to 20 letters, digits, hyphens and underscores."));
+            }
+            if auto.pool.is_none() {
+                return Err(BatchError::missing_property("poolInfo.autoPoolSpecification.pool"));
+            }
+            Ok(())
+        }
         (Some(id), None) => check_id(id).map_err(|_| BatchError::invalid_property("poolInfo.poolId", id.clone(), "Not a valid pool id.")),
     }
+}
+
+/// The pool an auto pool specification describes, with a new id (`<prefix>_<GUID>` or a GUID,
+/// upper case), checked and normalized; the job's specification gets the normalized pool back
+/// (the service echoes the defaults it filled in) and `keepAlive` false unless set.
+fn auto_pool(ctx: &Ctx, info: &mut PoolInformation) -> ApiResult<Option<crate::model::pool::PoolSpec>> {
+    let Some(auto) = info.auto_pool_specification.as_mut() else { return Ok(None) };
+    let guid = uuid::Uuid::new_v4().to_string().to_uppercase();
+    let id = match &auto.auto_pool_id_prefix {
+        Some(prefix) => format!("{prefix}_{guid}"),
+        None => guid,
+    };
+    let mut value = auto.pool.clone().unwrap_or_default();
+    if let Some(o) = value.as_object_mut() {
+        o.insert("id".into(), Value::String(id));
+    }
+    let mut spec: crate::model::pool::PoolSpec = ctx.parse_value("PoolAddParameter", value)?;
+    super::pools::check_spec(&spec)?;
+    spec.normalize();
+    let mut echo = crate::api::reply::to_map(&spec);
+    echo.remove("id");
+    auto.pool = Some(Value::Object(echo));
+    auto.keep_alive.get_or_insert(false);
+    Ok(Some(spec))
 }
 
 fn check_common(priority: Option<i32>, constraints: &Option<JobConstraints>, max_parallel: Option<i32>) -> ApiResult<()> {
@@ -81,15 +116,17 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
         }
     }
     super::check_environment(spec.common_environment_settings.as_deref())?;
+    let auto = auto_pool(ctx, &mut spec.pool_info)?;
     spec.normalize();
     let now = Clock::now();
+    let pool_id = auto.as_ref().map(|p| p.id.clone()).or_else(|| spec.pool_info.pool_id.clone());
     let job = Job {
         status: JobStatus {
             state: JobState::Active,
             state_transition_time: now,
             previous_state: None,
             previous_state_transition_time: None,
-            execution_info: JobExecutionInfo { start_time: now, end_time: None, pool_id: spec.pool_info.pool_id.clone(), scheduling_error: None, terminate_reason: None },
+            execution_info: JobExecutionInfo { start_time: now, end_time: None, pool_id, scheduling_error: None, terminate_reason: None },
         },
         spec,
         creation_time: now,
@@ -99,8 +136,15 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
     if tx.exists::<Job>("", &job.spec.id).await? {
         return Err(BatchError::exists(ResourceKind::Job));
     }
+    let auto_id = auto.as_ref().map(|p| p.id.clone());
+    if let Some(spec) = auto {
+        tx.put(&crate::model::pool::Pool::new(spec, now)).await?;
+    }
     tx.put(&job).await?;
     tx.commit().await?;
+    if let Some(id) = auto_id {
+        app.driver.notify(Event::PoolChanged(id));
+    }
     app.driver.notify(Event::JobChanged(job.spec.id.clone()));
     Ok(Reply::created(&url(&ctx.base, &job.spec.id), &now))
 }
@@ -136,10 +180,27 @@ fn check_on_all_tasks_complete(j: &Job, new: Option<OnAllTasksComplete>) -> ApiR
     Ok(())
 }
 
+/// Applies a new `poolInfo` from Job Patch or Update: another pool by id, or (for a job that
+/// already has an auto pool) a new description of it, normalized; the existing auto pool
+/// stays. 409 `OperationInvalidForCurrentState` for moving a job onto a new auto pool.
+fn change_pool_info(ctx: &Ctx, j: &mut Job, mut info: PoolInformation) -> ApiResult<()> {
+    check_pool_info(&info)?;
+    if info.auto_pool_specification.is_some() {
+        if j.spec.pool_info.auto_pool_specification.is_none() {
+            return Err(BatchError::conflict("OperationInvalidForCurrentState", "openbatch cannot move a job onto a new auto pool; give a poolId instead."));
+        }
+        auto_pool(ctx, &mut info)?;
+    }
+    j.spec.pool_info = info;
+    Ok(())
+}
+
 async fn save(app: &App, ctx: &Ctx, mut tx: crate::store::Tx, mut j: Job) -> ApiResult<Reply> {
     let now = Clock::now();
     j.last_modified = now;
-    j.status.execution_info.pool_id = j.spec.pool_info.pool_id.clone();
+    if let Some(id) = &j.spec.pool_info.pool_id {
+        j.status.execution_info.pool_id = Some(id.clone());
+    }
     tx.put(&j).await?;
     tx.commit().await?;
     app.driver.notify(Event::JobChanged(j.spec.id.clone()));
@@ -154,8 +215,7 @@ pub async fn patch(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Rep
     let mut j = load_for_update(ctx, &mut tx, id).await?;
     check_on_all_tasks_complete(&j, p.on_all_tasks_complete)?;
     if let Some(info) = p.pool_info {
-        check_pool_info(&info)?;
-        j.spec.pool_info = info;
+        change_pool_info(ctx, &mut j, info)?;
     }
     if let Some(v) = p.priority {
         j.spec.priority = Some(v);
@@ -187,7 +247,7 @@ pub async fn update(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Re
     let mut tx = app.store.begin().await?;
     let mut j = load_for_update(ctx, &mut tx, id).await?;
     check_on_all_tasks_complete(&j, Some(u.on_all_tasks_complete.unwrap_or(OnAllTasksComplete::NoAction)))?;
-    j.spec.pool_info = u.pool_info;
+    change_pool_info(ctx, &mut j, u.pool_info)?;
     j.spec.priority = u.priority;
     j.spec.max_parallel_tasks = u.max_parallel_tasks;
     j.spec.allow_task_preemption = u.allow_task_preemption;

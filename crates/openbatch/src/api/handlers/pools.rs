@@ -57,7 +57,8 @@ async fn load(app: &App, id: &str) -> ApiResult<Pool> {
     app.store.get::<Pool>("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Pool))
 }
 
-fn check_spec(spec: &PoolSpec) -> ApiResult<()> {
+/// Checks a pool specification (Pool Add, or a job's auto pool).
+pub fn check_spec(spec: &PoolSpec) -> ApiResult<()> {
     check_id(&spec.id)?;
     if spec.cloud_service_configuration.is_none() && spec.virtual_machine_configuration.is_none() {
         return Err(BatchError::missing_property("virtualMachineConfiguration"));
@@ -117,24 +118,7 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
     check_spec(&spec)?;
     spec.normalize();
     let now = Clock::now();
-    let refusal = spec.os_refusal();
-    let pool = Pool {
-        status: PoolStatus {
-            state: PoolState::Active,
-            state_transition_time: now,
-            allocation_state: if refusal.is_some() && spec.target_nodes() > 0 { AllocationState::Steady } else { AllocationState::Resizing },
-            allocation_state_transition_time: now,
-            resize_errors: refusal.iter().filter(|_| spec.target_nodes() > 0).map(|r| allocation_error(r)).collect(),
-            current_dedicated_nodes: 0,
-            current_low_priority_nodes: 0,
-            next_node_index: 0,
-            pending_deallocation: None,
-            resize_started: Some(now),
-        },
-        spec,
-        creation_time: now,
-        last_modified: now,
-    };
+    let pool = Pool::new(spec, now);
     let mut tx = app.store.begin().await?;
     if tx.exists::<Pool>("", &pool.spec.id).await? {
         return Err(BatchError::exists(ResourceKind::Pool));
