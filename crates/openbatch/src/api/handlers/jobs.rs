@@ -329,5 +329,7 @@ pub async fn enable(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
 /// the list is empty.
 pub async fn prep_release_status(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
     load(app, id).await?;
+    // Checked like any list's filter, though there is nothing to filter yet.
+    super::filter_for(ctx, crate::odata::ListKind::PreparationReleaseStatus)?;
     Ok(super::list_reply(ctx, "jobpreparationandreleasetaskstatuslist", Vec::new(), None))
 }
