@@ -610,6 +610,17 @@ mod tests {
     }
 
     #[test]
+    fn multi_instance_settings_change_at_2017_09_01_6_0() {
+        let v = |s: &str| ApiVersion::find(s).unwrap();
+        let new = upgrade_request("MultiInstanceSettings", json!({"coordinationCommandLine": "x"}), v("2017-09-01.6.0")).unwrap();
+        assert_eq!(new["numberOfInstances"], 1, "numberOfInstances defaults to 1 from 6.0");
+        let err = upgrade_request("MultiInstanceSettings", json!({"numberOfInstances": 2}), v("2017-09-01.6.0")).unwrap_err();
+        assert_eq!(err.code, "MissingRequiredProperty");
+        let old = upgrade_request("MultiInstanceSettings", json!({"numberOfInstances": 2}), v("2017-06-01.5.1")).unwrap();
+        assert!(old.get("coordinationCommandLine").is_none());
+    }
+
+    #[test]
     fn readme_version_table_is_generated() {
         let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../README.md")).unwrap();
         let start = readme.find("<!-- versions:start -->").expect("README has the generated version table");
