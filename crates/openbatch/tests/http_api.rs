@@ -1610,3 +1610,73 @@ async fn auto_pools_live_and_die_with_their_job() {
     let nopool = json!({"id": "nj", "poolInfo": {"autoPoolSpecification": {"poolLifetimeOption": "job"}}});
     svc.post("/jobs").json(nopool).send().await.expect_error(400, "MissingRequiredProperty");
 }
+
+#[tokio::test]
+async fn job_preparation_and_release_tasks() {
+    let svc = Service::start().await;
+    svc.add_pool("p", 2, json!({})).await;
+    svc.wait_pool_idle("p", 2, secs(20)).await;
+    let job = json!({
+        "jobPreparationTask": {"commandLine": "/bin/sh -c \"echo prepared > $AZ_BATCH_NODE_SHARED_DIR/prep-$AZ_BATCH_JOB_ID.txt\""},
+        "jobReleaseTask": {"commandLine": "/bin/sh -c \"echo released > $AZ_BATCH_NODE_SHARED_DIR/release-$AZ_BATCH_JOB_ID.txt\""},
+    });
+    svc.add_job("pj", "p", job).await;
+    let j = svc.get_json("/jobs/pj").await;
+    let prep = &j["jobPreparationTask"];
+    assert_eq!(prep["id"], "jobpreparation", "{j}");
+    assert_eq!(prep["waitForSuccess"], true);
+    assert_eq!(prep["rerunOnNodeRebootAfterSuccess"], true);
+    assert_eq!(prep["constraints"]["retentionTime"], "P7D");
+    assert_eq!(j["jobReleaseTask"]["id"], "jobrelease");
+    assert_eq!(j["jobReleaseTask"]["maxWallClockTime"], "PT15M");
+    // Tasks see the preparation's directory, which already holds its output.
+    svc.add_task("pj", "t", "/bin/sh -c \"cat $AZ_BATCH_NODE_SHARED_DIR/prep-$AZ_BATCH_JOB_ID.txt; ls $AZ_BATCH_JOB_PREP_DIR\"", json!({})).await;
+    let t = svc.wait_task_completed("pj", "t", secs(20)).await;
+    assert_eq!(t["executionInfo"]["exitCode"], 0, "{t}");
+    let out = svc.task_file("pj", "t", "stdout.txt").await;
+    assert!(out.starts_with("prepared\n") && out.contains("stdout.txt"), "{out}");
+    let status = svc.get_json("/jobs/pj/jobpreparationandreleasetaskstatus").await;
+    let rows = status["value"].as_array().unwrap().clone();
+    assert!(!rows.is_empty(), "{status}");
+    let ran = rows.iter().find(|r| r["nodeId"] == t["nodeInfo"]["nodeId"]).expect("the task's node prepared");
+    let info = &ran["jobPreparationTaskExecutionInfo"];
+    assert_eq!((info["state"].clone(), info["result"].clone(), info["exitCode"].clone()), (json!("completed"), json!("success"), json!(0)), "{ran}");
+    assert!(info["taskRootDirectory"].as_str().unwrap().ends_with("job-1/jobpreparation"));
+    assert!(ran.get("jobReleaseTaskExecutionInfo").is_none());
+    // Terminating runs the release task on the prepared nodes, then the job completes.
+    svc.post("/jobs/pj/terminate").send().await.expect_status(202);
+    let done = poll("job completed after release", secs(20), || async {
+        let j = svc.get_json("/jobs/pj").await;
+        (j["state"] == "completed").then_some(j)
+    })
+    .await;
+    assert_eq!(done["previousState"], "terminating");
+    let status = svc.get_json("/jobs/pj/jobpreparationandreleasetaskstatus").await;
+    for row in status["value"].as_array().unwrap() {
+        assert_eq!(row["jobReleaseTaskExecutionInfo"]["state"], "completed", "{row}");
+        assert_eq!(row["jobReleaseTaskExecutionInfo"]["exitCode"], 0, "{row}");
+    }
+    let node = t["nodeInfo"]["nodeId"].as_str().unwrap();
+    let r = svc.get(&format!("/pools/p/nodes/{node}/files/shared%2Frelease-pj.txt")).send().await;
+    r.expect_status(200);
+    assert_eq!(r.text(), "released\n");
+
+    // A failing preparation task keeps the job's tasks off its nodes.
+    svc.add_job("bad", "p", json!({"jobPreparationTask": {"commandLine": "/bin/sh -c \"exit 9\"", "constraints": {"maxTaskRetryCount": 1}}})).await;
+    svc.add_task("bad", "never", "/bin/true", json!({})).await;
+    poll("preparations failed", secs(20), || async {
+        let s = svc.get_json("/jobs/bad/jobpreparationandreleasetaskstatus").await;
+        let rows = s["value"].as_array().cloned().unwrap_or_default();
+        (rows.len() == 2 && rows.iter().all(|r| r["jobPreparationTaskExecutionInfo"]["result"] == "failure")).then_some(rows)
+    })
+    .await
+    .iter()
+    .for_each(|r| assert_eq!(r["jobPreparationTaskExecutionInfo"]["retryCount"], 1, "{r}"));
+    tokio::time::sleep(secs(1)).await;
+    assert_eq!(svc.get_json("/jobs/bad/tasks/never").await["state"], "active");
+    svc.add_job("nop", "p", json!({"jobPreparationTask": {"commandLine": "/bin/sh -c \"exit 9\"", "waitForSuccess": false}})).await;
+    svc.add_task("nop", "runs", "/bin/true", json!({})).await;
+    svc.wait_task_completed("nop", "runs", secs(20)).await;
+    let e = svc.post("/jobs").json(json!({"id": "e", "poolInfo": {"poolId": "p"}, "jobReleaseTask": {"commandLine": ""}})).send().await.expect_error(400, "InvalidPropertyValue");
+    assert_eq!(e["values"][0]["value"], "jobReleaseTask.commandLine", "{e}");
+}

@@ -27,6 +27,8 @@ pub fn exec_dir(kind: &ExecKind) -> String {
     match kind {
         ExecKind::StartTask => "startup".to_string(),
         ExecKind::Task { job_id, task_id } => format!("workitems/{job_id}/job-1/{task_id}"),
+        ExecKind::JobPreparation { job_id } => format!("workitems/{job_id}/job-1/jobpreparation"),
+        ExecKind::JobRelease { job_id } => format!("workitems/{job_id}/job-1/jobrelease"),
     }
 }
 
@@ -72,11 +74,21 @@ pub fn environment(ctx: &NodeContext, spec: &ExecSpec, task_dir: &Path) -> Vec<(
             env.push(("AZ_BATCH_TASK_USER".into(), "_azbatchtask_start".into()));
             env.push(("AZ_BATCH_TASK_USER_IDENTITY".into(), if spec.admin { "TaskAdmin" } else { "TaskNonAdmin" }.into()));
         }
-        ExecKind::Task { job_id, task_id } => {
+        ExecKind::Task { job_id, task_id: _ } | ExecKind::JobPreparation { job_id } | ExecKind::JobRelease { job_id } => {
+            let task_id = match &spec.kind {
+                ExecKind::Task { task_id, .. } => task_id.as_str(),
+                ExecKind::JobPreparation { .. } => "jobpreparation",
+                _ => "jobrelease",
+            };
             env.push(("AZ_BATCH_JOB_ID".into(), spec.job_id.clone().unwrap_or_else(|| job_id.clone())));
-            env.push(("AZ_BATCH_TASK_ID".into(), task_id.clone()));
+            env.push(("AZ_BATCH_TASK_ID".into(), task_id.to_string()));
             env.push(("AZ_BATCH_TASK_USER".into(), "_azbatch".into()));
             env.push(("AZ_BATCH_TASK_USER_IDENTITY".into(), if spec.admin { "PoolAdmin" } else { "PoolNonAdmin" }.into()));
+            if spec.job_prep && !matches!(spec.kind, ExecKind::JobPreparation { .. }) {
+                let prep = ctx.root.join(exec_dir(&ExecKind::JobPreparation { job_id: job_id.clone() }));
+                env.push(("AZ_BATCH_JOB_PREP_DIR".into(), prep.display().to_string()));
+                env.push(("AZ_BATCH_JOB_PREP_WORKING_DIR".into(), prep.join("wd").display().to_string()));
+            }
         }
     }
     for (k, v) in &spec.environment {

@@ -18,6 +18,10 @@ pub enum ExecKind {
     StartTask,
     /// A task of a job, run in `workitems/<job>/job-1/<task>/`.
     Task { job_id: String, task_id: String },
+    /// A job's preparation task, run in `workitems/<job>/job-1/jobpreparation/`.
+    JobPreparation { job_id: String },
+    /// A job's release task, run in `workitems/<job>/job-1/jobrelease/`.
+    JobRelease { job_id: String },
 }
 
 /// One execution the agent must run.
@@ -37,6 +41,10 @@ pub struct ExecSpec {
     pub max_wall_clock_secs: Option<f64>,
     /// Whether the task runs elevated (admin auto-user).
     pub admin: bool,
+    /// The job has a preparation task: tasks get `AZ_BATCH_JOB_PREP_DIR` and
+    /// `AZ_BATCH_JOB_PREP_WORKING_DIR`.
+    #[serde(default)]
+    pub job_prep: bool,
 }
 
 /// How an execution ended, as the agent saw it.

@@ -1,6 +1,7 @@
 //! Job: the canonical resource and the parameters of Job Add, Patch (PATCH) and Update (PUT).
 
 use super::common::*;
+use super::common::{ExecutionResult, FailureInfo};
 use super::time::{ts, ts_opt, Timestamp};
 use crate::batch_enum;
 use serde::{Deserialize, Serialize};
@@ -86,9 +87,9 @@ pub struct JobSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_manager_task: Option<Value>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job_preparation_task: Option<Value>,
+    pub job_preparation_task: Option<JobPreparationTask>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job_release_task: Option<Value>,
+    pub job_release_task: Option<JobReleaseTask>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub common_environment_settings: Option<Vec<EnvironmentSetting>>,
     pub pool_info: PoolInformation,
@@ -116,7 +117,131 @@ impl JobSpec {
         c.max_task_retry_count.get_or_insert(0);
         self.on_all_tasks_complete.get_or_insert(OnAllTasksComplete::NoAction);
         self.on_task_failure.get_or_insert(OnTaskFailure::NoAction);
+        if let Some(p) = self.job_preparation_task.as_mut() {
+            p.normalize();
+        }
+        if let Some(r) = self.job_release_task.as_mut() {
+            r.normalize();
+        }
     }
+}
+
+/// JobPreparationTask: runs on a compute node before the job's first task there.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobPreparationTask {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub command_line: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_settings: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_files: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_settings: Option<Vec<EnvironmentSetting>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub constraints: Option<TaskConstraints>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wait_for_success: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_identity: Option<UserIdentity>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_on_node_reboot_after_success: Option<bool>,
+}
+
+impl JobPreparationTask {
+    /// Defaults reported on Get: id `jobpreparation`, unlimited wall clock, 7-day retention,
+    /// no retries, the pool's non-admin auto-user, `waitForSuccess` and
+    /// `rerunOnNodeRebootAfterSuccess` true.
+    pub fn normalize(&mut self) {
+        self.id.get_or_insert_with(|| "jobpreparation".into());
+        let c = self.constraints.get_or_insert_with(TaskConstraints::default);
+        c.max_wall_clock_time.get_or_insert_with(|| super::time::UNLIMITED_DURATION.to_string());
+        c.retention_time.get_or_insert_with(|| "P7D".into());
+        c.max_task_retry_count.get_or_insert(0);
+        self.user_identity = Some(UserIdentity::normalized(self.user_identity.take()));
+        self.wait_for_success.get_or_insert(true);
+        self.rerun_on_node_reboot_after_success.get_or_insert(true);
+    }
+}
+
+/// JobReleaseTask: runs on every node that ran the job's preparation task when the job ends.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct JobReleaseTask {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<String>,
+    pub command_line: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub container_settings: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_files: Option<Vec<Value>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub environment_settings: Option<Vec<EnvironmentSetting>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_wall_clock_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention_time: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_identity: Option<UserIdentity>,
+}
+
+impl JobReleaseTask {
+    /// Defaults reported on Get: id `jobrelease`, `maxWallClockTime` 15 minutes, 7-day
+    /// retention, the pool's non-admin auto-user.
+    pub fn normalize(&mut self) {
+        self.id.get_or_insert_with(|| "jobrelease".into());
+        self.max_wall_clock_time.get_or_insert_with(|| "PT15M".into());
+        self.retention_time.get_or_insert_with(|| "P7D".into());
+        self.user_identity = Some(UserIdentity::normalized(self.user_identity.take()));
+    }
+}
+
+batch_enum!(
+    /// JobPreparationTaskState / JobReleaseTaskState: `running` or `completed`.
+    PrepTaskState { Running = "running", Completed = "completed" }
+);
+
+/// JobPreparationTaskExecutionInformation / JobReleaseTaskExecutionInformation on one node.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PrepTaskInfo {
+    #[serde(with = "ts")]
+    pub start_time: Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "ts_opt")]
+    pub end_time: Option<Timestamp>,
+    pub state: PrepTaskState,
+    pub task_root_directory: String,
+    pub task_root_directory_url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_info: Option<FailureInfo>,
+    #[serde(default)]
+    pub retry_count: i32,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "ts_opt")]
+    pub last_retry_time: Option<Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<ExecutionResult>,
+}
+
+/// A job's preparation and release tasks on one compute node (the rows of Job List
+/// Preparation and Release Task Status), stored per (job, node).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct JobNode {
+    pub job_id: String,
+    pub pool_id: String,
+    pub node_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_preparation_task_execution_info: Option<PrepTaskInfo>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_release_task_execution_info: Option<PrepTaskInfo>,
+    /// Dispatch ids of the running preparation and release tasks (never rendered).
+    #[serde(default)]
+    pub prep_dispatch: u64,
+    #[serde(default)]
+    pub release_dispatch: u64,
 }
 
 /// JobExecutionInformation.

@@ -17,6 +17,32 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 /// Identifies a task: (job id, task id).
 pub type TaskKey = (String, String);
 
+/// Where a job's preparation task stands on a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PrepState {
+    /// Started, not finished.
+    Running,
+    /// Succeeded (or finished when the job does not wait for success).
+    Ready,
+    /// Failed after its retries: with `waitForSuccess`, the job's tasks avoid the node.
+    Failed,
+}
+
+/// A decision: run the job's preparation task on `node` of `pool`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Preparation {
+    pub job_id: String,
+    pub pool_id: String,
+    pub node_id: String,
+}
+
+/// What one scheduling round decided.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Decisions {
+    pub assignments: Vec<Assignment>,
+    pub preparations: Vec<Preparation>,
+}
+
 /// A decision: run `task` on `node` of `pool`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Assignment {
@@ -50,6 +76,8 @@ struct JobSched {
     max_parallel: i32,
     running: u32,
     queue: VecDeque<(String, u32)>,
+    /// `Some(waitForSuccess)` when the job has a preparation task.
+    prep: Option<bool>,
 }
 
 #[derive(Debug)]
@@ -65,6 +93,8 @@ pub struct Core {
     pools: HashMap<String, PoolSched>,
     jobs: HashMap<String, JobSched>,
     placed: HashMap<TaskKey, Placement>,
+    /// Preparation task state per (job, node).
+    prep: HashMap<(String, String), PrepState>,
     next_order: u64,
 }
 
@@ -109,6 +139,7 @@ impl Core {
         if let Some(p) = self.pools.get_mut(pool_id) {
             p.nodes.remove(node_id);
         }
+        self.prep.retain(|(_, n), _| n != node_id);
         let gone: Vec<TaskKey> = self
             .placed
             .iter()
@@ -122,8 +153,9 @@ impl Core {
     }
 
     /// A job appears or changes: its pool, priority, whether its tasks may be scheduled now
-    /// (active, not disabled or terminating) and its `maxParallelTasks` (-1 = no cap).
-    pub fn upsert_job(&mut self, job_id: &str, pool_id: Option<&str>, priority: i32, schedulable: bool, max_parallel: i32) {
+    /// (active, not disabled or terminating), its `maxParallelTasks` (-1 = no cap) and, when
+    /// it has a preparation task, whether its tasks wait for that task's success.
+    pub fn upsert_job(&mut self, job_id: &str, pool_id: Option<&str>, priority: i32, schedulable: bool, max_parallel: i32, prep: Option<bool>) {
         let order = self.next_order;
         let j = self.jobs.entry(job_id.to_string()).or_insert_with(|| JobSched {
             pool_id: None,
@@ -133,6 +165,7 @@ impl Core {
             max_parallel,
             running: 0,
             queue: VecDeque::new(),
+            prep,
         });
         if j.order == order {
             self.next_order += 1;
@@ -141,11 +174,33 @@ impl Core {
         j.priority = priority;
         j.schedulable = schedulable;
         j.max_parallel = max_parallel;
+        j.prep = prep;
+    }
+
+    /// Records a preparation task's state on a node (also when recovering).
+    pub fn set_prep(&mut self, job_id: &str, node_id: &str, state: PrepState) {
+        self.prep.insert((job_id.to_string(), node_id.to_string()), state);
+    }
+
+    /// Forgets a preparation task on a node, so that it runs again when needed.
+    pub fn forget_prep(&mut self, job_id: &str, node_id: &str) {
+        self.prep.remove(&(job_id.to_string(), node_id.to_string()));
+    }
+
+    /// Jobs whose preparation task ran (or runs) on a node.
+    pub fn prepared_jobs(&self, node_id: &str) -> Vec<String> {
+        self.prep.keys().filter(|(_, n)| n == node_id).map(|(j, _)| j.clone()).collect()
+    }
+
+    /// Nodes that ran (or run) the job's preparation task.
+    pub fn prepared_nodes(&self, job_id: &str) -> Vec<String> {
+        self.prep.keys().filter(|(j, _)| j == job_id).map(|(_, n)| n.clone()).collect()
     }
 
     /// A job is gone: its queue is dropped, and placements are forgotten.
     pub fn remove_job(&mut self, job_id: &str) -> Vec<TaskKey> {
         self.jobs.remove(job_id);
+        self.prep.retain(|(j, _), _| j != job_id);
         let gone: Vec<TaskKey> = self.placed.keys().filter(|k| k.0 == job_id).cloned().collect();
         for k in &gone {
             self.release(k);
@@ -224,11 +279,13 @@ impl Core {
         self.jobs.values().map(|j| j.queue.len()).sum()
     }
 
-    /// Places as many queued tasks as fit and returns the decisions.
-    pub fn schedule(&mut self) -> Vec<Assignment> {
-        let mut out = Vec::new();
-        let mut order: Vec<(i32, u64, String)> = self
-            .jobs
+    /// Places as many queued tasks as fit and returns the decisions. A job with a
+    /// preparation task first has it run on a node with room for its next task; with
+    /// `waitForSuccess` its tasks go only to nodes where the preparation succeeded.
+    pub fn schedule(&mut self) -> Decisions {
+        let mut out = Decisions::default();
+        let Core { pools, jobs, placed, prep, .. } = self;
+        let mut order: Vec<(i32, u64, String)> = jobs
             .iter()
             .filter(|(_, j)| j.schedulable && !j.queue.is_empty() && j.pool_id.is_some())
             .map(|(id, j)| (j.priority, j.order, id.clone()))
@@ -236,9 +293,22 @@ impl Core {
         // Higher priority first, then older jobs.
         order.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         for (_, _, job_id) in order {
-            let Some(job) = self.jobs.get_mut(&job_id) else { continue };
-            let Some(pool) = job.pool_id.as_ref().and_then(|p| self.pools.get_mut(p)) else { continue };
+            let Some(job) = jobs.get_mut(&job_id) else { continue };
+            let Some(pool) = job.pool_id.as_ref().and_then(|p| pools.get_mut(p)) else { continue };
             let pool_id = job.pool_id.clone().unwrap_or_default();
+            if let (Some(wait), Some((_, head_slots))) = (job.prep, job.queue.front()) {
+                for (node_id, n) in pool.nodes.iter() {
+                    let key = (job_id.clone(), node_id.clone());
+                    if n.schedulable && n.total_slots.saturating_sub(n.used_slots) >= *head_slots && !prep.contains_key(&key) {
+                        prep.insert(key, if wait { PrepState::Running } else { PrepState::Ready });
+                        out.preparations.push(Preparation { job_id: job_id.clone(), pool_id: pool_id.clone(), node_id: node_id.clone() });
+                    }
+                }
+            }
+            let allowed = |node_id: &str| match job.prep {
+                None | Some(false) => true,
+                Some(true) => prep.get(&(job_id.clone(), node_id.to_string())) == Some(&PrepState::Ready),
+            };
             // Tasks that cannot fit anywhere now (too many slots) are skipped, not blocking.
             let mut skipped = VecDeque::new();
             while let Some((task_id, slots)) = job.queue.pop_front() {
@@ -249,7 +319,7 @@ impl Core {
                 let candidate = pool
                     .nodes
                     .iter()
-                    .filter(|(_, n)| n.schedulable && n.total_slots - n.used_slots.min(n.total_slots) >= slots)
+                    .filter(|(id, n)| n.schedulable && n.total_slots - n.used_slots.min(n.total_slots) >= slots && allowed(id))
                     .map(|(id, n)| (id, n.total_slots - n.used_slots))
                     .reduce(|best, cur| {
                         let better = match pool.fill {
@@ -271,11 +341,11 @@ impl Core {
                     n.used_slots += slots;
                 }
                 job.running += 1;
-                self.placed.insert(
+                placed.insert(
                     (job_id.clone(), task_id.clone()),
                     Placement { pool_id: pool_id.clone(), node_id: node_id.clone(), slots },
                 );
-                out.push(Assignment { job_id: job_id.clone(), task_id, pool_id: pool_id.clone(), node_id, slots });
+                out.assignments.push(Assignment { job_id: job_id.clone(), task_id, pool_id: pool_id.clone(), node_id, slots });
             }
             while let Some(t) = skipped.pop_back() {
                 job.queue.push_front(t);
@@ -301,17 +371,17 @@ mod tests {
     #[test]
     fn fills_every_slot_and_no_more() {
         let mut c = core_with(&["n1", "n2"], 2, NodeFillType::Spread);
-        c.upsert_job("j", Some("p"), 0, true, -1);
+        c.upsert_job("j", Some("p"), 0, true, -1, None);
         for i in 0..10 {
             c.enqueue_task("j", &format!("t{i}"), 1, false);
         }
-        let a = c.schedule();
+        let a = c.schedule().assignments;
         assert_eq!(a.len(), 4);
         assert_eq!(a.iter().filter(|x| x.node_id == "n1").count(), 2);
         assert_eq!(c.queued(), 6);
-        assert!(c.schedule().is_empty());
+        assert!(c.schedule().assignments.is_empty());
         c.finish_task("j", &a[0].task_id);
-        let b = c.schedule();
+        let b = c.schedule().assignments;
         assert_eq!(b.len(), 1);
         assert_eq!(b[0].task_id, "t4", "tasks run in the order they were added");
     }
@@ -319,18 +389,18 @@ mod tests {
     #[test]
     fn spread_and_pack_place_differently() {
         let mut c = core_with(&["n1", "n2"], 4, NodeFillType::Spread);
-        c.upsert_job("j", Some("p"), 0, true, -1);
+        c.upsert_job("j", Some("p"), 0, true, -1, None);
         c.enqueue_task("j", "a", 1, false);
         c.enqueue_task("j", "b", 1, false);
-        let a = c.schedule();
+        let a = c.schedule().assignments;
         assert_ne!(a[0].node_id, a[1].node_id);
 
         let mut c = core_with(&["n1", "n2"], 4, NodeFillType::Pack);
-        c.upsert_job("j", Some("p"), 0, true, -1);
+        c.upsert_job("j", Some("p"), 0, true, -1, None);
         c.enqueue_task("j", "a", 1, false);
-        c.schedule();
+        c.schedule().assignments;
         c.enqueue_task("j", "b", 1, false);
-        let b = c.schedule();
+        let b = c.schedule().assignments;
         assert_eq!(b[0].node_id, c.placement("j", "a").unwrap().1);
     }
 
@@ -338,16 +408,16 @@ mod tests {
     fn required_slots_and_unschedulable_nodes() {
         let mut c = core_with(&["n1"], 2, NodeFillType::Spread);
         c.upsert_node("p", "n2", false);
-        c.upsert_job("j", Some("p"), 0, true, -1);
+        c.upsert_job("j", Some("p"), 0, true, -1, None);
         c.enqueue_task("j", "big", 3, false);
         c.enqueue_task("j", "two", 2, false);
         c.enqueue_task("j", "one", 1, false);
-        let a = c.schedule();
+        let a = c.schedule().assignments;
         assert_eq!(a.len(), 1);
         assert_eq!(a[0].task_id, "two");
         assert_eq!(c.queued(), 2);
         c.upsert_node("p", "n2", true);
-        let b = c.schedule();
+        let b = c.schedule().assignments;
         assert_eq!(b.len(), 1);
         assert_eq!((b[0].task_id.as_str(), b[0].node_id.as_str()), ("one", "n2"));
     }
@@ -355,13 +425,13 @@ mod tests {
     #[test]
     fn priority_and_parallel_cap() {
         let mut c = core_with(&["n1"], 3, NodeFillType::Spread);
-        c.upsert_job("low", Some("p"), 0, true, -1);
-        c.upsert_job("high", Some("p"), 100, true, 1);
+        c.upsert_job("low", Some("p"), 0, true, -1, None);
+        c.upsert_job("high", Some("p"), 100, true, 1, None);
         c.enqueue_task("low", "l1", 1, false);
         c.enqueue_task("low", "l2", 1, false);
         c.enqueue_task("high", "h1", 1, false);
         c.enqueue_task("high", "h2", 1, false);
-        let a = c.schedule();
+        let a = c.schedule().assignments;
         let ids: Vec<&str> = a.iter().map(|x| x.task_id.as_str()).collect();
         assert_eq!(ids, vec!["h1", "l1", "l2"], "high first, capped at one running");
     }
@@ -369,12 +439,52 @@ mod tests {
     #[test]
     fn node_loss_returns_its_tasks_and_disabled_jobs_wait() {
         let mut c = core_with(&["n1"], 1, NodeFillType::Spread);
-        c.upsert_job("j", Some("p"), 0, false, -1);
+        c.upsert_job("j", Some("p"), 0, false, -1, None);
         c.enqueue_task("j", "t", 1, false);
-        assert!(c.schedule().is_empty());
-        c.upsert_job("j", Some("p"), 0, true, -1);
-        assert_eq!(c.schedule().len(), 1);
+        assert!(c.schedule().assignments.is_empty());
+        c.upsert_job("j", Some("p"), 0, true, -1, None);
+        assert_eq!(c.schedule().assignments.len(), 1);
         assert_eq!(c.remove_node("p", "n1"), vec![("j".to_string(), "t".to_string())]);
         assert!(c.placement("j", "t").is_none());
+    }
+}
+
+#[cfg(test)]
+mod prep_tests {
+    use super::*;
+
+    #[test]
+    fn preparation_runs_first_and_gates_tasks_when_waited_for() {
+        let mut c = Core::new();
+        c.upsert_pool("p", 1, NodeFillType::Spread);
+        c.upsert_node("p", "n1", true);
+        c.upsert_node("p", "n2", true);
+        c.upsert_job("j", Some("p"), 0, true, -1, Some(true));
+        c.enqueue_task("j", "t1", 1, false);
+        let d = c.schedule();
+        assert!(d.assignments.is_empty(), "tasks wait for the preparation task");
+        assert_eq!(d.preparations.len(), 2);
+        assert!(c.schedule().preparations.is_empty(), "a preparation task starts once per node");
+        c.set_prep("j", "n1", PrepState::Failed);
+        assert!(c.schedule().assignments.is_empty(), "not on a node whose preparation failed");
+        c.set_prep("j", "n2", PrepState::Ready);
+        let d = c.schedule();
+        assert_eq!(d.assignments.len(), 1);
+        assert_eq!(d.assignments[0].node_id, "n2");
+        assert_eq!(c.prepared_nodes("j").len(), 2);
+        c.remove_node("p", "n1");
+        assert_eq!(c.prepared_nodes("j"), vec!["n2".to_string()]);
+    }
+
+    #[test]
+    fn without_wait_tasks_run_alongside_the_preparation() {
+        let mut c = Core::new();
+        c.upsert_pool("p", 2, NodeFillType::Spread);
+        c.upsert_node("p", "n1", true);
+        c.upsert_job("j", Some("p"), 0, true, -1, Some(false));
+        c.enqueue_task("j", "t1", 1, false);
+        let d = c.schedule();
+        assert_eq!(d.preparations.len(), 1);
+        assert_eq!(d.assignments.len(), 1);
     }
 }

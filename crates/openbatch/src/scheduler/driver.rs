@@ -15,7 +15,8 @@ use super::hub::Hub;
 use crate::agent::protocol::{AgentMessage, ExecKind, ExecResult, ExecSpec, ServiceMessage};
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::model::common::{ErrorCategory, ExecutionResult, FailureInfo, NameValuePair};
-use crate::model::job::{DisableJobOption, Job, JobState, OnAllTasksComplete};
+use crate::model::job::{DisableJobOption, Job, JobNode, JobState, OnAllTasksComplete, PrepTaskInfo, PrepTaskState};
+use super::core::{PrepState, Preparation};
 use crate::model::node::{Node, NodeAgentInfo, NodeState, SchedulingState, StartTaskInfo, StartTaskState};
 use crate::model::pool::{AllocationState, DeallocationOption, NodeFillType, Pool, PoolState};
 use crate::model::task::{Task, TaskState};
@@ -161,6 +162,7 @@ struct Work {
     jobs: Cache<Job>,
     tasks: Cache<Task>,
     nodes: Cache<Node>,
+    jobnodes: Cache<JobNode>,
     out: Vec<(String, ServiceMessage)>,
     acks: HashMap<String, Vec<u64>>,
     replies: Vec<(Reply, ApiResult<()>)>,
@@ -242,6 +244,16 @@ impl Driver {
         for j in self.store.all::<Job>().await? {
             self.upsert_job_core(&j);
         }
+        for jn in self.store.all::<JobNode>().await? {
+            if let Some(p) = &jn.job_preparation_task_execution_info {
+                match (p.state, p.result) {
+                    (PrepTaskState::Completed, Some(ExecutionResult::Success)) => self.core.set_prep(&jn.job_id, &jn.node_id, PrepState::Ready),
+                    (PrepTaskState::Completed, _) => self.core.set_prep(&jn.job_id, &jn.node_id, PrepState::Failed),
+                    // Still running: the agent reports it, or it runs again.
+                    (PrepTaskState::Running, _) => self.core.set_prep(&jn.job_id, &jn.node_id, PrepState::Running),
+                }
+            }
+        }
         let mut active: Vec<Task> = Vec::new();
         for t in self.store.all::<Task>().await? {
             match t.status.state {
@@ -270,6 +282,7 @@ impl Driver {
             j.spec.priority.unwrap_or(0),
             schedulable,
             j.spec.max_parallel_tasks.unwrap_or(-1),
+            j.spec.job_preparation_task.as_ref().map(|p| p.wait_for_success.unwrap_or(true)),
         );
     }
 
@@ -299,6 +312,7 @@ impl Driver {
             jobs: Cache::new(),
             tasks: Cache::new(),
             nodes: Cache::new(),
+            jobnodes: Cache::new(),
             out: Vec::new(),
             acks: HashMap::new(),
             replies: Vec::new(),
@@ -352,7 +366,8 @@ impl Driver {
         w.pools.flush(&mut w.tx).await?;
         w.jobs.flush(&mut w.tx).await?;
         w.tasks.flush(&mut w.tx).await?;
-        w.nodes.flush(&mut w.tx).await
+        w.nodes.flush(&mut w.tx).await?;
+        w.jobnodes.flush(&mut w.tx).await
     }
 
     async fn handle(&mut self, ev: Event, w: &mut Work, spawns: &mut Vec<(String, String, String)>) -> StoreResult<()> {
@@ -451,8 +466,11 @@ impl Driver {
 
     /// Places queued tasks and sends them to their nodes.
     async fn dispatch(&mut self, w: &mut Work) -> StoreResult<()> {
-        let assignments = self.core.schedule();
-        for a in assignments {
+        let decisions = self.core.schedule();
+        for p in decisions.preparations {
+            self.start_preparation(w, &p, 0).await?;
+        }
+        for a in decisions.assignments {
             let task = w.tasks.get(&mut w.tx, &a.job_id, &a.task_id).await?;
             let job = w.jobs.get(&mut w.tx, "", &a.job_id).await?;
             let node = w.nodes.get(&mut w.tx, &a.pool_id, &a.node_id).await?;
@@ -498,6 +516,7 @@ impl Driver {
                 job_id: Some(job.spec.id.clone()),
                 max_wall_clock_secs: limit,
                 admin: task.spec.user_identity.as_ref().is_some_and(|u| u.is_admin()),
+                job_prep: job.spec.job_preparation_task.is_some(),
             };
             node.running_tasks_count += 1;
             node.running_task_slots_count += a.slots as i32;
@@ -515,6 +534,11 @@ impl Driver {
     /// An execution ended on a node.
     async fn finished(&mut self, w: &mut Work, node_id: &str, r: ExecResult) -> StoreResult<()> {
         let Some(pool_id) = self.nodes.get(node_id).map(|n| n.pool_id.clone()) else { return Ok(()) };
+        match r.kind.clone() {
+            ExecKind::JobPreparation { job_id } => return self.preparation_finished(w, &pool_id, node_id, &job_id, r).await,
+            ExecKind::JobRelease { job_id } => return self.release_finished(w, node_id, &job_id, r).await,
+            _ => {}
+        }
         let Some(mut node) = w.nodes.get(&mut w.tx, &pool_id, node_id).await? else { return Ok(()) };
         match r.kind.clone() {
             ExecKind::StartTask => {
@@ -601,6 +625,189 @@ impl Driver {
                     w.touched_pools.insert(pool_id);
                 }
             }
+            ExecKind::JobPreparation { .. } | ExecKind::JobRelease { .. } => {}
+        }
+        Ok(())
+    }
+
+    /// Starts (or, after a failure with retries left, restarts) a job's preparation task on a
+    /// node.
+    async fn start_preparation(&mut self, w: &mut Work, p: &Preparation, retry_count: i32) -> StoreResult<()> {
+        let Some(job) = w.jobs.get(&mut w.tx, "", &p.job_id).await? else { return Ok(()) };
+        let Some(prep) = job.spec.job_preparation_task.clone() else { return Ok(()) };
+        let now = Clock::now();
+        self.next_dispatch += 1;
+        let dir = format!("workitems/{}/job-1/jobpreparation", job.spec.id);
+        let node_url = format!("{}/pools/{}/nodes/{}", self.info.account_url, p.pool_id, p.node_id);
+        let mut row = w.jobnodes.get(&mut w.tx, &p.job_id, &p.node_id).await?.unwrap_or(JobNode {
+            job_id: p.job_id.clone(),
+            pool_id: p.pool_id.clone(),
+            node_id: p.node_id.clone(),
+            job_preparation_task_execution_info: None,
+            job_release_task_execution_info: None,
+            prep_dispatch: 0,
+            release_dispatch: 0,
+        });
+        let previous = row.job_preparation_task_execution_info.take();
+        row.job_preparation_task_execution_info = Some(PrepTaskInfo {
+            start_time: now,
+            end_time: None,
+            state: PrepTaskState::Running,
+            task_root_directory: dir.clone(),
+            task_root_directory_url: format!("{node_url}/files/{dir}"),
+            exit_code: None,
+            failure_info: None,
+            retry_count,
+            last_retry_time: if retry_count > 0 { Some(now) } else { previous.and_then(|p| p.last_retry_time) },
+            result: None,
+        });
+        row.prep_dispatch = self.next_dispatch;
+        let environment = job
+            .spec
+            .common_environment_settings
+            .iter()
+            .flatten()
+            .chain(prep.environment_settings.iter().flatten())
+            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+            .collect();
+        let spec = ExecSpec {
+            kind: ExecKind::JobPreparation { job_id: job.spec.id.clone() },
+            dispatch_id: row.prep_dispatch,
+            command_line: prep.command_line.clone(),
+            environment,
+            job_id: Some(job.spec.id.clone()),
+            max_wall_clock_secs: prep.constraints.as_ref().and_then(|c| c.max_wall_clock_time.as_deref()).and_then(parse_duration).and_then(|d| d.0).map(|d| d.as_secs_f64()),
+            admin: prep.user_identity.as_ref().is_some_and(|u| u.is_admin()),
+            job_prep: true,
+        };
+        w.out.push((p.node_id.clone(), ServiceMessage::Run { spec }));
+        w.jobnodes.put(row);
+        Ok(())
+    }
+
+    /// A preparation task ended: retried while it has retries left; then the node is ready
+    /// for the job's tasks, or (with `waitForSuccess`) closed to them.
+    async fn preparation_finished(&mut self, w: &mut Work, pool_id: &str, node_id: &str, job_id: &str, r: ExecResult) -> StoreResult<()> {
+        let Some(mut row) = w.jobnodes.get(&mut w.tx, job_id, node_id).await? else { return Ok(()) };
+        if row.prep_dispatch != r.dispatch_id {
+            return Ok(());
+        }
+        let Some(job) = w.jobs.get(&mut w.tx, "", job_id).await? else { return Ok(()) };
+        let max_retries = job.spec.job_preparation_task.as_ref().and_then(|p| p.constraints.as_ref()).and_then(|c| c.max_task_retry_count).unwrap_or(0);
+        let (result, failure) = outcome(&r);
+        let retries = row.job_preparation_task_execution_info.as_ref().map(|i| i.retry_count).unwrap_or(0);
+        if result == ExecutionResult::Failure && retryable(&r) && (max_retries < 0 || retries < max_retries) {
+            let p = Preparation { job_id: job_id.to_string(), pool_id: pool_id.to_string(), node_id: node_id.to_string() };
+            return self.start_preparation(w, &p, retries + 1).await;
+        }
+        if let Some(info) = row.job_preparation_task_execution_info.as_mut() {
+            complete_side_task(info, &r, result, failure);
+        }
+        row.prep_dispatch = 0;
+        w.jobnodes.put(row);
+        self.core.set_prep(job_id, node_id, if result == ExecutionResult::Success { PrepState::Ready } else { PrepState::Failed });
+        Ok(())
+    }
+
+    /// Starts the job's release task on a node that ran its preparation task.
+    async fn start_release(&mut self, w: &mut Work, job: &Job, node_id: &str) -> StoreResult<bool> {
+        let Some(release) = job.spec.job_release_task.clone() else { return Ok(false) };
+        let Some(mut row) = w.jobnodes.get(&mut w.tx, &job.spec.id, node_id).await? else { return Ok(false) };
+        if !self.hub.is_connected(node_id) {
+            return Ok(false);
+        }
+        let now = Clock::now();
+        self.next_dispatch += 1;
+        let dir = format!("workitems/{}/job-1/jobrelease", job.spec.id);
+        let node_url = format!("{}/pools/{}/nodes/{}", self.info.account_url, row.pool_id, node_id);
+        row.job_release_task_execution_info = Some(PrepTaskInfo {
+            start_time: now,
+            end_time: None,
+            state: PrepTaskState::Running,
+            task_root_directory: dir.clone(),
+            task_root_directory_url: format!("{node_url}/files/{dir}"),
+            exit_code: None,
+            failure_info: None,
+            retry_count: 0,
+            last_retry_time: None,
+            result: None,
+        });
+        row.release_dispatch = self.next_dispatch;
+        let environment = job
+            .spec
+            .common_environment_settings
+            .iter()
+            .flatten()
+            .chain(release.environment_settings.iter().flatten())
+            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
+            .collect();
+        let spec = ExecSpec {
+            kind: ExecKind::JobRelease { job_id: job.spec.id.clone() },
+            dispatch_id: row.release_dispatch,
+            command_line: release.command_line.clone(),
+            environment,
+            job_id: Some(job.spec.id.clone()),
+            max_wall_clock_secs: release.max_wall_clock_time.as_deref().and_then(parse_duration).and_then(|d| d.0).map(|d| d.as_secs_f64()),
+            admin: release.user_identity.as_ref().is_some_and(|u| u.is_admin()),
+            job_prep: job.spec.job_preparation_task.is_some(),
+        };
+        w.out.push((node_id.to_string(), ServiceMessage::Run { spec }));
+        w.jobnodes.put(row);
+        Ok(true)
+    }
+
+    /// A release task ended; a terminating job completes once its last one has.
+    async fn release_finished(&mut self, w: &mut Work, node_id: &str, job_id: &str, r: ExecResult) -> StoreResult<()> {
+        let Some(mut row) = w.jobnodes.get(&mut w.tx, job_id, node_id).await? else { return Ok(()) };
+        if row.release_dispatch != r.dispatch_id {
+            return Ok(());
+        }
+        let (result, failure) = outcome(&r);
+        if let Some(info) = row.job_release_task_execution_info.as_mut() {
+            complete_side_task(info, &r, result, failure);
+        }
+        row.release_dispatch = 0;
+        w.jobnodes.put(row);
+        self.complete_job_if_released(w, job_id).await
+    }
+
+    /// Completes a terminating job when none of its release tasks still runs.
+    async fn complete_job_if_released(&mut self, w: &mut Work, job_id: &str) -> StoreResult<()> {
+        let Some(mut job) = w.jobs.get(&mut w.tx, "", job_id).await? else { return Ok(()) };
+        if job.status.state != JobState::Terminating {
+            return Ok(());
+        }
+        // The batch's own changes first, then what the store holds.
+        let mut running = false;
+        for jn in w.tx.children::<JobNode>(job_id, None).await? {
+            let jn = w.jobnodes.get(&mut w.tx, job_id, &jn.node_id).await?.unwrap_or(jn);
+            running |= jn.job_release_task_execution_info.as_ref().is_some_and(|i| i.state == PrepTaskState::Running);
+        }
+        for ((parent, _), jn) in w.jobnodes.map.iter() {
+            if parent == job_id {
+                running |= jn.as_ref().and_then(|j| j.job_release_task_execution_info.as_ref()).is_some_and(|i| i.state == PrepTaskState::Running);
+            }
+        }
+        if !running {
+            self.complete_job(w, &mut job).await?;
+            w.jobs.put(job);
+        }
+        Ok(())
+    }
+
+    /// A node leaves: its preparation rows go, and release tasks it was running count as
+    /// ended (so their jobs can complete).
+    async fn abandon_side_tasks(&mut self, w: &mut Work, node_id: &str) -> StoreResult<()> {
+        let mut jobs = Vec::new();
+        for jn in w.tx.by_id::<JobNode>(node_id).await? {
+            let jn = w.jobnodes.get(&mut w.tx, &jn.job_id, node_id).await?.unwrap_or(jn);
+            if jn.job_release_task_execution_info.as_ref().is_some_and(|i| i.state == PrepTaskState::Running) {
+                jobs.push(jn.job_id.clone());
+            }
+            w.jobnodes.remove(&jn.job_id, node_id);
+        }
+        for job_id in jobs {
+            self.complete_job_if_released(w, &job_id).await?;
         }
         Ok(())
     }
@@ -616,6 +823,7 @@ impl Driver {
             job_id: None,
             max_wall_clock_secs: None,
             admin: st.user_identity.as_ref().is_some_and(|u| u.is_admin()),
+            job_prep: false,
         };
         _w.out.push((node.id.clone(), ServiceMessage::Run { spec }));
     }
@@ -697,6 +905,8 @@ impl Driver {
                     .get(&mut w.tx, job_id, task_id)
                     .await?
                     .is_some_and(|t| t.dispatch == dispatch_id && matches!(t.status.state, TaskState::Preparing | TaskState::Running)),
+                ExecKind::JobPreparation { job_id } => w.jobnodes.get(&mut w.tx, job_id, node_id).await?.is_some_and(|j| j.prep_dispatch == dispatch_id),
+                ExecKind::JobRelease { job_id } => w.jobnodes.get(&mut w.tx, job_id, node_id).await?.is_some_and(|j| j.release_dispatch == dispatch_id),
             };
             if !expected {
                 w.out.push((node_id.to_string(), ServiceMessage::Kill { kind, dispatch_id }));
@@ -874,10 +1084,27 @@ impl Driver {
                 }
             }
         }
+        job.status.execution_info.terminate_reason = Some(reason.to_string());
+        job.last_modified = now;
+        self.upsert_job_core(job);
+        // Release tasks run on every node that prepared for the job; it completes after them.
+        let mut releasing = false;
+        if job.spec.job_release_task.is_some() {
+            for node_id in self.core.prepared_nodes(&job.spec.id) {
+                releasing |= self.start_release(w, job, &node_id).await?;
+            }
+        }
+        if releasing {
+            return Ok(());
+        }
+        self.complete_job(w, job).await
+    }
+
+    /// Terminating → completed, and the job's auto pool goes.
+    async fn complete_job(&mut self, w: &mut Work, job: &mut Job) -> StoreResult<()> {
         let later = Clock::now();
         job.status.transition(JobState::Completed, later);
         job.status.execution_info.end_time = Some(later);
-        job.status.execution_info.terminate_reason = Some(reason.to_string());
         job.last_modified = later;
         self.upsert_job_core(job);
         self.release_auto_pool(w, job).await
@@ -920,6 +1147,9 @@ impl Driver {
         w.tasks.map.retain(|k, _| k.0 != job_id);
         w.tasks.dirty.retain(|k| k.0 != job_id);
         w.tx.delete_children::<Task>(job_id).await?;
+        w.jobnodes.map.retain(|k, _| k.0 != job_id);
+        w.jobnodes.dirty.retain(|k| k.0 != job_id);
+        w.tx.delete_children::<JobNode>(job_id).await?;
         w.jobs.remove("", job_id);
         self.core.remove_job(job_id);
         w.touched_jobs.remove(job_id);
@@ -1119,6 +1349,7 @@ impl Driver {
                 _ => self.requeue_task(w, &job_id, &task_id).await?,
             }
         }
+        self.abandon_side_tasks(w, node_id).await?;
         self.core.remove_node(pool_id, node_id);
         self.hub.send(node_id, ServiceMessage::Shutdown { remove_files: true });
         if let Some(rt) = self.nodes.remove(node_id) {
@@ -1152,6 +1383,11 @@ impl Driver {
                 Some(n) => n,
                 None => return Ok(()),
             };
+        }
+        // Preparation runs again on the restarted node; release tasks it ran are over.
+        self.abandon_side_tasks(w, node_id).await?;
+        for job_id in self.core.prepared_jobs(node_id) {
+            self.core.forget_prep(&job_id, node_id);
         }
         node.running_tasks_count = 0;
         node.running_task_slots_count = 0;
@@ -1201,6 +1437,18 @@ impl Driver {
         }
         Ok(())
     }
+}
+
+/// Records how a preparation or release task ended.
+fn complete_side_task(info: &mut PrepTaskInfo, r: &ExecResult, result: ExecutionResult, failure: Option<FailureInfo>) {
+    info.state = PrepTaskState::Completed;
+    if let Some(s) = r.started_ms {
+        info.start_time = to_ts(s);
+    }
+    info.end_time = Some(to_ts(r.ended_ms).max(info.start_time));
+    info.exit_code = r.exit_code;
+    info.result = Some(result);
+    info.failure_info = failure;
 }
 
 fn set_node_state(node: &mut Node, state: NodeState, now: Timestamp) {

@@ -17,7 +17,12 @@ use sqlx::{Row, SqlitePool};
 use std::path::Path;
 use std::str::FromStr;
 
-use crate::model::{job::Job, node::Node, pool::Pool, task::Task};
+use crate::model::{
+    job::{Job, JobNode},
+    node::Node,
+    pool::Pool,
+    task::Task,
+};
 
 /// A failure of the storage layer (I/O, corruption, a bug in a query).
 #[derive(Debug, thiserror::Error)]
@@ -96,6 +101,23 @@ impl Record for Task {
     }
 }
 
+impl Record for JobNode {
+    const TABLE: &'static str = "jobnodes";
+    fn parent(&self) -> &str {
+        &self.job_id
+    }
+    fn id(&self) -> &str {
+        &self.node_id
+    }
+    fn state(&self) -> &'static str {
+        match (&self.job_release_task_execution_info, &self.job_preparation_task_execution_info) {
+            (Some(r), _) => if r.state == crate::model::job::PrepTaskState::Running { "releasing" } else { "released" },
+            (None, Some(p)) => if p.state == crate::model::job::PrepTaskState::Running { "preparing" } else { "prepared" },
+            _ => "none",
+        }
+    }
+}
+
 impl Record for Node {
     const TABLE: &'static str = "nodes";
     fn parent(&self) -> &str {
@@ -109,7 +131,7 @@ impl Record for Node {
     }
 }
 
-const TABLES: &[&str] = &["pools", "jobs", "tasks", "nodes"];
+const TABLES: &[&str] = &["pools", "jobs", "tasks", "nodes", "jobnodes"];
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
@@ -327,6 +349,18 @@ impl Tx {
             .execute(&mut *self.tx)
             .await?;
         Ok(done.rows_affected() > 0)
+    }
+
+    /// The resources with this id under any parent (a node's rows in every job).
+    pub async fn by_id<R: Record>(&mut self, id: &str) -> StoreResult<Vec<R>> {
+        let rows = sqlx::query(&format!("SELECT doc FROM {} WHERE id = ?", R::TABLE)).bind(id).fetch_all(&mut *self.tx).await?;
+        rows.iter().map(|r| Ok(serde_json::from_str(r.get::<&str, _>(0))?)).collect()
+    }
+
+    /// Deletes the resources with this id under any parent (a node's rows in every job).
+    pub async fn delete_id<R: Record>(&mut self, id: &str) -> StoreResult<u64> {
+        let done = sqlx::query(&format!("DELETE FROM {} WHERE id = ?", R::TABLE)).bind(id).execute(&mut *self.tx).await?;
+        Ok(done.rows_affected())
     }
 
     /// Deletes every resource under a parent (the tasks of a job, the nodes of a pool).

@@ -85,6 +85,26 @@ fn auto_pool(ctx: &Ctx, info: &mut PoolInformation) -> ApiResult<Option<crate::m
     Ok(Some(spec))
 }
 
+/// Checks a job preparation or release task: a command line, and nothing openbatch cannot run.
+fn check_side_task(
+    name: &str,
+    command_line: &str,
+    resource_files: Option<&[Value]>,
+    container: bool,
+    env: Option<&[crate::model::common::EnvironmentSetting]>,
+) -> ApiResult<()> {
+    if command_line.trim().is_empty() {
+        return Err(BatchError::invalid_property(&format!("{name}.commandLine"), "", "The command line cannot be empty."));
+    }
+    if resource_files.is_some_and(|r| !r.is_empty()) {
+        return Err(BatchError::invalid_property(&format!("{name}.resourceFiles"), "", "openbatch does not support resource files yet."));
+    }
+    if container {
+        return Err(BatchError::invalid_property(&format!("{name}.containerSettings"), "", "openbatch does not support container tasks yet."));
+    }
+    super::check_environment(env)
+}
+
 fn check_common(priority: Option<i32>, constraints: &Option<JobConstraints>, max_parallel: Option<i32>) -> ApiResult<()> {
     if let Some(p) = priority {
         if !(-1000..=1000).contains(&p) {
@@ -110,9 +130,23 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
     check_id(&spec.id)?;
     check_pool_info(&spec.pool_info)?;
     check_common(spec.priority, &spec.constraints, spec.max_parallel_tasks)?;
-    for (name, v) in [("jobManagerTask", &spec.job_manager_task), ("jobPreparationTask", &spec.job_preparation_task), ("jobReleaseTask", &spec.job_release_task)] {
-        if v.is_some() {
-            return Err(BatchError::invalid_property(name, "", "openbatch does not run job manager, preparation or release tasks yet."));
+    if spec.job_manager_task.is_some() {
+        return Err(BatchError::invalid_property("jobManagerTask", "", "openbatch does not run job manager tasks yet."));
+    }
+    if let Some(p) = &spec.job_preparation_task {
+        check_side_task("jobPreparationTask", &p.command_line, p.resource_files.as_deref(), p.container_settings.is_some(), p.environment_settings.as_deref())?;
+        if let Some(t) = p.constraints.as_ref().and_then(|c| c.max_wall_clock_time.as_ref()) {
+            if parse_duration(t).is_none() {
+                return Err(BatchError::invalid_property("jobPreparationTask.constraints.maxWallClockTime", t.clone(), "Not an ISO 8601 duration."));
+            }
+        }
+    }
+    if let Some(r) = &spec.job_release_task {
+        check_side_task("jobReleaseTask", &r.command_line, r.resource_files.as_deref(), r.container_settings.is_some(), r.environment_settings.as_deref())?;
+        if let Some(t) = &r.max_wall_clock_time {
+            if parse_duration(t).is_none() {
+                return Err(BatchError::invalid_property("jobReleaseTask.maxWallClockTime", t.clone(), "Not an ISO 8601 duration."));
+            }
         }
     }
     super::check_environment(spec.common_environment_settings.as_deref())?;
@@ -324,12 +358,27 @@ pub async fn enable(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
     Ok(accepted(&format!("{}/enable", url(&ctx.base, &job_id)), &j.last_modified))
 }
 
-/// Job List Preparation and Release Task Status: one entry per node that ran the job's
-/// preparation or release task. openbatch jobs have neither (they are refused at Job Add), so
-/// the list is empty.
+/// Job List Preparation and Release Task Status: for each node that ran the job's
+/// preparation task, how it and the release task went (`maxresults` paging, `$filter`).
 pub async fn prep_release_status(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
-    load(app, id).await?;
-    // Checked like any list's filter, though there is nothing to filter yet.
-    super::filter_for(ctx, crate::odata::ListKind::PreparationReleaseStatus)?;
-    Ok(super::list_reply(ctx, "jobpreparationandreleasetaskstatuslist", Vec::new(), None))
+    let j = load(app, id).await?;
+    let base = ctx.base.clone();
+    let render = move |_: &str, n: &crate::model::job::JobNode| -> Map<String, Value> {
+        let mut m = crate::api::reply::to_map(n);
+        for private in ["jobId", "prepDispatch", "releaseDispatch"] {
+            m.remove(private);
+        }
+        m.insert("nodeUrl".into(), Value::String(format!("{base}/pools/{}/nodes/{}", n.pool_id, n.node_id)));
+        m
+    };
+    super::list_records::<crate::model::job::JobNode>(
+        app,
+        ctx,
+        &j.spec.id,
+        crate::odata::ListKind::PreparationReleaseStatus,
+        "jobpreparationandreleasetaskstatuslist",
+        "JobPreparationAndReleaseTaskExecutionInformation",
+        render,
+    )
+    .await
 }
