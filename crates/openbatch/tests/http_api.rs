@@ -795,7 +795,8 @@ async fn on_all_tasks_complete_terminates_the_job() {
     svc.add_pool("ap", 1, json!({"taskSlotsPerNode": 4})).await;
     svc.wait_pool_idle("ap", 1, secs(20)).await;
 
-    // A job with terminatejob and no tasks has all (zero) tasks complete.
+    // A job with terminatejob and no tasks stays active (as the real service answered in the
+    // recorded jobs session); it completes once it has tasks and they all complete.
     svc.add_job("empty", "ap", json!({"onAllTasksComplete": "terminatejob"})).await;
 
     // The documented pattern: add tasks with noaction, then switch to terminatejob.
@@ -828,6 +829,8 @@ async fn on_all_tasks_complete_terminates_the_job() {
         assert!(ts(&t["executionInfo"]["endTime"]) <= ts(&j["executionInfo"]["endTime"]), "job ended before task {t}");
     }
 
+    assert_eq!(svc.get_json("/jobs/empty").await["state"], "active", "a job without tasks is not complete");
+    svc.add_task("empty", "only", "/bin/true", json!({})).await;
     let e = poll("empty job completed", secs(10), || async {
         let j = svc.get_json("/jobs/empty").await;
         (j["state"] == "completed").then_some(j)

@@ -1223,7 +1223,10 @@ impl Driver {
         if job.status.state != JobState::Active || job.spec.on_all_tasks_complete != Some(OnAllTasksComplete::TerminateJob) {
             return Ok(());
         }
-        if w.tx.count_not_in_state::<Task>(job_id, TaskState::Completed.as_str()).await? > 0 {
+        // All tasks complete, and there is at least one: a job without tasks stays active.
+        if w.tx.count_not_in_state::<Task>(job_id, TaskState::Completed.as_str()).await? > 0
+            || w.tx.count_in_states::<Task>(job_id, &[TaskState::Completed.as_str()]).await? == 0
+        {
             return Ok(());
         }
         self.finish_job(w, &mut job, "AllTasksComplete").await?;
