@@ -4,7 +4,8 @@
 //! process group so a kill or a wall-clock limit ends the whole tree.
 
 use super::protocol::{ExecFailure, ExecKind, ExecResult, ExecSpec};
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::CommandExt;
+use super::protocol::ResourceUsage;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -116,6 +117,7 @@ pub async fn run(
         ended_ms: 0,
         exit_code: None,
         failure: None,
+        usage: None,
     };
     let task_dir = ctx.root.join(exec_dir(&spec.kind));
     let wd = task_dir.join("wd");
@@ -148,7 +150,7 @@ pub async fn run(
             return result;
         }
     };
-    let mut cmd = tokio::process::Command::new(&argv[0]);
+    let mut cmd = std::process::Command::new(&argv[0]);
     cmd.args(&argv[1..])
         .current_dir(&wd)
         .env_clear()
@@ -156,8 +158,7 @@ pub async fn run(
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
-        .process_group(0)
-        .kill_on_drop(true);
+        .process_group(0);
     // SAFETY: prctl is async-signal-safe; it only asks the kernel to kill the task when the
     // agent dies, so no task outlives its node.
     unsafe {
@@ -166,7 +167,7 @@ pub async fn run(
             Ok(())
         });
     }
-    let mut child = match cmd.spawn() {
+    let child = match cmd.spawn() {
         Ok(c) => c,
         Err(e) => {
             result.failure = if e.kind() == std::io::ErrorKind::NotFound {
@@ -181,7 +182,10 @@ pub async fn run(
     let start = now_ms();
     result.started_ms = Some(start);
     started(start);
-    let pgid = child.id().map(|p| p as i32);
+    let pid = child.id() as i32;
+    // The agent reaps the process itself with wait4, which also gives its resource usage.
+    drop(child);
+    let mut waiter = tokio::task::spawn_blocking(move || reap(pid));
     let limit = spec.max_wall_clock_secs.map(Duration::from_secs_f64);
     let timeout = async {
         match limit {
@@ -190,38 +194,68 @@ pub async fn run(
         }
     };
     let kill_group = || {
-        if let Some(pg) = pgid {
-            // SAFETY: sending a signal to the task's own process group.
-            unsafe {
-                libc::killpg(pg, libc::SIGKILL);
-            }
+        // SAFETY: sending a signal to the task's own process group.
+        unsafe {
+            libc::killpg(pid, libc::SIGKILL);
         }
     };
-    let status = tokio::select! {
-        s = child.wait() => s,
+    let reaped = tokio::select! {
+        r = &mut waiter => r,
         _ = kill => {
             kill_group();
             result.failure = failure("TaskEnded", "Task Was Ended by User Request", "The task was terminated");
-            child.wait().await
+            waiter.await
         }
         _ = timeout => {
             kill_group();
             result.failure = failure("TaskEnded", "The task exceeded its maximum wall clock time and was terminated", format!("maxWallClockTime of {:?} reached", limit.unwrap_or_default()));
-            child.wait().await
+            waiter.await
         }
     };
     // Reap what is left of the group once the leader exited.
     kill_group();
     result.ended_ms = now_ms();
-    match status {
-        Ok(s) => result.exit_code = Some(s.code().unwrap_or_else(|| 128 + s.signal().unwrap_or(0))),
+    match reaped {
+        Ok(Ok((code, usage))) => {
+            result.exit_code = Some(code);
+            result.usage = Some(usage);
+        }
+        Ok(Err(e)) => {
+            result.failure.get_or_insert(ExecFailure { code: "Unknown".into(), message: "The task process could not be waited for".into(), detail: e.to_string() });
+        }
         Err(e) => {
-            result.failure.get_or_insert(ExecFailure {
-                code: "Unknown".into(),
-                message: "The task process could not be waited for".into(),
-                detail: e.to_string(),
-            });
+            result.failure.get_or_insert(ExecFailure { code: "Unknown".into(), message: "The task process could not be waited for".into(), detail: e.to_string() });
         }
     }
     result
+}
+
+/// Waits for process `pid` to end (`wait4`) and returns its exit code (128 + signal for a
+/// signal, as shells report it) and the resources it used.
+fn reap(pid: i32) -> std::io::Result<(i32, ResourceUsage)> {
+    let mut status = 0;
+    // SAFETY: rusage is plain data; wait4 fills it for our own child.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: waiting for a child this agent spawned and has not reaped.
+        let r = unsafe { libc::wait4(pid, &mut status, 0, &mut ru) };
+        if r == pid {
+            break;
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+    let code = if libc::WIFEXITED(status) { libc::WEXITSTATUS(status) } else { 128 + libc::WTERMSIG(status) };
+    let ms = |tv: libc::timeval| (tv.tv_sec as u64) * 1000 + (tv.tv_usec as u64) / 1000;
+    Ok((
+        code,
+        ResourceUsage {
+            user_ms: ms(ru.ru_utime),
+            kernel_ms: ms(ru.ru_stime),
+            read_blocks: ru.ru_inblock as u64,
+            write_blocks: ru.ru_oublock as u64,
+        },
+    ))
 }

@@ -59,8 +59,25 @@ pub struct ExecResult {
     /// The process exit code; for a signal, 128 + the signal number as shells report it.
     pub exit_code: Option<i32>,
     /// Why the execution failed before or outside its exit code (e.g. `CommandProgramNotFound`,
-    /// `TaskEnded` when killed, `MaxWallClockTimeExceeded`).
+    /// `TaskEnded` when killed).
     pub failure: Option<ExecFailure>,
+    /// What the process used (from `wait4`), when it ran.
+    #[serde(default)]
+    pub usage: Option<ResourceUsage>,
+}
+
+/// Resources an execution's process used, as the kernel accounts them.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ResourceUsage {
+    /// User-mode CPU time, milliseconds.
+    pub user_ms: u64,
+    /// Kernel-mode CPU time, milliseconds.
+    pub kernel_ms: u64,
+    /// Block input operations (512-byte units on Linux).
+    pub read_blocks: u64,
+    /// Block output operations (512-byte units on Linux).
+    pub write_blocks: u64,
 }
 
 /// A failure that is not just an exit code.
