@@ -1683,3 +1683,26 @@ async fn job_preparation_and_release_tasks() {
     let e = svc.post("/jobs").json(json!({"id": "e", "poolInfo": {"poolId": "p"}, "jobReleaseTask": {"commandLine": ""}})).send().await.expect_error(400, "InvalidPropertyValue");
     assert_eq!(e["values"][0]["value"], "jobReleaseTask.commandLine", "{e}");
 }
+
+#[tokio::test]
+async fn lifetime_job_statistics_add_up_completed_tasks() {
+    let svc = Service::start().await;
+    let before = svc.get_json("/lifetimejobstats").await;
+    assert!(before["odata.metadata"].as_str().unwrap().ends_with("#jobstats/@Element"), "{before}");
+    assert_eq!(before["numSucceededTasks"], "0");
+    svc.add_pool("p", 1, json!({})).await;
+    svc.add_job("j", "p", json!({})).await;
+    // Burn some CPU in user mode, so the kernel's accounting shows it.
+    svc.add_task("j", "busy", "/bin/sh -c \"i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done\"", json!({})).await;
+    svc.add_task("j", "fails", "/bin/sh -c \"exit 1\"", json!({"constraints": {"maxTaskRetryCount": 1}})).await;
+    svc.wait_task_completed("j", "busy", secs(60)).await;
+    svc.wait_task_completed("j", "fails", secs(20)).await;
+    let s = svc.get_json("/lifetimejobstats").await;
+    assert_eq!(s["numSucceededTasks"], "1", "{s}");
+    assert_eq!(s["numFailedTasks"], "1", "{s}");
+    assert_eq!(s["numTaskRetries"], "1", "{s}");
+    let user = s["userCPUTime"].as_str().unwrap();
+    assert_ne!(user, "PT0S", "the busy loop used CPU: {s}");
+    assert!(s["readIOGiB"].is_number() && s["wallClockTime"].as_str().unwrap().starts_with("PT"), "{s}");
+    assert!(ts(&s["lastUpdateTime"]) >= ts(&before["lastUpdateTime"]));
+}

@@ -10,6 +10,7 @@ pub enum Operation {
     ListSupportedImages,
     ListNodeAgentSkus,
     ListPoolNodeCounts,
+    LifetimeJobStats,
     PoolAdd,
     PoolList,
     PoolGet(String),
@@ -65,6 +66,7 @@ impl Operation {
             Operation::ListSupportedImages => ("GET", "/supportedimages"),
             Operation::ListNodeAgentSkus => ("GET", "/nodeagentskus"),
             Operation::ListPoolNodeCounts => ("GET", "/nodecounts"),
+            Operation::LifetimeJobStats => ("GET", "/lifetimejobstats"),
             Operation::PoolAdd => ("POST", "/pools"),
             Operation::PoolList => ("GET", "/pools"),
             Operation::PoolGet(_) => ("GET", "/pools/{poolId}"),
@@ -107,6 +109,7 @@ impl Operation {
             Operation::ListSupportedImages
                 | Operation::ListNodeAgentSkus
                 | Operation::ListPoolNodeCounts
+                | Operation::LifetimeJobStats
                 | Operation::PoolList
                 | Operation::PoolGet(_)
                 | Operation::PoolExists(_)
@@ -157,6 +160,7 @@ fn match_op(m: &str, s: &[&str]) -> Option<Operation> {
         ("GET", ["supportedimages"]) => Operation::ListSupportedImages,
         ("GET", ["nodeagentskus"]) => Operation::ListNodeAgentSkus,
         ("GET", ["nodecounts"]) => Operation::ListPoolNodeCounts,
+        ("GET", ["lifetimejobstats"]) => Operation::LifetimeJobStats,
         ("POST", ["pools"]) => Operation::PoolAdd,
         ("GET", ["pools"]) => Operation::PoolList,
         ("GET", ["pools", p]) => Operation::PoolGet(p.to_string()),

@@ -15,7 +15,7 @@ use super::hub::Hub;
 use crate::agent::protocol::{AgentMessage, ExecKind, ExecResult, ExecSpec, ServiceMessage};
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::model::common::{ErrorCategory, ExecutionResult, FailureInfo, NameValuePair};
-use crate::model::job::{DisableJobOption, Job, JobNode, JobState, OnAllTasksComplete, PrepTaskInfo, PrepTaskState};
+use crate::model::job::{DisableJobOption, Job, JobLifetimeStats, JobNode, JobState, OnAllTasksComplete, PrepTaskInfo, PrepTaskState};
 use super::core::{PrepState, Preparation};
 use crate::model::node::{Node, NodeAgentInfo, NodeState, SchedulingState, StartTaskInfo, StartTaskState};
 use crate::model::pool::{AllocationState, DeallocationOption, NodeFillType, Pool, PoolState};
@@ -163,6 +163,7 @@ struct Work {
     tasks: Cache<Task>,
     nodes: Cache<Node>,
     jobnodes: Cache<JobNode>,
+    stats: Cache<JobLifetimeStats>,
     out: Vec<(String, ServiceMessage)>,
     acks: HashMap<String, Vec<u64>>,
     replies: Vec<(Reply, ApiResult<()>)>,
@@ -244,6 +245,11 @@ impl Driver {
         for j in self.store.all::<Job>().await? {
             self.upsert_job_core(&j);
         }
+        if self.store.get::<JobLifetimeStats>("", JobLifetimeStats::ID).await?.is_none() {
+            let mut tx = self.store.begin().await?;
+            tx.put(&JobLifetimeStats::new(Clock::now())).await?;
+            tx.commit().await?;
+        }
         for jn in self.store.all::<JobNode>().await? {
             if let Some(p) = &jn.job_preparation_task_execution_info {
                 match (p.state, p.result) {
@@ -313,6 +319,7 @@ impl Driver {
             tasks: Cache::new(),
             nodes: Cache::new(),
             jobnodes: Cache::new(),
+            stats: Cache::new(),
             out: Vec::new(),
             acks: HashMap::new(),
             replies: Vec::new(),
@@ -367,7 +374,8 @@ impl Driver {
         w.jobs.flush(&mut w.tx).await?;
         w.tasks.flush(&mut w.tx).await?;
         w.nodes.flush(&mut w.tx).await?;
-        w.jobnodes.flush(&mut w.tx).await
+        w.jobnodes.flush(&mut w.tx).await?;
+        w.stats.flush(&mut w.tx).await
     }
 
     async fn handle(&mut self, ev: Event, w: &mut Work, spawns: &mut Vec<(String, String, String)>) -> StoreResult<()> {
@@ -591,8 +599,31 @@ impl Driver {
                 self.core.finish_task(&job_id, &task_id);
                 w.touched_jobs.insert(job_id.clone());
                 let max_retries = task.spec.constraints.as_ref().and_then(|c| c.max_task_retry_count).unwrap_or(0);
+                let retry = result == ExecutionResult::Failure && retryable(&r) && (max_retries < 0 || task.status.execution_info.retry_count < max_retries);
+                let waited = r.started_ms.map(|s| (to_ts(s) - task.creation_time).num_milliseconds().max(0) as u64).unwrap_or(0);
+                let ran = r.started_ms.map(|s| (r.ended_ms - s).max(0) as u64).unwrap_or(0);
+                let usage = r.usage.unwrap_or_default();
+                if let Some(mut s) = w.stats.get(&mut w.tx, "", JobLifetimeStats::ID).await? {
+                    s.user_cpu_ms += usage.user_ms;
+                    s.kernel_cpu_ms += usage.kernel_ms;
+                    s.read_blocks += usage.read_blocks;
+                    s.write_blocks += usage.write_blocks;
+                    s.wall_clock_ms += ran;
+                    if retry {
+                        s.retries += 1;
+                    } else {
+                        s.wait_ms += waited;
+                        if result == ExecutionResult::Success {
+                            s.succeeded += 1;
+                        } else {
+                            s.failed += 1;
+                        }
+                    }
+                    s.last_update_time = now;
+                    w.stats.put(s);
+                }
                 let exec = &mut task.status.execution_info;
-                if result == ExecutionResult::Failure && retryable(&r) && (max_retries < 0 || exec.retry_count < max_retries) {
+                if retry {
                     exec.retry_count += 1;
                     exec.last_retry_time = Some(now);
                     exec.end_time = None;

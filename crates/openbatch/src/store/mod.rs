@@ -18,7 +18,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use crate::model::{
-    job::{Job, JobNode},
+    job::{Job, JobLifetimeStats, JobNode},
     node::Node,
     pool::Pool,
     task::Task,
@@ -118,6 +118,19 @@ impl Record for JobNode {
     }
 }
 
+impl Record for JobLifetimeStats {
+    const TABLE: &'static str = "jobstats";
+    fn parent(&self) -> &str {
+        ""
+    }
+    fn id(&self) -> &str {
+        Self::ID
+    }
+    fn state(&self) -> &'static str {
+        "active"
+    }
+}
+
 impl Record for Node {
     const TABLE: &'static str = "nodes";
     fn parent(&self) -> &str {
@@ -131,7 +144,7 @@ impl Record for Node {
     }
 }
 
-const TABLES: &[&str] = &["pools", "jobs", "tasks", "nodes", "jobnodes"];
+const TABLES: &[&str] = &["pools", "jobs", "tasks", "nodes", "jobnodes", "jobstats"];
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]

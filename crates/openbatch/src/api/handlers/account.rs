@@ -74,3 +74,34 @@ pub async fn list_pool_node_counts(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
     }
     Ok(list_reply(ctx, "poolnodecounts", items, None))
 }
+
+/// Get Lifetime Job Statistics: totals over every task that completed in the account —
+/// succeeded, failed, retries, wall-clock and wait time, and the CPU time and block I/O the
+/// kernel accounted to the task processes (64-bit counters as JSON strings, durations ISO 8601,
+/// I/O volumes in GiB from 512-byte blocks).
+pub async fn lifetime_job_stats(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
+    use crate::model::job::JobLifetimeStats;
+    use crate::model::time::{format_duration, format_timestamp, Clock};
+    use std::time::Duration;
+    let s = app.store.get::<JobLifetimeStats>("", JobLifetimeStats::ID).await?.unwrap_or_else(|| JobLifetimeStats::new(Clock::now()));
+    let dur = |ms: u64| format_duration(Duration::from_millis(ms));
+    let gib = |blocks: u64| (blocks as f64) * 512.0 / (1u64 << 30) as f64;
+    let body = json!({
+        "odata.metadata": format!("{}/$metadata#jobstats/@Element", ctx.base),
+        "url": format!("{}/lifetimejobstats", ctx.base),
+        "startTime": format_timestamp(&s.start_time),
+        "lastUpdateTime": format_timestamp(&s.last_update_time),
+        "userCPUTime": dur(s.user_cpu_ms),
+        "kernelCPUTime": dur(s.kernel_cpu_ms),
+        "wallClockTime": dur(s.wall_clock_ms),
+        "readIOps": s.read_blocks.to_string(),
+        "writeIOps": s.write_blocks.to_string(),
+        "readIOGiB": gib(s.read_blocks),
+        "writeIOGiB": gib(s.write_blocks),
+        "numSucceededTasks": s.succeeded.to_string(),
+        "numFailedTasks": s.failed.to_string(),
+        "numTaskRetries": s.retries.to_string(),
+        "waitTime": dur(s.wait_ms),
+    });
+    Ok(Reply::json(ctx.view("JobStatistics", body)))
+}
