@@ -56,6 +56,7 @@ NAMES = [
 # Recordings that match in full: any mismatch in them fails the test. Add a
 # recording here once it matches (see target/replay-report.md).
 MUST_MATCH = {
+    "jobs",
     "create_pools",
     "files",
     "network_configuration",
