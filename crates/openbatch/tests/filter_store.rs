@@ -16,8 +16,17 @@ fn op() -> impl Strategy<Value = CmpOp> {
     prop_oneof![Just(CmpOp::Eq), Just(CmpOp::Ne), Just(CmpOp::Gt), Just(CmpOp::Ge), Just(CmpOp::Lt), Just(CmpOp::Le)]
 }
 
-fn term() -> impl Strategy<Value = Filter> {
+fn term(times: Vec<chrono::DateTime<chrono::Utc>>) -> impl Strategy<Value = Filter> {
+    let n = times.len();
     prop_oneof![
+        // Around the tasks' own creation times, to the tick and below (exact ties included).
+        (op(), 0..n, -3i64..4, prop::bool::ANY).prop_map(move |(o, i, delta, nanos)| {
+            let mut t = times[i] + chrono::Duration::microseconds(delta * 50);
+            if nanos {
+                t += chrono::Duration::nanoseconds(37);
+            }
+            Filter::cmp("creationTime", o, Literal::DateTime(t))
+        }),
         (op(), prop::sample::select(IDS.to_vec())).prop_map(|(o, v)| Filter::cmp("id", o, Literal::Str(v.to_ascii_uppercase()))),
         prop::sample::select(vec!["a", "B", "c_", "c-", "z", "q"]).prop_map(|p| Filter::starts_with("id", p)),
         prop::sample::select(vec!["active", "completed", "Running"]).prop_map(|s| Filter::cmp("state", CmpOp::Eq, Literal::Str(s.into()))),
@@ -26,8 +35,8 @@ fn term() -> impl Strategy<Value = Filter> {
     ]
 }
 
-fn filter() -> impl Strategy<Value = Filter> {
-    term().prop_recursive(3, 12, 2, |inner| {
+fn filter(times: Vec<chrono::DateTime<chrono::Utc>>) -> impl Strategy<Value = Filter> {
+    term(times).prop_recursive(3, 12, 2, |inner| {
         prop_oneof![
             (inner.clone(), inner.clone()).prop_map(|(a, b)| Filter::and(a, b)),
             (inner.clone(), inner.clone()).prop_map(|(a, b)| Filter::or(a, b)),
@@ -74,9 +83,10 @@ fn store_filtering_agrees_with_evaluation_in_memory() {
     });
     let all: Vec<Value> = rt.block_on(async { svc.get_json("/jobs/j/tasks").await["value"].as_array().unwrap().clone() });
     assert_eq!(all.len(), IDS.len());
-    let mut runner = TestRunner::new(Config { cases: 150, ..Config::default() });
+    let times: Vec<chrono::DateTime<chrono::Utc>> = all.iter().map(|t| ts(&t["creationTime"])).collect();
+    let mut runner = TestRunner::new(Config { cases: 250, ..Config::default() });
     runner
-        .run(&filter(), |f| {
+        .run(&filter(times), |f| {
             let text = f.to_string();
             let reparsed = parse(&text);
             prop_assert_eq!(reparsed.as_ref(), Ok(&f));

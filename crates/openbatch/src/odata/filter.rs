@@ -69,7 +69,7 @@ mod tests;
 
 pub use eval::{eval, fold_cmp, fold_starts_with};
 pub use props::{check, ListKind, Prop, PropOp, PropType};
-pub use pushdown::{pushdown, IdBound, IdCond, Pushdown};
+pub use pushdown::{pushdown, IdBound, IdCond, Pushdown, TimeRange};
 
 /// A parsed `$filter`: a boolean expression over the properties of one resource.
 ///

@@ -54,10 +54,20 @@ pub trait Record: Serialize + DeserializeOwned + Send + Sync {
     fn weight(&self) -> i64 {
         1
     }
+    /// Whether the resource has a creation time (the `created` column, in ticks).
+    const HAS_CREATED: bool = false;
+    /// The creation time in .NET ticks, for resources that have one.
+    fn created(&self) -> Option<i64> {
+        None
+    }
 }
 
 impl Record for Pool {
     const TABLE: &'static str = "pools";
+    const HAS_CREATED: bool = true;
+    fn created(&self) -> Option<i64> {
+        Some(crate::model::time::to_ticks(&self.creation_time))
+    }
     fn parent(&self) -> &str {
         ""
     }
@@ -71,6 +81,10 @@ impl Record for Pool {
 
 impl Record for Job {
     const TABLE: &'static str = "jobs";
+    const HAS_CREATED: bool = true;
+    fn created(&self) -> Option<i64> {
+        Some(crate::model::time::to_ticks(&self.creation_time))
+    }
     fn parent(&self) -> &str {
         ""
     }
@@ -84,6 +98,10 @@ impl Record for Job {
 
 impl Record for Task {
     const TABLE: &'static str = "tasks";
+    const HAS_CREATED: bool = true;
+    fn created(&self) -> Option<i64> {
+        Some(crate::model::time::to_ticks(&self.creation_time))
+    }
     fn parent(&self) -> &str {
         &self.job_id
     }
@@ -172,6 +190,7 @@ impl Store {
                     state TEXT NOT NULL,
                     result TEXT,
                     weight INTEGER NOT NULL DEFAULT 1,
+                    created INTEGER,
                     doc TEXT NOT NULL,
                     PRIMARY KEY (parent, id)
                 ) WITHOUT ROWID"
@@ -185,6 +204,11 @@ impl Store {
             .await?;
             sqlx::query(&format!(
                 "CREATE INDEX IF NOT EXISTS {table}_counts ON {table} (parent, state, result, weight)"
+            ))
+            .execute(&writer)
+            .await?;
+            sqlx::query(&format!(
+                "CREATE INDEX IF NOT EXISTS {table}_created ON {table} (parent, created)"
             ))
             .execute(&writer)
             .await?;
@@ -274,10 +298,24 @@ impl Store {
                 binds.extend(values.iter().cloned());
             }
         }
+        let mut times: Vec<i64> = Vec::new();
+        if let (true, Some(range)) = (R::HAS_CREATED, &push.created) {
+            if let Some(l) = range.lower {
+                sql.push_str(" AND created >= ?");
+                times.push(l);
+            }
+            if let Some(u) = range.upper {
+                sql.push_str(" AND created <= ?");
+                times.push(u);
+            }
+        }
         sql.push_str(" ORDER BY id LIMIT ?");
         let mut q = sqlx::query(&sql);
         for b in &binds {
             q = q.bind(b);
+        }
+        for t in &times {
+            q = q.bind(*t);
         }
         let rows = q.bind(i64::from(limit)).fetch_all(&self.reader).await?;
         rows.iter().map(|r| Ok(serde_json::from_str(r.get::<&str, _>(0))?)).collect()
@@ -338,9 +376,9 @@ impl Tx {
     pub async fn put<R: Record>(&mut self, r: &R) -> StoreResult<()> {
         let doc = serde_json::to_string(r)?;
         sqlx::query(&format!(
-            "INSERT INTO {} (parent, id, state, result, weight, doc) VALUES (?, ?, ?, ?, ?, ?)
+            "INSERT INTO {} (parent, id, state, result, weight, created, doc) VALUES (?, ?, ?, ?, ?, ?, ?)
              ON CONFLICT (parent, id) DO UPDATE SET state = excluded.state, result = excluded.result,
-                 weight = excluded.weight, doc = excluded.doc",
+                 weight = excluded.weight, created = excluded.created, doc = excluded.doc",
             R::TABLE
         ))
         .bind(r.parent())
@@ -348,6 +386,7 @@ impl Tx {
         .bind(r.state())
         .bind(r.result())
         .bind(r.weight())
+        .bind(r.created())
         .bind(doc)
         .execute(&mut *self.tx)
         .await?;

@@ -75,6 +75,34 @@ impl IdCond {
     }
 }
 
+/// A range of creation times, in .NET ticks (100 ns since 0001-01-01), both ends inclusive:
+/// lower ends round down and upper ends round up to whole ticks, so the range holds every
+/// time the filter's comparisons admit (and perhaps a tick more at either end).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TimeRange {
+    pub lower: Option<i64>,
+    pub upper: Option<i64>,
+}
+
+impl TimeRange {
+    /// Whether a creation time (ticks) lies in the range; a missing time does not.
+    pub fn admits(&self, ticks: Option<i64>) -> bool {
+        match ticks {
+            None => false,
+            Some(t) => self.lower.is_none_or(|l| t >= l) && self.upper.is_none_or(|u| t <= u),
+        }
+    }
+}
+
+fn ticks_floor(t: &chrono::DateTime<chrono::Utc>) -> i64 {
+    crate::model::time::to_ticks(t)
+}
+
+fn ticks_ceil(t: &chrono::DateTime<chrono::Utc>) -> i64 {
+    let floor = crate::model::time::to_ticks(t);
+    if t.timestamp_subsec_nanos() % 100 == 0 { floor } else { floor + 1 }
+}
+
 /// What the store may apply in SQL before the full filter runs in memory.
 ///
 /// Sound by construction: every item the filter accepts passes these conditions, so the store
@@ -97,6 +125,9 @@ pub struct Pushdown {
     /// `executionInfo/result` must be one of these (lower-cased; `COLLATE NOCASE`); a task
     /// without a result fails it: `result IN (…)` (SQL's `NULL IN (…)` is not true).
     pub results: Option<Vec<String>>,
+    /// `creationTime` comparisons with `datetime'…'` literals: `created BETWEEN ? AND ?` on
+    /// the creation-time column (only for resources that have one; see [`TimeRange`]).
+    pub created: Option<TimeRange>,
 }
 
 impl Pushdown {
@@ -115,7 +146,7 @@ impl Pushdown {
 
     /// Whether nothing is pushed down (the store must scan everything).
     pub fn is_empty(&self) -> bool {
-        self.ids.is_none() && self.states.is_none() && self.results.is_none()
+        self.ids.is_none() && self.states.is_none() && self.results.is_none() && self.created.is_none()
     }
 }
 
@@ -196,6 +227,20 @@ pub fn pushdown(filter: &Filter) -> Pushdown {
                     Some(old) if fold_starts_with(prefix, old) => ids.prefix = Some(prefix.clone()),
                     Some(_) => {}
                     None => ids.prefix = Some(prefix.clone()),
+                }
+            }
+            Filter::Compare { path, op, value: Literal::DateTime(t) } if path.len() == 1 && path[0] == "creationTime" => {
+                let range = p.created.get_or_insert_with(TimeRange::default);
+                let raise = |lower: &mut Option<i64>, v: i64| *lower = Some(lower.map_or(v, |l| l.max(v)));
+                let cut = |upper: &mut Option<i64>, v: i64| *upper = Some(upper.map_or(v, |u| u.min(v)));
+                match op {
+                    CmpOp::Gt | CmpOp::Ge => raise(&mut range.lower, ticks_floor(t)),
+                    CmpOp::Lt | CmpOp::Le => cut(&mut range.upper, ticks_ceil(t)),
+                    CmpOp::Eq => {
+                        raise(&mut range.lower, ticks_floor(t));
+                        cut(&mut range.upper, ticks_ceil(t));
+                    }
+                    CmpOp::Ne => {}
                 }
             }
             other => {
