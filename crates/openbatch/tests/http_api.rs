@@ -1705,4 +1705,9 @@ async fn lifetime_job_statistics_add_up_completed_tasks() {
     assert_ne!(user, "PT0S", "the busy loop used CPU: {s}");
     assert!(s["readIOGiB"].is_number() && s["wallClockTime"].as_str().unwrap().starts_with("PT"), "{s}");
     assert!(ts(&s["lastUpdateTime"]) >= ts(&before["lastUpdateTime"]));
+    // A terminated task counts as failed too.
+    svc.add_task("j", "long", "/bin/sleep 30", json!({})).await;
+    svc.wait_task_state("j", "long", "running", secs(20)).await;
+    svc.post("/jobs/j/tasks/long/terminate").send().await.expect_status(204);
+    assert_eq!(svc.get_json("/lifetimejobstats").await["numFailedTasks"], "2");
 }

@@ -1023,7 +1023,9 @@ impl Driver {
     }
 
     /// Ends a task that is placed or queued, as Terminate Task does.
-    async fn end_task(&mut self, w: &mut Work, mut task: Task, code: &str, message: &str) -> StoreResult<Task> {
+    /// `counts_as_failed`: the task ended unfinished (terminated), so the lifetime statistics
+    /// count it as failed; a task that is being deleted is not counted.
+    async fn end_task(&mut self, w: &mut Work, mut task: Task, code: &str, message: &str, counts_as_failed: bool) -> StoreResult<Task> {
         let now = Clock::now();
         let job_id = task.job_id.clone();
         let task_id = task.spec.id.clone();
@@ -1057,6 +1059,18 @@ impl Driver {
         task.status.transition(TaskState::Completed, now);
         task.last_modified = now;
         w.touched_jobs.insert(job_id);
+        if counts_as_failed {
+            let started = task.status.execution_info.start_time;
+            if let Some(mut s) = w.stats.get(&mut w.tx, "", JobLifetimeStats::ID).await? {
+                s.failed += 1;
+                if let Some(st) = started {
+                    s.wall_clock_ms += (now - st).num_milliseconds().max(0) as u64;
+                    s.wait_ms += (st - task.creation_time).num_milliseconds().max(0) as u64;
+                }
+                s.last_update_time = now;
+                w.stats.put(s);
+            }
+        }
         Ok(task)
     }
 
@@ -1067,7 +1081,7 @@ impl Driver {
         if task.status.state == TaskState::Completed {
             return Ok(Err(BatchError::conflict("TaskCompleted", "The specified task is already in a completed state.")));
         }
-        let task = self.end_task(w, task, "TaskEnded", "Task Was Ended by User Request").await?;
+        let task = self.end_task(w, task, "TaskEnded", "Task Was Ended by User Request", true).await?;
         w.tasks.put(task);
         Ok(Ok(()))
     }
@@ -1077,7 +1091,7 @@ impl Driver {
             return Ok(Err(BatchError::not_found(ResourceKind::Task)));
         };
         if task.status.state != TaskState::Completed {
-            self.end_task(w, task, "TaskEnded", "The task was deleted").await?;
+            self.end_task(w, task, "TaskEnded", "The task was deleted", false).await?;
         }
         w.tasks.remove(job_id, task_id);
         Ok(Ok(()))
@@ -1110,7 +1124,7 @@ impl Driver {
                     None => continue,
                 };
                 if matches!(t.status.state, TaskState::Preparing | TaskState::Running) {
-                    let t = self.end_task(w, t, "TaskEnded", "Task Was Ended by User Request").await?;
+                    let t = self.end_task(w, t, "TaskEnded", "Task Was Ended by User Request", true).await?;
                     w.tasks.put(t);
                 }
             }
@@ -1168,7 +1182,7 @@ impl Driver {
             for t in w.tx.children::<Task>(job_id, Some(state.as_str())).await? {
                 if let Some(t) = w.tasks.get(&mut w.tx, &t.job_id, &t.spec.id).await? {
                     if matches!(t.status.state, TaskState::Preparing | TaskState::Running) {
-                        let t = self.end_task(w, t, "TaskEnded", "The job was deleted").await?;
+                        let t = self.end_task(w, t, "TaskEnded", "The job was deleted", false).await?;
                         w.tasks.put(t);
                     }
                 }
@@ -1210,7 +1224,7 @@ impl Driver {
                     }
                     DisableJobOption::Terminate => {
                         if let Some(t) = w.tasks.get(&mut w.tx, job_id, &t.spec.id).await? {
-                            let t = self.end_task(w, t, "TaskEnded", "Task Was Ended by User Request").await?;
+                            let t = self.end_task(w, t, "TaskEnded", "Task Was Ended by User Request", true).await?;
                             w.tasks.put(t);
                         }
                     }
@@ -1376,7 +1390,7 @@ impl Driver {
             match option {
                 DeallocationOption::Terminate => {
                     if let Some(t) = w.tasks.get(&mut w.tx, &job_id, &task_id).await? {
-                        let t = self.end_task(w, t, "TaskEnded", "The task was terminated because its node was removed from the pool").await?;
+                        let t = self.end_task(w, t, "TaskEnded", "The task was terminated because its node was removed from the pool", true).await?;
                         w.tasks.put(t);
                     }
                 }
