@@ -14,7 +14,7 @@ use super::core::Core;
 use super::hub::Hub;
 use crate::agent::protocol::{AgentMessage, ExecKind, ExecResult, ExecSpec, ServiceMessage};
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
-use crate::model::common::{ErrorCategory, ExecutionResult, FailureInfo, NameValuePair};
+use crate::model::common::{EnvironmentSetting, ErrorCategory, ExecutionResult, FailureInfo, NameValuePair};
 use crate::model::job::{DisableJobOption, Job, JobLifetimeStats, JobNode, JobState, OnAllTasksComplete, PrepTaskInfo, PrepTaskState};
 use super::core::{PrepState, Preparation};
 use crate::model::node::{Node, NodeAgentInfo, NodeState, SchedulingState, StartTaskInfo, StartTaskState};
@@ -504,18 +504,8 @@ impl Driver {
                 task_root_directory: dir.clone(),
                 task_root_directory_url: format!("{node_url}/files/{dir}"),
             });
-            let mut environment: Vec<(String, String)> = Vec::new();
-            for e in job.spec.common_environment_settings.iter().flatten().chain(task.spec.environment_settings.iter().flatten()) {
-                environment.push((e.name.clone(), e.value.clone().unwrap_or_default()));
-            }
-            let limit = task
-                .spec
-                .constraints
-                .as_ref()
-                .and_then(|c| c.max_wall_clock_time.as_deref())
-                .and_then(parse_duration)
-                .and_then(|d| d.0)
-                .map(|d| d.as_secs_f64());
+            let environment = merged_environment(job.spec.common_environment_settings.as_deref(), task.spec.environment_settings.as_deref());
+            let limit = wall_clock_secs(task.spec.constraints.as_ref().and_then(|c| c.max_wall_clock_time.as_deref()));
             let spec = ExecSpec {
                 kind: ExecKind::Task { job_id: job.spec.id.clone(), task_id: task.spec.id.clone() },
                 dispatch_id: task.dispatch,
@@ -680,34 +670,18 @@ impl Driver {
             release_dispatch: 0,
         });
         let previous = row.job_preparation_task_execution_info.take();
-        row.job_preparation_task_execution_info = Some(PrepTaskInfo {
-            start_time: now,
-            end_time: None,
-            state: PrepTaskState::Running,
-            task_root_directory: dir.clone(),
-            task_root_directory_url: format!("{node_url}/files/{dir}"),
-            exit_code: None,
-            failure_info: None,
-            retry_count,
-            last_retry_time: if retry_count > 0 { Some(now) } else { previous.and_then(|p| p.last_retry_time) },
-            result: None,
-        });
+        let mut info = running_side_task(&dir, &node_url, now);
+        info.retry_count = retry_count;
+        info.last_retry_time = if retry_count > 0 { Some(now) } else { previous.and_then(|p| p.last_retry_time) };
+        row.job_preparation_task_execution_info = Some(info);
         row.prep_dispatch = self.next_dispatch;
-        let environment = job
-            .spec
-            .common_environment_settings
-            .iter()
-            .flatten()
-            .chain(prep.environment_settings.iter().flatten())
-            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
-            .collect();
         let spec = ExecSpec {
             kind: ExecKind::JobPreparation { job_id: job.spec.id.clone() },
             dispatch_id: row.prep_dispatch,
             command_line: prep.command_line.clone(),
-            environment,
+            environment: merged_environment(job.spec.common_environment_settings.as_deref(), prep.environment_settings.as_deref()),
             job_id: Some(job.spec.id.clone()),
-            max_wall_clock_secs: prep.constraints.as_ref().and_then(|c| c.max_wall_clock_time.as_deref()).and_then(parse_duration).and_then(|d| d.0).map(|d| d.as_secs_f64()),
+            max_wall_clock_secs: wall_clock_secs(prep.constraints.as_ref().and_then(|c| c.max_wall_clock_time.as_deref())),
             admin: prep.user_identity.as_ref().is_some_and(|u| u.is_admin()),
             job_prep: true,
         };
@@ -751,34 +725,15 @@ impl Driver {
         self.next_dispatch += 1;
         let dir = format!("workitems/{}/job-1/jobrelease", job.spec.id);
         let node_url = format!("{}/pools/{}/nodes/{}", self.info.account_url, row.pool_id, node_id);
-        row.job_release_task_execution_info = Some(PrepTaskInfo {
-            start_time: now,
-            end_time: None,
-            state: PrepTaskState::Running,
-            task_root_directory: dir.clone(),
-            task_root_directory_url: format!("{node_url}/files/{dir}"),
-            exit_code: None,
-            failure_info: None,
-            retry_count: 0,
-            last_retry_time: None,
-            result: None,
-        });
+        row.job_release_task_execution_info = Some(running_side_task(&dir, &node_url, now));
         row.release_dispatch = self.next_dispatch;
-        let environment = job
-            .spec
-            .common_environment_settings
-            .iter()
-            .flatten()
-            .chain(release.environment_settings.iter().flatten())
-            .map(|e| (e.name.clone(), e.value.clone().unwrap_or_default()))
-            .collect();
         let spec = ExecSpec {
             kind: ExecKind::JobRelease { job_id: job.spec.id.clone() },
             dispatch_id: row.release_dispatch,
             command_line: release.command_line.clone(),
-            environment,
+            environment: merged_environment(job.spec.common_environment_settings.as_deref(), release.environment_settings.as_deref()),
             job_id: Some(job.spec.id.clone()),
-            max_wall_clock_secs: release.max_wall_clock_time.as_deref().and_then(parse_duration).and_then(|d| d.0).map(|d| d.as_secs_f64()),
+            max_wall_clock_secs: wall_clock_secs(release.max_wall_clock_time.as_deref()),
             admin: release.user_identity.as_ref().is_some_and(|u| u.is_admin()),
             job_prep: job.spec.job_preparation_task.is_some(),
         };
@@ -850,7 +805,7 @@ impl Driver {
             kind: ExecKind::StartTask,
             dispatch_id: self.next_dispatch,
             command_line: st.command_line.clone(),
-            environment: st.environment_settings.iter().flatten().map(|e| (e.name.clone(), e.value.clone().unwrap_or_default())).collect(),
+            environment: merged_environment(None, st.environment_settings.as_deref()),
             job_id: None,
             max_wall_clock_secs: None,
             admin: st.user_identity.as_ref().is_some_and(|u| u.is_admin()),
@@ -1484,6 +1439,33 @@ impl Driver {
             w.pools.put(pool);
         }
         Ok(())
+    }
+}
+
+/// The environment of an execution: the job's common settings, then its own (which win, as
+/// the agent applies them in order).
+fn merged_environment(common: Option<&[EnvironmentSetting]>, own: Option<&[EnvironmentSetting]>) -> Vec<(String, String)> {
+    common.into_iter().flatten().chain(own.into_iter().flatten()).map(|e| (e.name.clone(), e.value.clone().unwrap_or_default())).collect()
+}
+
+/// A `maxWallClockTime` (ISO 8601) in seconds; `None` when unlimited or absent.
+fn wall_clock_secs(limit: Option<&str>) -> Option<f64> {
+    limit.and_then(parse_duration).and_then(|d| d.0).map(|d| d.as_secs_f64())
+}
+
+/// A preparation or release task that starts now in `dir` on the node at `node_url`.
+fn running_side_task(dir: &str, node_url: &str, now: Timestamp) -> PrepTaskInfo {
+    PrepTaskInfo {
+        start_time: now,
+        end_time: None,
+        state: PrepTaskState::Running,
+        task_root_directory: dir.to_string(),
+        task_root_directory_url: format!("{node_url}/files/{dir}"),
+        exit_code: None,
+        failure_info: None,
+        retry_count: 0,
+        last_retry_time: None,
+        result: None,
     }
 }
 
