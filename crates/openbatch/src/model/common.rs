@@ -252,3 +252,22 @@ batch_enum!(
     /// TaskExecutionResult: `success` or `failure`.
     ExecutionResult { Success = "success", Failure = "failure" }
 );
+
+/// Moves a resource's `state` to `new` at `now`, keeping the state it leaves and when it
+/// entered it as Batch reports them (`previousState`, `previousStateTransitionTime`). No
+/// change when the state is already `new`.
+pub fn transition<S: Copy + PartialEq>(
+    state: &mut S,
+    since: &mut super::time::Timestamp,
+    previous: &mut Option<S>,
+    previous_since: &mut Option<super::time::Timestamp>,
+    new: S,
+    now: super::time::Timestamp,
+) {
+    if *state != new {
+        *previous = Some(*state);
+        *previous_since = Some(*since);
+        *state = new;
+        *since = now;
+    }
+}

@@ -277,12 +277,14 @@ pub struct JobStatus {
 impl JobStatus {
     /// Moves to `state` at `now`, keeping the previous state as Batch reports it.
     pub fn transition(&mut self, state: JobState, now: Timestamp) {
-        if self.state != state {
-            self.previous_state = Some(self.state);
-            self.previous_state_transition_time = Some(self.state_transition_time);
-            self.state = state;
-            self.state_transition_time = now;
-        }
+        super::common::transition(
+            &mut self.state,
+            &mut self.state_transition_time,
+            &mut self.previous_state,
+            &mut self.previous_state_transition_time,
+            state,
+            now,
+        );
     }
 }
 
