@@ -33,10 +33,7 @@ impl Client {
         if body.is_some() || method == Method::POST || method == Method::DELETE {
             headers.insert("content-length", HeaderValue::from_str(&bytes.len().to_string())?);
         }
-        let sts = string_to_sign_variants(&method, path, Some(&query), &headers, &self.key.name)
-            .into_iter()
-            .next()
-            .unwrap_or_default();
+        let sts = string_to_sign_variants(&method, path, Some(&query), &headers, &self.key.name).into_iter().next().unwrap_or_default();
         let auth = format!("SharedKey {}:{}", self.key.name, self.key.sign(&sts));
         let url = format!("{}{}?{}", self.base, path, query);
         let mut req = self.http.request(method, url).header("authorization", auth);

@@ -20,17 +20,23 @@ fn term(times: Vec<chrono::DateTime<chrono::Utc>>) -> impl Strategy<Value = Filt
     let n = times.len();
     prop_oneof![
         // Around the tasks' own creation times, to the tick and below (exact ties included).
-        (op(), 0..n, prop::sample::select(vec![0i64, 0, 0, 0, 1, -1, 2, -3]), prop::bool::weighted(0.2)).prop_map(move |(o, i, delta, nanos)| {
-            let mut t = times[i] + chrono::Duration::microseconds(delta * 50);
-            if nanos {
-                t += chrono::Duration::nanoseconds(37);
+        (op(), 0..n, prop::sample::select(vec![0i64, 0, 0, 0, 1, -1, 2, -3]), prop::bool::weighted(0.2)).prop_map(
+            move |(o, i, delta, nanos)| {
+                let mut t = times[i] + chrono::Duration::microseconds(delta * 50);
+                if nanos {
+                    t += chrono::Duration::nanoseconds(37);
+                }
+                Filter::cmp("creationTime", o, Literal::DateTime(t))
             }
-            Filter::cmp("creationTime", o, Literal::DateTime(t))
-        }),
+        ),
         (op(), prop::sample::select(IDS.to_vec())).prop_map(|(o, v)| Filter::cmp("id", o, Literal::Str(v.to_ascii_uppercase()))),
         prop::sample::select(vec!["a", "B", "c_", "c-", "z", "q"]).prop_map(|p| Filter::starts_with("id", p)),
         prop::sample::select(vec!["active", "completed", "Running"]).prop_map(|s| Filter::cmp("state", CmpOp::Eq, Literal::Str(s.into()))),
-        prop::sample::select(vec!["success", "failure"]).prop_map(|r| Filter::cmp("executionInfo/result", CmpOp::Eq, Literal::Str(r.into()))),
+        prop::sample::select(vec!["success", "failure"]).prop_map(|r| Filter::cmp(
+            "executionInfo/result",
+            CmpOp::Eq,
+            Literal::Str(r.into())
+        )),
         (op(), 0i64..4).prop_map(|(o, n)| Filter::cmp("executionInfo/exitCode", o, Literal::Int(n))),
     ]
 }
@@ -89,7 +95,8 @@ fn store_filtering_agrees_with_evaluation_in_memory() {
         let (id, created) = (t["id"].as_str().unwrap(), t["creationTime"].as_str().unwrap());
         for (op, included) in [("le", true), ("ge", true), ("eq", true), ("lt", false), ("gt", false)] {
             let f = format!("creationTime {op} datetime'{created}'");
-            let encoded: String = f.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
+            let encoded: String =
+                f.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
             let got = list_all(&svc, &rt, &format!("&$filter={encoded}"));
             assert_eq!(got.iter().any(|g| g == id), included, "{f} for {id}: {got:?}");
         }
@@ -101,10 +108,8 @@ fn store_filtering_agrees_with_evaluation_in_memory() {
             let reparsed = parse(&text);
             prop_assert_eq!(reparsed.as_ref(), Ok(&f));
             let expected: Vec<String> = all.iter().filter(|t| eval(&f, t)).map(|t| t["id"].as_str().unwrap().to_string()).collect();
-            let encoded: String = text
-                .bytes()
-                .map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") })
-                .collect();
+            let encoded: String =
+                text.bytes().map(|b| if b.is_ascii_alphanumeric() { (b as char).to_string() } else { format!("%{b:02X}") }).collect();
             let got = list_all(&svc, &rt, &format!("&$filter={encoded}"));
             prop_assert_eq!(got, expected, "filter: {}", text);
             Ok(())

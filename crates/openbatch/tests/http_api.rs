@@ -252,7 +252,6 @@ async fn pool_add_get_exists_patch_delete() {
     assert_entity_headers(&r);
     let etag_add = r.header("etag").unwrap();
 
-
     // Duplicate ids (ids are case-insensitive).
     svc.post("/pools").json(body.clone()).send().await.expect_error(409, "PoolExists");
     let mut upper = body.clone();
@@ -376,11 +375,15 @@ async fn pool_add_validation_errors() {
     svc.add_pool(&"x".repeat(64), 0, json!({})).await;
 
     // Wrong types and out-of-range values.
-    let r = svc.post("/pools").json({
-        let mut b = linux_pool("p1", 0);
-        b["targetDedicatedNodes"] = json!("two");
-        b
-    }).send().await;
+    let r = svc
+        .post("/pools")
+        .json({
+            let mut b = linux_pool("p1", 0);
+            b["targetDedicatedNodes"] = json!("two");
+            b
+        })
+        .send()
+        .await;
     r.expect_error(400, "InvalidPropertyValue");
     assert!(r.error_value("PropertyName").unwrap_or_default().contains("targetDedicatedNodes"), "{r:?}");
     let mut b = linux_pool("p1", 0);
@@ -464,7 +467,11 @@ async fn pool_resize_up_and_down() {
     assert_eq!(node_ids.len(), 3, "node ids are distinct");
 
     // Down to one.
-    svc.post("/pools/rp/resize").json(json!({"targetDedicatedNodes": 1, "nodeDeallocationOption": "requeue"})).send().await.expect_status(202);
+    svc.post("/pools/rp/resize")
+        .json(json!({"targetDedicatedNodes": 1, "nodeDeallocationOption": "requeue"}))
+        .send()
+        .await
+        .expect_status(202);
     let nodes = svc.wait_pool_idle("rp", 1, secs(20)).await;
     assert!(node_ids.contains(nodes[0]["id"].as_str().unwrap()), "the kept node is one of the old ones");
     let p = svc.get_json("/pools/rp").await;
@@ -474,7 +481,11 @@ async fn pool_resize_up_and_down() {
     // Errors.
     svc.post("/pools/nope/resize").json(json!({"targetDedicatedNodes": 1})).send().await.expect_error(404, "PoolNotFound");
     svc.post("/pools/rp/resize").json(json!({"targetDedicatedNodes": -2})).send().await.expect_error(400, "InvalidPropertyValue");
-    svc.post("/pools/rp/resize").json(json!({"targetDedicatedNodes": 1, "bogus": 1})).send().await.expect_error(400, "InvalidPropertyValue");
+    svc.post("/pools/rp/resize")
+        .json(json!({"targetDedicatedNodes": 1, "bogus": 1}))
+        .send()
+        .await
+        .expect_error(400, "InvalidPropertyValue");
 
     // Up again from one: the new nodes get new ids, and the pool settles.
     svc.post("/pools/rp/resize").json(json!({"targetDedicatedNodes": 2})).send().await.expect_status(202);
@@ -862,7 +873,10 @@ async fn task_add_get_list_update_terminate_delete() {
     // Features openbatch does not run yet are refused, never silently ignored.
     for (extra, prop) in [
         (json!({"resourceFiles": [{"httpUrl": "http://127.0.0.1:9/x", "filePath": "x"}]}), "resourceFiles"),
-        (json!({"outputFiles": [{"filePattern": "*.txt", "destination": {}, "uploadOptions": {"uploadCondition": "taskcompletion"}}]}), "outputFiles"),
+        (
+            json!({"outputFiles": [{"filePattern": "*.txt", "destination": {}, "uploadOptions": {"uploadCondition": "taskcompletion"}}]}),
+            "outputFiles",
+        ),
         (json!({"environmentSettings": [{"name": "", "value": "x"}]}), "environmentSettings.name"),
     ] {
         let mut body = json!({"id": "refused", "commandLine": "/bin/true"});
@@ -871,7 +885,6 @@ async fn task_add_get_list_update_terminate_delete() {
         assert_eq!(e["values"][0]["value"], prop, "{e}");
     }
     svc.get("/jobs/tj/tasks/refused").send().await.expect_error(404, "TaskNotFound");
-
 
     svc.post("/jobs/tj/tasks").json(json!({"id": "t1", "commandLine": "x"})).send().await.expect_error(409, "TaskExists");
     svc.post("/jobs/tj/tasks").json(json!({"id": "T1", "commandLine": "x"})).send().await.expect_error(409, "TaskExists");
@@ -883,7 +896,11 @@ async fn task_add_get_list_update_terminate_delete() {
     r.expect_error(400, "InvalidPropertyValue");
     assert_eq!(r.error_value("PropertyName").as_deref(), Some("wat"), "{r:?}");
     svc.post("/jobs/tj/tasks").json(json!({"id": "t 9", "commandLine": "x"})).send().await.expect_error(400, "InvalidPropertyValue");
-    svc.post("/jobs/tj/tasks").json(json!({"id": "t9", "commandLine": "x", "requiredSlots": 0})).send().await.expect_error(400, "InvalidPropertyValue");
+    svc.post("/jobs/tj/tasks")
+        .json(json!({"id": "t9", "commandLine": "x", "requiredSlots": 0}))
+        .send()
+        .await
+        .expect_error(400, "InvalidPropertyValue");
 
     // Get: defaults filled in.
     let r = svc.get("/jobs/tj/tasks/t1").send().await;
@@ -1059,8 +1076,12 @@ async fn task_environment_command_line_and_results() {
     svc.add_pool("xp", 1, json!({"taskSlotsPerNode": 8})).await;
     let nodes = svc.wait_pool_idle("xp", 1, secs(20)).await;
     let node_id = nodes[0]["id"].as_str().unwrap().to_string();
-    svc.add_job("xj", "xp", json!({"commonEnvironmentSettings": [{"name": "COMMON", "value": "common-val"}, {"name": "OVERRIDE", "value": "job"}]}))
-        .await;
+    svc.add_job(
+        "xj",
+        "xp",
+        json!({"commonEnvironmentSettings": [{"name": "COMMON", "value": "common-val"}, {"name": "OVERRIDE", "value": "job"}]}),
+    )
+    .await;
 
     let tasks = json!({"value": [
         {"id": "env", "commandLine": "/bin/sh -c 'echo \"task=$AZ_BATCH_TASK_ID job=$AZ_BATCH_JOB_ID mine=$MINE common=$COMMON override=$OVERRIDE\"'",
@@ -1082,10 +1103,7 @@ async fn task_environment_command_line_and_results() {
         done.insert(id, svc.wait_task_completed("xj", id, secs(20)).await);
     }
 
-    assert_eq!(
-        svc.task_file("xj", "env", "stdout.txt").await,
-        "task=env job=xj mine=my-val common=common-val override=task\n"
-    );
+    assert_eq!(svc.task_file("xj", "env", "stdout.txt").await, "task=env job=xj mine=my-val common=common-val override=task\n");
     assert_eq!(svc.task_file("xj", "noshell", "stdout.txt").await, "$HOME\n", "the command line ran in a shell");
     assert_eq!(svc.task_file("xj", "quoting", "stdout.txt").await, "a b|c|");
     let wd = svc.task_file("xj", "wd", "stdout.txt").await;
@@ -1316,13 +1334,8 @@ async fn task_and_node_files() {
     let nodes = svc.wait_pool_idle("fp", 1, secs(20)).await;
     let node_id = nodes[0]["id"].as_str().unwrap().to_string();
     svc.add_job("fj", "fp", json!({})).await;
-    svc.add_task(
-        "fj",
-        "ft",
-        "/bin/sh -c 'echo hello-stdout; echo hello-stderr >&2; mkdir -p sub; echo nested > sub/n.txt'",
-        json!({}),
-    )
-    .await;
+    svc.add_task("fj", "ft", "/bin/sh -c 'echo hello-stdout; echo hello-stderr >&2; mkdir -p sub; echo nested > sub/n.txt'", json!({}))
+        .await;
     let t = svc.wait_task_completed("fj", "ft", secs(20)).await;
     assert_eq!(t["executionInfo"]["exitCode"], 0, "{t}");
 
@@ -1540,7 +1553,8 @@ async fn pool_environment_defaults_and_mounts() {
     let svc = Service::start().await;
     // No virtual networks, and custom image ids must be well-formed resource ids.
     let mut bad = linux_pool("net", 0);
-    bad["networkConfiguration"] = json!({"subnetId": "/subscriptions/x/resourceGroups/r/providers/Microsoft.Network/virtualNetworks/v/subnets/s"});
+    bad["networkConfiguration"] =
+        json!({"subnetId": "/subscriptions/x/resourceGroups/r/providers/Microsoft.Network/virtualNetworks/v/subnets/s"});
     let e = svc.post("/pools").json(bad).send().await.expect_error(400, "InvalidPropertyValue");
     assert_eq!(e["values"][0]["value"], "subnetId", "{e}");
     let img = json!({"id": "img", "vmSize": "a", "virtualMachineConfiguration": {"imageReference": {"virtualMachineImageId": "/subscriptions/0/resourceGroups/r/providers/Microsoft.Compute/gallery/G/images/I/versions/v"}, "nodeAgentSKUId": "batch.node.ubuntu 22.04"}});
@@ -1557,7 +1571,10 @@ async fn pool_environment_defaults_and_mounts() {
     let got = svc.get_json("/pools/defaults").await;
     assert_eq!(got["virtualMachineConfiguration"]["dataDisks"][0]["storageAccountType"], "standard_lrs");
     assert_eq!(got["networkConfiguration"]["dynamicVNetAssignmentScope"], "none");
-    assert_eq!(got["networkConfiguration"]["endpointConfiguration"]["inboundNATPools"][0]["networkSecurityGroupRules"][0]["sourcePortRanges"], json!(["*"]));
+    assert_eq!(
+        got["networkConfiguration"]["endpointConfiguration"]["inboundNATPools"][0]["networkSecurityGroupRules"][0]["sourcePortRanges"],
+        json!(["*"])
+    );
 
     // Mounts: accepted, secrets never shown, and Linux nodes report they cannot mount.
     let mut m = linux_pool("mnt", 1);
@@ -1578,7 +1595,8 @@ async fn pool_environment_defaults_and_mounts() {
 async fn auto_pools_live_and_die_with_their_job() {
     let svc = Service::start().await;
     let pool = json!({"vmSize": "STANDARD_A1", "targetDedicatedNodes": 1, "virtualMachineConfiguration": linux_pool("x", 1)["virtualMachineConfiguration"].clone()});
-    let body = json!({"id": "aj", "poolInfo": {"autoPoolSpecification": {"poolLifetimeOption": "job", "autoPoolIdPrefix": "ap", "pool": pool}}});
+    let body =
+        json!({"id": "aj", "poolInfo": {"autoPoolSpecification": {"poolLifetimeOption": "job", "autoPoolIdPrefix": "ap", "pool": pool}}});
     svc.post("/jobs").json(body).send().await.expect_status(201);
     let job = svc.get_json("/jobs/aj").await;
     let pool_id = job["executionInfo"]["poolId"].as_str().expect("an auto pool id").to_string();
@@ -1599,7 +1617,8 @@ async fn auto_pools_live_and_die_with_their_job() {
     assert_eq!(svc.get_json("/jobs/aj").await["executionInfo"]["poolId"], pool_id.as_str());
     // The pool goes when the job completes.
     svc.post("/jobs/aj/terminate").send().await.expect_status(202);
-    poll("auto pool deleted", secs(20), || async { (svc.get(&format!("/pools/{pool_id}")).send().await.status == 404).then_some(()) }).await;
+    poll("auto pool deleted", secs(20), || async { (svc.get(&format!("/pools/{pool_id}")).send().await.status == 404).then_some(()) })
+        .await;
 
     // keepAlive keeps it; jobschedule lifetimes are for job schedules.
     let keep = json!({"id": "kj", "poolInfo": {"autoPoolSpecification": {"poolLifetimeOption": "job", "keepAlive": true, "pool": {"vmSize": "a", "virtualMachineConfiguration": linux_pool("x", 0)["virtualMachineConfiguration"].clone()}}}});
@@ -1633,7 +1652,8 @@ async fn job_preparation_and_release_tasks() {
     assert_eq!(j["jobReleaseTask"]["id"], "jobrelease");
     assert_eq!(j["jobReleaseTask"]["maxWallClockTime"], "PT15M");
     // Tasks see the preparation's directory, which already holds its output.
-    svc.add_task("pj", "t", "/bin/sh -c \"cat $AZ_BATCH_NODE_SHARED_DIR/prep-$AZ_BATCH_JOB_ID.txt; ls $AZ_BATCH_JOB_PREP_DIR\"", json!({})).await;
+    svc.add_task("pj", "t", "/bin/sh -c \"cat $AZ_BATCH_NODE_SHARED_DIR/prep-$AZ_BATCH_JOB_ID.txt; ls $AZ_BATCH_JOB_PREP_DIR\"", json!({}))
+        .await;
     let t = svc.wait_task_completed("pj", "t", secs(20)).await;
     assert_eq!(t["executionInfo"]["exitCode"], 0, "{t}");
     let out = svc.task_file("pj", "t", "stdout.txt").await;
@@ -1643,7 +1663,11 @@ async fn job_preparation_and_release_tasks() {
     assert!(!rows.is_empty(), "{status}");
     let ran = rows.iter().find(|r| r["nodeId"] == t["nodeInfo"]["nodeId"]).expect("the task's node prepared");
     let info = &ran["jobPreparationTaskExecutionInfo"];
-    assert_eq!((info["state"].clone(), info["result"].clone(), info["exitCode"].clone()), (json!("completed"), json!("success"), json!(0)), "{ran}");
+    assert_eq!(
+        (info["state"].clone(), info["result"].clone(), info["exitCode"].clone()),
+        (json!("completed"), json!("success"), json!(0)),
+        "{ran}"
+    );
     assert!(info["taskRootDirectory"].as_str().unwrap().ends_with("job-1/jobpreparation"));
     assert!(ran.get("jobReleaseTaskExecutionInfo").is_none());
     // Terminating runs the release task on the prepared nodes, then the job completes.
@@ -1665,7 +1689,12 @@ async fn job_preparation_and_release_tasks() {
     assert_eq!(r.text(), "released\n");
 
     // A failing preparation task keeps the job's tasks off its nodes.
-    svc.add_job("bad", "p", json!({"jobPreparationTask": {"commandLine": "/bin/sh -c \"exit 9\"", "constraints": {"maxTaskRetryCount": 1}}})).await;
+    svc.add_job(
+        "bad",
+        "p",
+        json!({"jobPreparationTask": {"commandLine": "/bin/sh -c \"exit 9\"", "constraints": {"maxTaskRetryCount": 1}}}),
+    )
+    .await;
     svc.add_task("bad", "never", "/bin/true", json!({})).await;
     poll("preparations failed", secs(20), || async {
         let s = svc.get_json("/jobs/bad/jobpreparationandreleasetaskstatus").await;
@@ -1680,7 +1709,12 @@ async fn job_preparation_and_release_tasks() {
     svc.add_job("nop", "p", json!({"jobPreparationTask": {"commandLine": "/bin/sh -c \"exit 9\"", "waitForSuccess": false}})).await;
     svc.add_task("nop", "runs", "/bin/true", json!({})).await;
     svc.wait_task_completed("nop", "runs", secs(20)).await;
-    let e = svc.post("/jobs").json(json!({"id": "e", "poolInfo": {"poolId": "p"}, "jobReleaseTask": {"commandLine": ""}})).send().await.expect_error(400, "InvalidPropertyValue");
+    let e = svc
+        .post("/jobs")
+        .json(json!({"id": "e", "poolInfo": {"poolId": "p"}, "jobReleaseTask": {"commandLine": ""}}))
+        .send()
+        .await
+        .expect_error(400, "InvalidPropertyValue");
     assert_eq!(e["values"][0]["value"], "jobReleaseTask.commandLine", "{e}");
 }
 

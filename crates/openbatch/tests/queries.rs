@@ -31,7 +31,12 @@ async fn conditional_requests() {
     let patch = json!({"metadata": [{"name": "a", "value": "1"}]});
     svc.patch("/pools/p").header("If-Match", "0x8D00000000000").json(patch.clone()).send().await.expect_error(412, "ConditionNotMet");
     svc.patch("/pools/p").header("If-None-Match", "*").json(patch.clone()).send().await.expect_error(412, "ConditionNotMet");
-    svc.patch("/pools/p").header("If-Unmodified-Since", "Mon, 01 Jan 2001 00:00:00 GMT").json(patch.clone()).send().await.expect_error(412, "ConditionNotMet");
+    svc.patch("/pools/p")
+        .header("If-Unmodified-Since", "Mon, 01 Jan 2001 00:00:00 GMT")
+        .json(patch.clone())
+        .send()
+        .await
+        .expect_error(412, "ConditionNotMet");
     assert_eq!(svc.get("/pools/p").send().await.header("etag").unwrap(), etag, "a refused write changes nothing");
     let r = svc.patch("/pools/p").header("If-Match", &etag).json(patch.clone()).send().await;
     r.expect_status(200);

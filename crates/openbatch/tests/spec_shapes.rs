@@ -14,7 +14,10 @@ struct Spec {
 
 impl Spec {
     fn load(version: &str) -> Spec {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/azure-batch-spec").join(version).join("BatchService.json");
+        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/azure-batch-spec")
+            .join(version)
+            .join("BatchService.json");
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         Spec { doc: serde_json::from_str(&text).unwrap() }
     }
@@ -124,7 +127,12 @@ async fn validate_version(version: &str, pool_body: Value, task_counts_def: Opti
     let svc = Service::start().await;
     svc.post("/pools").api_version(version).json(pool_body).send().await.expect_status(201);
     svc.wait_pool_idle("p", 1, secs(20)).await;
-    svc.post("/jobs").api_version(version).json(json!({"id": "j", "poolInfo": {"poolId": "p"}, "metadata": [{"name": "k", "value": "v"}]})).send().await.expect_status(201);
+    svc.post("/jobs")
+        .api_version(version)
+        .json(json!({"id": "j", "poolInfo": {"poolId": "p"}, "metadata": [{"name": "k", "value": "v"}]}))
+        .send()
+        .await
+        .expect_status(201);
     let r = svc
         .post("/jobs/j/addtaskcollection")
         .api_version(version)

@@ -45,7 +45,8 @@ fn assert_refused_for_version(e: &Value, property: &str, version: &str) {
 async fn pool_node_counts_and_task_slots_use_each_versions_names() {
     let svc = Service::start().await;
     // 2017-01-01.4.0: targetDedicated and maxTasksPerNode.
-    let body = json!({"id": "old", "vmSize": "standard_a1", "targetDedicated": 1, "maxTasksPerNode": 2, "virtualMachineConfiguration": vm()});
+    let body =
+        json!({"id": "old", "vmSize": "standard_a1", "targetDedicated": 1, "maxTasksPerNode": 2, "virtualMachineConfiguration": vm()});
     svc.post("/pools").api_version(V4_0).json(body).send().await.expect_status(201);
     svc.wait_pool_idle("old", 1, secs(20)).await;
     let p = get_at(&svc, "/pools/old", V4_0).await;
@@ -64,19 +65,53 @@ async fn pool_node_counts_and_task_slots_use_each_versions_names() {
     assert_eq!(get_at(&svc, "/pools/old", V12_0).await["taskSlotsPerNode"], 2);
 
     // Each name is refused where its version does not have it.
-    let e = svc.post("/pools").api_version(V4_0).json(json!({"id": "x", "vmSize": "a", "targetDedicatedNodes": 1, "virtualMachineConfiguration": vm()})).send().await.expect_error(400, "InvalidPropertyValue");
+    let e = svc
+        .post("/pools")
+        .api_version(V4_0)
+        .json(json!({"id": "x", "vmSize": "a", "targetDedicatedNodes": 1, "virtualMachineConfiguration": vm()}))
+        .send()
+        .await
+        .expect_error(400, "InvalidPropertyValue");
     assert_refused_for_version(&e, "targetDedicatedNodes", V4_0);
-    let e = svc.post("/pools").json(json!({"id": "x", "vmSize": "a", "targetDedicated": 1, "virtualMachineConfiguration": vm()})).send().await.expect_error(400, "InvalidPropertyValue");
+    let e = svc
+        .post("/pools")
+        .json(json!({"id": "x", "vmSize": "a", "targetDedicated": 1, "virtualMachineConfiguration": vm()}))
+        .send()
+        .await
+        .expect_error(400, "InvalidPropertyValue");
     assert_refused_for_version(&e, "targetDedicated", "2022-10-01.16.0");
-    let e = svc.post("/pools").api_version(V11_0).json(json!({"id": "x", "vmSize": "a", "taskSlotsPerNode": 2, "virtualMachineConfiguration": vm()})).send().await.expect_error(400, "InvalidPropertyValue");
+    let e = svc
+        .post("/pools")
+        .api_version(V11_0)
+        .json(json!({"id": "x", "vmSize": "a", "taskSlotsPerNode": 2, "virtualMachineConfiguration": vm()}))
+        .send()
+        .await
+        .expect_error(400, "InvalidPropertyValue");
     assert_refused_for_version(&e, "taskSlotsPerNode", V11_0);
-    let e = svc.post("/pools").api_version(V12_0).json(json!({"id": "x", "vmSize": "a", "maxTasksPerNode": 2, "virtualMachineConfiguration": vm()})).send().await.expect_error(400, "InvalidPropertyValue");
+    let e = svc
+        .post("/pools")
+        .api_version(V12_0)
+        .json(json!({"id": "x", "vmSize": "a", "maxTasksPerNode": 2, "virtualMachineConfiguration": vm()}))
+        .send()
+        .await
+        .expect_error(400, "InvalidPropertyValue");
     assert_refused_for_version(&e, "maxTasksPerNode", V12_0);
     // 2017-05-01.5.0 (no SDK release) introduced the new names.
     svc.post("/pools").api_version(V5_0).json(json!({"id": "v50", "vmSize": "a", "targetDedicatedNodes": 0, "targetLowPriorityNodes": 0, "virtualMachineConfiguration": vm()})).send().await.expect_status(201);
     // 2021-01-01.13.0 (no SDK release) has 12.0's shapes: taskSlotsPerNode yes, maxParallelTasks (14.0) no.
-    svc.post("/pools").api_version(V13_0).json(json!({"id": "v13", "vmSize": "a", "taskSlotsPerNode": 3, "virtualMachineConfiguration": vm()})).send().await.expect_status(201);
-    let e = svc.post("/jobs").api_version(V13_0).json(json!({"id": "j13", "maxParallelTasks": 2, "poolInfo": {"poolId": "v13"}})).send().await.expect_error(400, "InvalidPropertyValue");
+    svc.post("/pools")
+        .api_version(V13_0)
+        .json(json!({"id": "v13", "vmSize": "a", "taskSlotsPerNode": 3, "virtualMachineConfiguration": vm()}))
+        .send()
+        .await
+        .expect_status(201);
+    let e = svc
+        .post("/jobs")
+        .api_version(V13_0)
+        .json(json!({"id": "j13", "maxParallelTasks": 2, "poolInfo": {"poolId": "v13"}}))
+        .send()
+        .await
+        .expect_error(400, "InvalidPropertyValue");
     assert_refused_for_version(&e, "maxParallelTasks", V13_0);
 
     // Resize with the old name.
@@ -104,7 +139,13 @@ async fn run_elevated_until_2016_and_user_identity_after() {
     let e = svc.post("/jobs/j/tasks").api_version(V4_0).json(b).send().await.expect_error(400, "InvalidPropertyValue");
     assert_refused_for_version(&e, "runElevated", V4_0);
     // userIdentity is refused before 4.0.
-    let e = svc.post("/jobs/j/tasks").api_version(V3_1).json(json!({"id": "u", "commandLine": "/bin/true", "userIdentity": {"autoUser": {"elevationLevel": "admin"}}})).send().await.expect_error(400, "InvalidPropertyValue");
+    let e = svc
+        .post("/jobs/j/tasks")
+        .api_version(V3_1)
+        .json(json!({"id": "u", "commandLine": "/bin/true", "userIdentity": {"autoUser": {"elevationLevel": "admin"}}}))
+        .send()
+        .await
+        .expect_error(400, "InvalidPropertyValue");
     assert_refused_for_version(&e, "userIdentity", V3_1);
 }
 
@@ -112,7 +153,12 @@ async fn run_elevated_until_2016_and_user_identity_after() {
 async fn resize_error_and_scheduling_error_before_2017_05() {
     let svc = Service::start().await;
     // A Windows pool has an allocation error: resizeError (one) up to 4.0, resizeErrors after.
-    svc.post("/pools").api_version(V4_0).json(json!({"id": "win", "vmSize": "a", "targetDedicated": 1, "cloudServiceConfiguration": {"osFamily": "5"}})).send().await.expect_status(201);
+    svc.post("/pools")
+        .api_version(V4_0)
+        .json(json!({"id": "win", "vmSize": "a", "targetDedicated": 1, "cloudServiceConfiguration": {"osFamily": "5"}}))
+        .send()
+        .await
+        .expect_status(201);
     let old = get_at(&svc, "/pools/win", V4_0).await;
     assert_eq!(old["resizeError"]["code"], "AllocationFailed", "{old}");
     assert!(old.get("resizeErrors").is_none());
@@ -141,9 +187,21 @@ async fn resize_error_and_scheduling_error_before_2017_05() {
     assert_eq!(new["executionInfo"]["result"], "failure");
     // exitConditions.schedulingError → preProcessingError is read per version too (exit
     // conditions are then refused as not run yet, naming the canonical property).
-    let e = svc.post("/jobs/j/tasks").api_version(V4_0).json(json!({"id": "ec", "commandLine": "/bin/true", "exitConditions": {"schedulingError": {"jobAction": "none"}}})).send().await.expect_error(400, "InvalidPropertyValue");
+    let e = svc
+        .post("/jobs/j/tasks")
+        .api_version(V4_0)
+        .json(json!({"id": "ec", "commandLine": "/bin/true", "exitConditions": {"schedulingError": {"jobAction": "none"}}}))
+        .send()
+        .await
+        .expect_error(400, "InvalidPropertyValue");
     assert_eq!(e["values"][0]["value"], "exitConditions", "{e}");
-    let e = svc.post("/jobs/j/tasks").api_version(V4_0).json(json!({"id": "ec", "commandLine": "/bin/true", "exitConditions": {"preProcessingError": {"jobAction": "none"}}})).send().await.expect_error(400, "InvalidPropertyValue");
+    let e = svc
+        .post("/jobs/j/tasks")
+        .api_version(V4_0)
+        .json(json!({"id": "ec", "commandLine": "/bin/true", "exitConditions": {"preProcessingError": {"jobAction": "none"}}}))
+        .send()
+        .await
+        .expect_error(400, "InvalidPropertyValue");
     assert_refused_for_version(&e, "exitConditions.preProcessingError", V4_0);
 }
 
@@ -193,8 +251,19 @@ async fn operations_exist_only_in_their_versions() {
     assert_eq!(svc.get("/nodecounts").api_version(V6_0).send().await.status, 404);
     get_at(&svc, "/nodecounts", V6_1).await;
     // Upgrade OS up to 2018-08-01.7.0, with a clear error; gone from 8.0.
-    svc.post("/pools").api_version(V7_0).json(json!({"id": "p", "vmSize": "a", "virtualMachineConfiguration": vm()})).send().await.expect_status(201);
-    let e = svc.post("/pools/p/upgradeos").api_version(V7_0).json(json!({"targetOSVersion": "*"})).send().await.expect_error(409, "OperationInvalidForCurrentState");
+    svc.post("/pools")
+        .api_version(V7_0)
+        .json(json!({"id": "p", "vmSize": "a", "virtualMachineConfiguration": vm()}))
+        .send()
+        .await
+        .expect_status(201);
+    let e = svc
+        .post("/pools/p/upgradeos")
+        .api_version(V7_0)
+        .json(json!({"targetOSVersion": "*"}))
+        .send()
+        .await
+        .expect_error(409, "OperationInvalidForCurrentState");
     assert!(e["message"]["value"].as_str().unwrap().contains("cloudServiceConfiguration"), "{e}");
     assert_eq!(svc.post("/pools/p/upgradeos").json(json!({"targetOSVersion": "*"})).send().await.status, 404);
 }
@@ -205,7 +274,12 @@ async fn defaults_differ_by_version() {
     let st = json!({"commandLine": "/bin/true"});
     // waitForSuccess: false before 2019-08-01.10.0, true from it.
     for (v, id, expect) in [(V9_0, "w9", false), (V10_0, "w10", true)] {
-        svc.post("/pools").api_version(v).json(json!({"id": id, "vmSize": "a", "maxTasksPerNode": 1, "startTask": st, "virtualMachineConfiguration": vm()})).send().await.expect_status(201);
+        svc.post("/pools")
+            .api_version(v)
+            .json(json!({"id": id, "vmSize": "a", "maxTasksPerNode": 1, "startTask": st, "virtualMachineConfiguration": vm()}))
+            .send()
+            .await
+            .expect_status(201);
         let p = svc.get_json(&format!("/pools/{id}")).await;
         assert_eq!(p["startTask"]["waitForSuccess"], expect, "{v}: {p}");
         assert_eq!(p["startTask"]["userIdentity"]["autoUser"]["scope"], "pool", "{v}: {p}");
@@ -214,7 +288,12 @@ async fn defaults_differ_by_version() {
     for (v, id, expect) in [(V6_1, "d61", "none"), (V7_0, "d70", "readwrite")] {
         let mut vmc = vm();
         vmc["dataDisks"] = json!([{"lun": 1, "diskSizeGB": 10}]);
-        svc.post("/pools").api_version(v).json(json!({"id": id, "vmSize": "a", "virtualMachineConfiguration": vmc})).send().await.expect_status(201);
+        svc.post("/pools")
+            .api_version(v)
+            .json(json!({"id": id, "vmSize": "a", "virtualMachineConfiguration": vmc}))
+            .send()
+            .await
+            .expect_status(201);
         let p = svc.get_json(&format!("/pools/{id}")).await;
         assert_eq!(p["virtualMachineConfiguration"]["dataDisks"][0]["caching"], expect, "{v}: {p}");
     }
@@ -233,15 +312,38 @@ async fn versions_without_sdk_releases() {
     let svc = Service::start().await;
     svc.add_pool("p", 0, json!({})).await;
     // 2015-06-01.2.0 has no multi-instance tasks (added in 2015-11-01.2.1).
-    let e = svc.post("/jobs").api_version(V2_0).json(json!({"id": "j0", "poolInfo": {"poolId": "p"}, "usesTaskDependencies": false})).send().await.expect_error(400, "InvalidPropertyValue");
+    let e = svc
+        .post("/jobs")
+        .api_version(V2_0)
+        .json(json!({"id": "j0", "poolInfo": {"poolId": "p"}, "usesTaskDependencies": false}))
+        .send()
+        .await
+        .expect_error(400, "InvalidPropertyValue");
     assert_refused_for_version(&e, "usesTaskDependencies", V2_0);
     svc.post("/jobs").api_version(V2_0).json(json!({"id": "j0", "poolInfo": {"poolId": "p"}})).send().await.expect_status(201);
-    let e = svc.post("/jobs/j0/tasks").api_version(V2_0).json(json!({"id": "m", "commandLine": "/bin/true", "multiInstanceSettings": {"numberOfInstances": 2}})).send().await.expect_error(400, "InvalidPropertyValue");
+    let e = svc
+        .post("/jobs/j0/tasks")
+        .api_version(V2_0)
+        .json(json!({"id": "m", "commandLine": "/bin/true", "multiInstanceSettings": {"numberOfInstances": 2}}))
+        .send()
+        .await
+        .expect_error(400, "InvalidPropertyValue");
     assert_refused_for_version(&e, "multiInstanceSettings", V2_0);
     // 2016-02-01.3.0 has no onAllTasksComplete (added in 2016-07-01.3.1).
-    let e = svc.post("/jobs").api_version(V3_0).json(json!({"id": "j3", "poolInfo": {"poolId": "p"}, "onAllTasksComplete": "terminatejob"})).send().await.expect_error(400, "InvalidPropertyValue");
+    let e = svc
+        .post("/jobs")
+        .api_version(V3_0)
+        .json(json!({"id": "j3", "poolInfo": {"poolId": "p"}, "onAllTasksComplete": "terminatejob"}))
+        .send()
+        .await
+        .expect_error(400, "InvalidPropertyValue");
     assert_refused_for_version(&e, "onAllTasksComplete", V3_0);
-    svc.post("/jobs").api_version(V3_1).json(json!({"id": "j31", "poolInfo": {"poolId": "p"}, "onAllTasksComplete": "noaction"})).send().await.expect_status(201);
+    svc.post("/jobs")
+        .api_version(V3_1)
+        .json(json!({"id": "j31", "poolInfo": {"poolId": "p"}, "onAllTasksComplete": "noaction"}))
+        .send()
+        .await
+        .expect_status(201);
     // Old versions read responses in their own shape: no properties from later versions.
     let j = get_at(&svc, "/jobs/j31", V2_0).await;
     for later in ["onAllTasksComplete", "onTaskFailure", "usesTaskDependencies", "maxParallelTasks", "allowTaskPreemption"] {
@@ -249,14 +351,34 @@ async fn versions_without_sdk_releases() {
     }
     assert_eq!(j["id"], "j31");
     // Enum values are read case-insensitively and checked against the version.
-    svc.post("/pools").json(json!({"id": "pk", "vmSize": "a", "taskSchedulingPolicy": {"nodeFillType": "PACK"}, "virtualMachineConfiguration": vm()})).send().await.expect_status(201);
+    svc.post("/pools")
+        .json(json!({"id": "pk", "vmSize": "a", "taskSchedulingPolicy": {"nodeFillType": "PACK"}, "virtualMachineConfiguration": vm()}))
+        .send()
+        .await
+        .expect_status(201);
     assert_eq!(svc.get_json("/pools/pk").await["taskSchedulingPolicy"]["nodeFillType"], "Pack");
-    let e = svc.post("/pools").json(json!({"id": "pd", "vmSize": "a", "taskSchedulingPolicy": {"nodeFillType": "diagonal"}, "virtualMachineConfiguration": vm()})).send().await.expect_error(400, "InvalidPropertyValue");
+    let e = svc
+        .post("/pools")
+        .json(json!({"id": "pd", "vmSize": "a", "taskSchedulingPolicy": {"nodeFillType": "diagonal"}, "virtualMachineConfiguration": vm()}))
+        .send()
+        .await
+        .expect_error(400, "InvalidPropertyValue");
     assert!(e.to_string().contains("taskSchedulingPolicy.nodeFillType"), "{e}");
     // sshPrivateKey sits on the user account up to 4.0 and under linuxUserConfiguration after.
     let ua = json!([{"name": "u", "password": "pw", "sshPrivateKey": "k"}]);
-    svc.post("/pools").api_version(V4_0).json(json!({"id": "ssh4", "vmSize": "a", "userAccounts": ua, "virtualMachineConfiguration": vm()})).send().await.expect_status(201);
-    let e = svc.post("/pools").api_version(V5_0).json(json!({"id": "ssh5", "vmSize": "a", "userAccounts": ua, "virtualMachineConfiguration": vm()})).send().await.expect_error(400, "InvalidPropertyValue");
+    svc.post("/pools")
+        .api_version(V4_0)
+        .json(json!({"id": "ssh4", "vmSize": "a", "userAccounts": ua, "virtualMachineConfiguration": vm()}))
+        .send()
+        .await
+        .expect_status(201);
+    let e = svc
+        .post("/pools")
+        .api_version(V5_0)
+        .json(json!({"id": "ssh5", "vmSize": "a", "userAccounts": ua, "virtualMachineConfiguration": vm()}))
+        .send()
+        .await
+        .expect_error(400, "InvalidPropertyValue");
     assert_refused_for_version(&e, "userAccounts.sshPrivateKey", V5_0);
     let p = svc.get_json("/pools/ssh4").await;
     assert!(p["userAccounts"][0].get("password").is_none(), "passwords are never shown: {p}");
@@ -276,7 +398,8 @@ async fn multi_instance_resource_file_and_os_version_changes() {
     let e = svc.post("/jobs/j/tasks").api_version(V5_1).json(mi).send().await.expect_error(400, "InvalidPropertyValue");
     assert_eq!(e["values"][0]["value"], "multiInstanceSettings", "before 6.0 the request is well-formed: {e}");
     // 2018-12-01.8.0: ResourceFile.blobSource → httpUrl.
-    let rf = |name: &str| json!({"id": "r", "commandLine": "/bin/true", "resourceFiles": [{name: "http://127.0.0.1:9/x", "filePath": "x"}]});
+    let rf =
+        |name: &str| json!({"id": "r", "commandLine": "/bin/true", "resourceFiles": [{name: "http://127.0.0.1:9/x", "filePath": "x"}]});
     let e = svc.post("/jobs/j/tasks").api_version(V7_0).json(rf("blobSource")).send().await.expect_error(400, "InvalidPropertyValue");
     assert_eq!(e["values"][0]["value"], "resourceFiles", "blobSource is read as httpUrl at 7.0: {e}");
     let e = svc.post("/jobs/j/tasks").api_version(V8_0).json(rf("blobSource")).send().await.expect_error(400, "InvalidPropertyValue");
@@ -284,7 +407,12 @@ async fn multi_instance_resource_file_and_os_version_changes() {
     let e = svc.post("/jobs/j/tasks").api_version(V7_0).json(rf("httpUrl")).send().await.expect_error(400, "InvalidPropertyValue");
     assert_refused_for_version(&e, "resourceFiles.httpUrl", V7_0);
     // 2018-12-01.8.0: CloudServiceConfiguration.targetOSVersion → osVersion.
-    svc.post("/pools").api_version(V7_0).json(json!({"id": "cs", "vmSize": "a", "cloudServiceConfiguration": {"osFamily": "5", "targetOSVersion": "*"}})).send().await.expect_status(201);
+    svc.post("/pools")
+        .api_version(V7_0)
+        .json(json!({"id": "cs", "vmSize": "a", "cloudServiceConfiguration": {"osFamily": "5", "targetOSVersion": "*"}}))
+        .send()
+        .await
+        .expect_status(201);
     let old = get_at(&svc, "/pools/cs", V7_0).await;
     assert_eq!(old["cloudServiceConfiguration"]["targetOSVersion"], "*", "{old}");
     let new = svc.get_json("/pools/cs").await;
@@ -295,7 +423,13 @@ async fn multi_instance_resource_file_and_os_version_changes() {
 #[tokio::test]
 async fn low_priority_nodes_and_operations_openbatch_lacks() {
     let svc = Service::start().await;
-    svc.post("/pools").json(json!({"id": "lp", "vmSize": "a", "targetDedicatedNodes": 1, "targetLowPriorityNodes": 1, "virtualMachineConfiguration": vm()})).send().await.expect_status(201);
+    svc.post("/pools")
+        .json(
+            json!({"id": "lp", "vmSize": "a", "targetDedicatedNodes": 1, "targetLowPriorityNodes": 1, "virtualMachineConfiguration": vm()}),
+        )
+        .send()
+        .await
+        .expect_status(201);
     let nodes = poll("two idle nodes", secs(20), || async {
         let nodes = svc.get_json("/pools/lp/nodes").await["value"].as_array().cloned().unwrap_or_default();
         (nodes.len() == 2 && nodes.iter().all(|n| n["state"] == "idle")).then_some(nodes)

@@ -3,9 +3,9 @@
 //! environment, the command line split into arguments and run without a shell, in its own
 //! process group so a kill or a wall-clock limit ends the whole tree.
 
+use super::protocol::ResourceUsage;
 use super::protocol::{ExecFailure, ExecKind, ExecResult, ExecSpec};
 use std::os::unix::process::CommandExt;
-use super::protocol::ResourceUsage;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
@@ -37,10 +37,7 @@ pub fn exec_dir(kind: &ExecKind) -> String {
 pub const NODE_DIRS: &[&str] = &["applications", "fsmounts", "shared", "startup", "volatile", "volatile/startup", "workitems"];
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 fn failure(code: &str, message: &str, detail: impl Into<String>) -> Option<ExecFailure> {
@@ -104,12 +101,7 @@ pub fn environment(ctx: &NodeContext, spec: &ExecSpec, task_dir: &Path) -> Vec<(
 
 /// Runs `spec` to its end. `started` is called once the process exists; a message on `kill`
 /// ends the process group (reported as `TaskEnded`).
-pub async fn run(
-    ctx: &NodeContext,
-    spec: &ExecSpec,
-    kill: oneshot::Receiver<()>,
-    started: impl FnOnce(i64),
-) -> ExecResult {
+pub async fn run(ctx: &NodeContext, spec: &ExecSpec, kill: oneshot::Receiver<()>, started: impl FnOnce(i64)) -> ExecResult {
     let mut result = ExecResult {
         kind: spec.kind.clone(),
         dispatch_id: spec.dispatch_id,
@@ -124,10 +116,7 @@ pub async fn run(
     let files = (|| -> std::io::Result<(std::fs::File, std::fs::File)> {
         std::fs::create_dir_all(&wd)?;
         std::fs::create_dir_all(task_dir.join("certs"))?;
-        Ok((
-            std::fs::File::create(task_dir.join("stdout.txt"))?,
-            std::fs::File::create(task_dir.join("stderr.txt"))?,
-        ))
+        Ok((std::fs::File::create(task_dir.join("stdout.txt"))?, std::fs::File::create(task_dir.join("stderr.txt"))?))
     })();
     let (stdout, stderr) = match files {
         Ok(f) => f,
@@ -145,7 +134,11 @@ pub async fn run(
             return result;
         }
         Err(e) => {
-            result.failure = failure("CommandLaunchFailed", "Failed to launch the specified command line", format!("The command line cannot be split into arguments: {e}"));
+            result.failure = failure(
+                "CommandLaunchFailed",
+                "Failed to launch the specified command line",
+                format!("The command line cannot be split into arguments: {e}"),
+            );
             result.ended_ms = now_ms();
             return result;
         }
@@ -221,10 +214,18 @@ pub async fn run(
             result.usage = Some(usage);
         }
         Ok(Err(e)) => {
-            result.failure.get_or_insert(ExecFailure { code: "Unknown".into(), message: "The task process could not be waited for".into(), detail: e.to_string() });
+            result.failure.get_or_insert(ExecFailure {
+                code: "Unknown".into(),
+                message: "The task process could not be waited for".into(),
+                detail: e.to_string(),
+            });
         }
         Err(e) => {
-            result.failure.get_or_insert(ExecFailure { code: "Unknown".into(), message: "The task process could not be waited for".into(), detail: e.to_string() });
+            result.failure.get_or_insert(ExecFailure {
+                code: "Unknown".into(),
+                message: "The task process could not be waited for".into(),
+                detail: e.to_string(),
+            });
         }
     }
     result

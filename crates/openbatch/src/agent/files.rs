@@ -132,7 +132,10 @@ mod tests {
         let FileReply::Entries { entries } = handle(root, &FileOp::List { path: "t".into(), recursive: true }) else { panic!() };
         let names: Vec<_> = entries.iter().map(|e| (e.name.as_str(), e.is_directory)).collect();
         assert_eq!(names, vec![("stdout.txt", false), ("wd", true)]);
-        let FileReply::Data { data, total_size } = handle(root, &FileOp::Read { path: "t/stdout.txt".into(), start: 2, end: Some(5) }) else { panic!() };
+        let FileReply::Data { data, total_size } = handle(root, &FileOp::Read { path: "t/stdout.txt".into(), start: 2, end: Some(5) })
+        else {
+            panic!()
+        };
         assert_eq!(base64::engine::general_purpose::STANDARD.decode(data).unwrap(), b"234");
         assert_eq!(total_size, 10);
         assert_eq!(handle(root, &FileOp::Read { path: "t/wd".into(), start: 0, end: None }), FileReply::IsDirectory);

@@ -122,15 +122,24 @@ pub struct FileEntry {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "result", rename_all = "camelCase")]
 pub enum FileReply {
-    Entries { entries: Vec<FileEntry> },
-    Entry { entry: FileEntry },
+    Entries {
+        entries: Vec<FileEntry>,
+    },
+    Entry {
+        entry: FileEntry,
+    },
     /// Base64 bytes, and the file's total size.
-    Data { data: String, total_size: u64 },
+    Data {
+        data: String,
+        total_size: u64,
+    },
     Deleted,
     NotFound,
     /// The path names a directory where a file was expected (or the reverse).
     IsDirectory,
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }
 
 /// Messages from the service to an agent.

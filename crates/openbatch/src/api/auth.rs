@@ -56,13 +56,7 @@ impl AccountKey {
     /// Errors: no header → 400 `MissingRequiredHeader` (HeaderName Authorization); a header that
     /// is not `SharedKey account:signature` → 400 `InvalidAuthenticationInfo`; another account
     /// or a wrong signature → 403 `AuthenticationFailed`.
-    pub fn verify(
-        &self,
-        method: &Method,
-        raw_path: &str,
-        raw_query: Option<&str>,
-        headers: &HeaderMap,
-    ) -> Result<(), BatchError> {
+    pub fn verify(&self, method: &Method, raw_path: &str, raw_query: Option<&str>, headers: &HeaderMap) -> Result<(), BatchError> {
         let Some(auth) = headers.get("authorization") else {
             return Err(BatchError::new(
                 StatusCode::BAD_REQUEST,
@@ -72,9 +66,7 @@ impl AccountKey {
             .with("HeaderName", "Authorization"));
         };
         let auth = auth.to_str().unwrap_or_default();
-        let Some((account, signature)) =
-            auth.strip_prefix("SharedKey ").and_then(|rest| rest.trim().split_once(':'))
-        else {
+        let Some((account, signature)) = auth.strip_prefix("SharedKey ").and_then(|rest| rest.trim().split_once(':')) else {
             return Err(BatchError::new(
                 StatusCode::BAD_REQUEST,
                 "InvalidAuthenticationInfo",
@@ -115,9 +107,7 @@ pub fn string_to_sign_variants(
     headers: &HeaderMap,
     account: &str,
 ) -> Vec<String> {
-    let header = |name: &str| -> String {
-        headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string()
-    };
+    let header = |name: &str| -> String { headers.get(name).and_then(|v| v.to_str().ok()).unwrap_or("").to_string() };
     let content_length = header("content-length");
     let mut lengths = vec![content_length.clone()];
     if content_length == "0" {
@@ -149,16 +139,9 @@ pub fn string_to_sign_variants(
             }
             s.push_str(len);
             s.push('\n');
-            for name in [
-                "content-md5",
-                "content-type",
-                "date",
-                "if-modified-since",
-                "if-match",
-                "if-none-match",
-                "if-unmodified-since",
-                "range",
-            ] {
+            for name in
+                ["content-md5", "content-type", "date", "if-modified-since", "if-match", "if-none-match", "if-unmodified-since", "range"]
+            {
                 s.push_str(&header(name));
                 s.push('\n');
             }

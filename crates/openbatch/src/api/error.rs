@@ -45,20 +45,12 @@ impl BatchError {
 
     /// 404 `<Kind>NotFound`, e.g. `PoolNotFound`: "The specified pool does not exist."
     pub fn not_found(kind: ResourceKind) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            &format!("{}NotFound", kind.code_name()),
-            format!("The specified {} does not exist.", kind.noun()),
-        )
+        Self::new(StatusCode::NOT_FOUND, &format!("{}NotFound", kind.code_name()), format!("The specified {} does not exist.", kind.noun()))
     }
 
     /// 409 `<Kind>Exists`, e.g. `JobExists`: "The specified job already exists."
     pub fn exists(kind: ResourceKind) -> Self {
-        Self::new(
-            StatusCode::CONFLICT,
-            &format!("{}Exists", kind.code_name()),
-            format!("The specified {} already exists.", kind.noun()),
-        )
+        Self::new(StatusCode::CONFLICT, &format!("{}Exists", kind.code_name()), format!("The specified {} already exists.", kind.noun()))
     }
 
     /// 409 `<Kind>BeingDeleted`, e.g. `PoolBeingDeleted`.
@@ -72,12 +64,8 @@ impl BatchError {
 
     /// 400 `MissingRequiredProperty` naming the property (JSON path in the body).
     pub fn missing_property(name: &str) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "MissingRequiredProperty",
-            "A required property was not specified in the request body.",
-        )
-        .with("PropertyName", name)
+        Self::new(StatusCode::BAD_REQUEST, "MissingRequiredProperty", "A required property was not specified in the request body.")
+            .with("PropertyName", name)
     }
 
     /// 400 `InvalidPropertyValue` naming the property, the value and the reason.
@@ -103,23 +91,15 @@ impl BatchError {
 
     /// 400 `InvalidRequestBody`: the body is not valid JSON or has the wrong shape.
     pub fn invalid_body(reason: impl Into<String>) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidRequestBody",
-            "The specified Request Body is not syntactically valid.",
-        )
-        .with("Reason", reason)
+        Self::new(StatusCode::BAD_REQUEST, "InvalidRequestBody", "The specified Request Body is not syntactically valid.")
+            .with("Reason", reason)
     }
 
     /// 400 `InvalidHeaderValue` naming the header.
     pub fn invalid_header(name: &str, value: &str) -> Self {
-        Self::new(
-            StatusCode::BAD_REQUEST,
-            "InvalidHeaderValue",
-            "The value for one of the HTTP headers is not in the correct format.",
-        )
-        .with("HeaderName", name)
-        .with("HeaderValue", value)
+        Self::new(StatusCode::BAD_REQUEST, "InvalidHeaderValue", "The value for one of the HTTP headers is not in the correct format.")
+            .with("HeaderName", name)
+            .with("HeaderValue", value)
     }
 
     /// 400 `InvalidQueryParameterValue` naming the parameter, its value and the reason.
@@ -136,12 +116,7 @@ impl BatchError {
 
     /// 404 `InvalidUri`-style answer for a path that names no operation of this api-version.
     pub fn unknown_path(path: &str) -> Self {
-        Self::new(
-            StatusCode::NOT_FOUND,
-            "ResourceNotFound",
-            "The specified resource does not exist.",
-        )
-        .with("Path", path)
+        Self::new(StatusCode::NOT_FOUND, "ResourceNotFound", "The specified resource does not exist.").with("Path", path)
     }
 
     /// 501 `NotImplemented`: an operation the caller's api-version has, that openbatch does not
@@ -157,12 +132,8 @@ impl BatchError {
 
     /// 405 for a known path with a method it does not take.
     pub fn method_not_allowed(method: &str) -> Self {
-        Self::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "UnsupportedHttpVerb",
-            "The resource doesn't support the specified HTTP verb.",
-        )
-        .with("HttpVerb", method)
+        Self::new(StatusCode::METHOD_NOT_ALLOWED, "UnsupportedHttpVerb", "The resource doesn't support the specified HTTP verb.")
+            .with("HttpVerb", method)
     }
 
     /// 413 `RequestBodyTooLarge`.
@@ -213,9 +184,7 @@ impl BatchError {
             },
         });
         if !self.values.is_empty() {
-            body["values"] = Value::Array(
-                self.values.iter().map(|(k, v)| json!({"key": k, "value": v})).collect(),
-            );
+            body["values"] = Value::Array(self.values.iter().map(|(k, v)| json!({"key": k, "value": v})).collect());
         }
         body
     }

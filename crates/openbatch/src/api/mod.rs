@@ -79,11 +79,16 @@ impl Ctx {
         use crate::model::time::{etag_for, parse_http_date};
         let etag = etag_for(t);
         let header = |name: &str| self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-        let matches = |list: &str| list.split(',').map(|e| e.trim().trim_start_matches("W/").trim_matches('"')).any(|e| e == "*" || e == etag);
+        let matches =
+            |list: &str| list.split(',').map(|e| e.trim().trim_start_matches("W/").trim_matches('"')).any(|e| e == "*" || e == etag);
         let seconds = t.timestamp();
         let not_modified = || -> BatchError {
             if read {
-                BatchError::new(StatusCode::NOT_MODIFIED, "ConditionNotMet", "The condition specified using HTTP conditional header(s) is not met.")
+                BatchError::new(
+                    StatusCode::NOT_MODIFIED,
+                    "ConditionNotMet",
+                    "The condition specified using HTTP conditional header(s) is not met.",
+                )
             } else {
                 BatchError::condition_not_met()
             }
@@ -153,10 +158,21 @@ async fn dispatch(State(app): State<Arc<App>>, method: Method, uri: Uri, headers
                 _ => e,
             }
         })?;
-        let ctx = Ctx { version, base: base.clone(), query, headers, path: uri.path().to_string(), raw_query: uri.query().unwrap_or("").to_string() };
+        let ctx = Ctx {
+            version,
+            base: base.clone(),
+            query,
+            headers,
+            path: uri.path().to_string(),
+            raw_query: uri.query().unwrap_or("").to_string(),
+        };
         let limit = handlers::timeout(&ctx)?;
         tokio::time::timeout(limit, handlers::handle(&app, op, &ctx, &body)).await.unwrap_or_else(|_| {
-            Err(BatchError::new(StatusCode::INTERNAL_SERVER_ERROR, "OperationTimedOut", "The operation could not be completed within the specified time."))
+            Err(BatchError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "OperationTimedOut",
+                "The operation could not be completed within the specified time.",
+            ))
         })
     }
     .await;
@@ -236,7 +252,8 @@ pub fn parse_value<T: serde::de::DeserializeOwned>(value: serde_json::Value) -> 
             return BatchError::missing_property(&full);
         }
         if let Some(field) = msg.strip_prefix("unknown field `").and_then(|r| r.split('`').next()) {
-            let full = if path == "." || path.ends_with(field) { path.trim_start_matches('.').to_string() } else { format!("{path}.{field}") };
+            let full =
+                if path == "." || path.ends_with(field) { path.trim_start_matches('.').to_string() } else { format!("{path}.{field}") };
             let name = if full.is_empty() { field.to_string() } else { full };
             return BatchError::new(
                 StatusCode::BAD_REQUEST,

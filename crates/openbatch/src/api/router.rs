@@ -172,9 +172,12 @@ fn match_op(m: &str, s: &[&str]) -> Option<Operation> {
         ("GET", ["pools", p, "nodes"]) => Operation::NodeList(p.to_string()),
         ("GET", ["pools", p, "nodes", n]) => Operation::NodeGet(p.to_string(), n.to_string()),
         ("GET", ["pools", p, "nodes", n, "files"]) => Operation::FileListFromNode(p.to_string(), n.to_string()),
-        (_, ["pools", p, "nodes", n, "files", rest @ ..]) if !rest.is_empty() && file_method(m).is_some() => {
-            Operation::FileFromNode { pool: p.to_string(), node: n.to_string(), path: rest.join("/"), method: file_method(m).unwrap_or(FileMethod::Get) }
-        }
+        (_, ["pools", p, "nodes", n, "files", rest @ ..]) if !rest.is_empty() && file_method(m).is_some() => Operation::FileFromNode {
+            pool: p.to_string(),
+            node: n.to_string(),
+            path: rest.join("/"),
+            method: file_method(m).unwrap_or(FileMethod::Get),
+        },
         ("POST", ["jobs"]) => Operation::JobAdd,
         ("GET", ["jobs"]) => Operation::JobList,
         ("GET", ["jobs", j]) => Operation::JobGet(j.to_string()),
@@ -194,9 +197,12 @@ fn match_op(m: &str, s: &[&str]) -> Option<Operation> {
         ("DELETE", ["jobs", j, "tasks", t]) => Operation::TaskDelete(j.to_string(), t.to_string()),
         ("POST", ["jobs", j, "tasks", t, "terminate"]) => Operation::TaskTerminate(j.to_string(), t.to_string()),
         ("GET", ["jobs", j, "tasks", t, "files"]) => Operation::FileListFromTask(j.to_string(), t.to_string()),
-        (_, ["jobs", j, "tasks", t, "files", rest @ ..]) if !rest.is_empty() && file_method(m).is_some() => {
-            Operation::FileFromTask { job: j.to_string(), task: t.to_string(), path: rest.join("/"), method: file_method(m).unwrap_or(FileMethod::Get) }
-        }
+        (_, ["jobs", j, "tasks", t, "files", rest @ ..]) if !rest.is_empty() && file_method(m).is_some() => Operation::FileFromTask {
+            job: j.to_string(),
+            task: t.to_string(),
+            path: rest.join("/"),
+            method: file_method(m).unwrap_or(FileMethod::Get),
+        },
         _ => return None,
     };
     Some(op)
@@ -216,7 +222,12 @@ mod tests {
         );
         assert_eq!(
             route(&Method::HEAD, "/pools/p/nodes/n/files/workitems/j/job-1/t/stdout.txt").unwrap(),
-            Operation::FileFromNode { pool: "p".into(), node: "n".into(), path: "workitems/j/job-1/t/stdout.txt".into(), method: FileMethod::Head }
+            Operation::FileFromNode {
+                pool: "p".into(),
+                node: "n".into(),
+                path: "workitems/j/job-1/t/stdout.txt".into(),
+                method: FileMethod::Head
+            }
         );
         assert_eq!(route(&Method::PUT, "/pools").unwrap_err().code, "UnsupportedHttpVerb");
         assert_eq!(route(&Method::GET, "/nothing/here").unwrap_err().status.as_u16(), 404);

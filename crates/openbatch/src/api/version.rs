@@ -96,9 +96,7 @@ fn is_well_formed(v: &str) -> bool {
         return false;
     }
     let date: Vec<&str> = parts[0].split('-').collect();
-    let digits = |s: &str, n: Option<usize>| {
-        !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) && n.map_or(true, |n| s.len() == n)
-    };
+    let digits = |s: &str, n: Option<usize>| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) && n.map_or(true, |n| s.len() == n);
     date.len() == 3
         && digits(date[0], Some(4))
         && digits(date[1], Some(2))

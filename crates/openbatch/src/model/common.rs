@@ -117,10 +117,7 @@ impl UserIdentity {
 
     /// True when the task runs elevated (an admin auto-user).
     pub fn is_admin(&self) -> bool {
-        self.auto_user
-            .as_ref()
-            .and_then(|a| a.elevation_level)
-            .is_some_and(|l| l == ElevationLevel::Admin)
+        self.auto_user.as_ref().and_then(|a| a.elevation_level).is_some_and(|l| l == ElevationLevel::Admin)
     }
 
     /// The user name tasks see in `AZ_BATCH_TASK_USER` style descriptions.

@@ -386,6 +386,18 @@ impl JobLifetimeStats {
 
     /// Empty statistics starting now.
     pub fn new(now: Timestamp) -> Self {
-        JobLifetimeStats { start_time: now, last_update_time: now, user_cpu_ms: 0, kernel_cpu_ms: 0, wall_clock_ms: 0, wait_ms: 0, read_blocks: 0, write_blocks: 0, succeeded: 0, failed: 0, retries: 0 }
+        JobLifetimeStats {
+            start_time: now,
+            last_update_time: now,
+            user_cpu_ms: 0,
+            kernel_cpu_ms: 0,
+            wall_clock_ms: 0,
+            wait_ms: 0,
+            read_blocks: 0,
+            write_blocks: 0,
+            succeeded: 0,
+            failed: 0,
+            retries: 0,
+        }
     }
 }

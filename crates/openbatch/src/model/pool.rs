@@ -278,7 +278,11 @@ impl PoolSpec {
     /// Errors: `(property, value, reason)` for a 400 `InvalidPropertyValue`.
     pub fn check_environment(&self) -> Result<(), (&'static str, String, String)> {
         if let Some(subnet) = self.network_configuration.as_ref().and_then(|n| n.get("subnetId")).and_then(Value::as_str) {
-            return Err(("subnetId", subnet.to_string(), "openbatch has no virtual networks: compute nodes run on this machine's network, so a subnetId cannot be used.".into()));
+            return Err((
+                "subnetId",
+                subnet.to_string(),
+                "openbatch has no virtual networks: compute nodes run on this machine's network, so a subnetId cannot be used.".into(),
+            ));
         }
         if let Some(id) = self.virtual_machine_configuration.as_ref().and_then(|v| v.image_reference.virtual_machine_image_id.as_deref()) {
             if !is_image_resource_id(id) {
@@ -302,7 +306,8 @@ fn is_image_resource_id(id: &str) -> bool {
         && p[2].eq_ignore_ascii_case("resourceGroups")
         && p[4].eq_ignore_ascii_case("providers")
         && p[5].eq_ignore_ascii_case("Microsoft.Compute");
-    let named = |i: usize, word: &str| p.get(i).is_some_and(|s| s.eq_ignore_ascii_case(word)) && p.get(i + 1).is_some_and(|s| !s.is_empty());
+    let named =
+        |i: usize, word: &str| p.get(i).is_some_and(|s| s.eq_ignore_ascii_case(word)) && p.get(i + 1).is_some_and(|s| !s.is_empty());
     head && match p.len() {
         8 => named(6, "images"),
         10 => named(6, "galleries") && named(8, "images"),

@@ -35,10 +35,7 @@ impl Clock {
             if ticks <= last {
                 ticks = last + 1;
             }
-            if LAST_TICKS
-                .compare_exchange(last, ticks, Ordering::SeqCst, Ordering::SeqCst)
-                .is_ok()
-            {
+            if LAST_TICKS.compare_exchange(last, ticks, Ordering::SeqCst, Ordering::SeqCst).is_ok() {
                 return from_ticks(ticks);
             }
         }
@@ -98,9 +95,7 @@ pub mod ts {
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Timestamp, D::Error> {
         let s = String::deserialize(d)?;
-        DateTime::parse_from_rfc3339(&s)
-            .map(|t| t.with_timezone(&Utc))
-            .map_err(serde::de::Error::custom)
+        DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(serde::de::Error::custom)
     }
 }
 
@@ -115,12 +110,7 @@ pub mod ts_opt {
     }
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Timestamp>, D::Error> {
         let s = Option::<String>::deserialize(d)?;
-        s.map(|s| {
-            DateTime::parse_from_rfc3339(&s)
-                .map(|t| t.with_timezone(&Utc))
-                .map_err(serde::de::Error::custom)
-        })
-        .transpose()
+        s.map(|s| DateTime::parse_from_rfc3339(&s).map(|t| t.with_timezone(&Utc)).map_err(serde::de::Error::custom)).transpose()
     }
 }
 
@@ -172,10 +162,7 @@ pub fn parse_duration(s: &str) -> Option<IsoDuration> {
             None
         }
     };
-    parse_part(
-        date,
-        &[('Y', 365.0 * 86400.0), ('M', 30.0 * 86400.0), ('W', 7.0 * 86400.0), ('D', 86400.0)],
-    )?;
+    parse_part(date, &[('Y', 365.0 * 86400.0), ('M', 30.0 * 86400.0), ('W', 7.0 * 86400.0), ('D', 86400.0)])?;
     if let Some(t) = time {
         parse_part(t, &[('H', 3600.0), ('M', 60.0), ('S', 1.0)])?;
     }

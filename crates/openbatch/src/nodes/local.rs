@@ -34,10 +34,8 @@ impl LocalProvider {
     pub fn spawn(&self, pool_id: &str, node_id: &str, token: &str) -> std::io::Result<u32> {
         let root = self.node_root(pool_id, node_id);
         std::fs::create_dir_all(&root)?;
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.pool_dir(pool_id).join(format!("{node_id}.agent.log")))?;
+        let log =
+            std::fs::OpenOptions::new().create(true).append(true).open(self.pool_dir(pool_id).join(format!("{node_id}.agent.log")))?;
         let mut child = tokio::process::Command::new(&self.exe)
             .arg("agent")
             .arg("--service-url")

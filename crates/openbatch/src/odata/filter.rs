@@ -54,8 +54,7 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use winnow::ascii::Caseless;
 use winnow::combinator::{
-    alt, cut_err, delimited, eof, fail, not as not_followed_by, opt, peek, preceded, repeat, separated_foldl1,
-    terminated,
+    alt, cut_err, delimited, eof, fail, not as not_followed_by, opt, peek, preceded, repeat, separated_foldl1, terminated,
 };
 use winnow::error::{ContextError, ErrMode, StrContext, StrContextValue};
 use winnow::prelude::*;
@@ -251,12 +250,8 @@ fn kw<'i>(word: &'static str) -> impl Parser<&'i str, &'i str, ErrMode<ContextEr
 fn parse_spanned(input: &str) -> Result<(Filter, Vec<(usize, usize)>), FilterError> {
     let cx = Cx { src: input, conditions: Cell::new(0), spans: RefCell::new(Vec::new()) };
     let mut rest = input;
-    let r = delimited(
-        ws,
-        |i: &mut &str| or_expr(&cx, 0, i),
-        (ws, eof.context(expected("`and`, `or` or the end of the filter"))),
-    )
-    .parse_next(&mut rest);
+    let r = delimited(ws, |i: &mut &str| or_expr(&cx, 0, i), (ws, eof.context(expected("`and`, `or` or the end of the filter"))))
+        .parse_next(&mut rest);
     match r {
         Ok(f) => Ok((f, cx.spans.into_inner())),
         Err(e) => {
@@ -318,35 +313,22 @@ fn found(rest: &str) -> String {
 }
 
 fn or_expr(cx: &Cx, depth: usize, i: &mut &str) -> PResult<Filter> {
-    separated_foldl1(
-        |i: &mut &str| and_expr(cx, depth, i),
-        (ws, kw("or"), ws),
-        |l, _, r| Filter::Or(Box::new(l), Box::new(r)),
-    )
-    .parse_next(i)
+    separated_foldl1(|i: &mut &str| and_expr(cx, depth, i), (ws, kw("or"), ws), |l, _, r| Filter::Or(Box::new(l), Box::new(r)))
+        .parse_next(i)
 }
 
 fn and_expr(cx: &Cx, depth: usize, i: &mut &str) -> PResult<Filter> {
-    separated_foldl1(
-        |i: &mut &str| unary(cx, depth, i),
-        (ws, kw("and"), ws),
-        |l, _, r| Filter::And(Box::new(l), Box::new(r)),
-    )
-    .parse_next(i)
+    separated_foldl1(|i: &mut &str| unary(cx, depth, i), (ws, kw("and"), ws), |l, _, r| Filter::And(Box::new(l), Box::new(r))).parse_next(i)
 }
 
 fn too_deep(i: &mut &str) -> PResult<Filter> {
-    cut_err(fail.context(StrContext::Label("filter nested too deeply (more than 64 levels of `not` and parentheses)")))
-        .parse_next(i)
+    cut_err(fail.context(StrContext::Label("filter nested too deeply (more than 64 levels of `not` and parentheses)"))).parse_next(i)
 }
 
 fn unary(cx: &Cx, depth: usize, i: &mut &str) -> PResult<Filter> {
     alt((
-        preceded(
-            (kw("not"), ws),
-            cut_err(|i: &mut &str| if depth >= MAX_NESTING { too_deep(i) } else { unary(cx, depth + 1, i) }),
-        )
-        .map(|f| Filter::Not(Box::new(f))),
+        preceded((kw("not"), ws), cut_err(|i: &mut &str| if depth >= MAX_NESTING { too_deep(i) } else { unary(cx, depth + 1, i) }))
+            .map(|f| Filter::Not(Box::new(f))),
         |i: &mut &str| primary(cx, depth, i),
     ))
     .parse_next(i)
@@ -371,8 +353,7 @@ fn paren(cx: &Cx, depth: usize, i: &mut &str) -> PResult<Filter> {
             if depth >= MAX_NESTING {
                 return too_deep(i);
             }
-            terminated(|i: &mut &str| or_expr(cx, depth + 1, i), (ws, ')'.context(expected("`and`, `or` or `)`"))))
-                .parse_next(i)
+            terminated(|i: &mut &str| or_expr(cx, depth + 1, i), (ws, ')'.context(expected("`and`, `or` or `)`")))).parse_next(i)
         }),
     )
     .parse_next(i)
@@ -400,9 +381,7 @@ fn path(i: &mut &str) -> PResult<Vec<String>> {
     // `and`/`or`/`not` are reserved: `a eq 1 and or` fails at `or`, not after it.
     let first = name.verify(|n: &str| !["and", "or", "not"].iter().any(|k| n.eq_ignore_ascii_case(k)));
     (first, repeat(0.., preceded('/', cut_err(name.context(expected("a property name after `/`"))))))
-        .map(|(first, rest): (&str, Vec<&str>)| {
-            std::iter::once(first).chain(rest).map(str::to_string).collect()
-        })
+        .map(|(first, rest): (&str, Vec<&str>)| std::iter::once(first).chain(rest).map(str::to_string).collect())
         .parse_next(i)
 }
 
@@ -419,13 +398,7 @@ fn cmp_op(i: &mut &str) -> PResult<CmpOp> {
 }
 
 fn comparison(i: &mut &str) -> PResult<Filter> {
-    (
-        path,
-        ws,
-        cut_err(alt((cmp_op, fail.context(expected("a comparison operator (eq, ne, gt, ge, lt, le)"))))),
-        ws,
-        cut_err(literal_value),
-    )
+    (path, ws, cut_err(alt((cmp_op, fail.context(expected("a comparison operator (eq, ne, gt, ge, lt, le)"))))), ws, cut_err(literal_value))
         .map(|(path, _, op, _, value)| Filter::Compare { path, op, value })
         .parse_next(i)
 }
@@ -452,14 +425,10 @@ fn startswith(i: &mut &str) -> PResult<Filter> {
     if !matches!(op, CmpOp::Eq | CmpOp::Ne) {
         i.reset(&before);
         ws(i)?;
-        return cut_err(fail.context(StrContext::Label("startswith(…) can only be compared with `eq` or `ne`")))
-            .parse_next(i);
+        return cut_err(fail.context(StrContext::Label("startswith(…) can only be compared with `eq` or `ne`"))).parse_next(i);
     }
-    let b = cut_err(preceded(
-        ws,
-        alt((kw("true").value(true), kw("false").value(false), fail.context(expected("`true` or `false`")))),
-    ))
-    .parse_next(i)?;
+    let b = cut_err(preceded(ws, alt((kw("true").value(true), kw("false").value(false), fail.context(expected("`true` or `false`"))))))
+        .parse_next(i)?;
     Ok(if b == (op == CmpOp::Eq) { f } else { Filter::Not(Box::new(f)) })
 }
 
@@ -480,11 +449,10 @@ fn string_lit(i: &mut &str) -> PResult<String> {
     preceded(
         '\'',
         cut_err(terminated(
-            repeat(0.., alt((take_while(1.., |c: char| c != '\''), "''".value("'"))))
-                .fold(String::new, |mut acc: String, s: &str| {
-                    acc.push_str(s);
-                    acc
-                }),
+            repeat(0.., alt((take_while(1.., |c: char| c != '\''), "''".value("'")))).fold(String::new, |mut acc: String, s: &str| {
+                acc.push_str(s);
+                acc
+            }),
             '\''.context(expected("a closing `'`")),
         )),
     )

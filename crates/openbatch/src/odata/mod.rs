@@ -20,6 +20,6 @@
 pub mod filter;
 
 pub use filter::{
-    check, eval, fold_cmp, fold_starts_with, parse, parse_datetime, parse_for, pushdown, CmpOp, Filter, FilterError, IdBound, IdCond, ListKind, Literal, TimeRange,
-    Prop, PropOp, PropType, Pushdown,
+    check, eval, fold_cmp, fold_starts_with, parse, parse_datetime, parse_for, pushdown, CmpOp, Filter, FilterError, IdBound, IdCond,
+    ListKind, Literal, Prop, PropOp, PropType, Pushdown, TimeRange,
 };

@@ -106,11 +106,7 @@ impl Core {
 
     /// A pool appears or changes its slots per node or fill type.
     pub fn upsert_pool(&mut self, pool_id: &str, slots_per_node: u32, fill: NodeFillType) {
-        let p = self.pools.entry(pool_id.to_string()).or_insert_with(|| PoolSched {
-            slots_per_node,
-            fill,
-            nodes: BTreeMap::new(),
-        });
+        let p = self.pools.entry(pool_id.to_string()).or_insert_with(|| PoolSched { slots_per_node, fill, nodes: BTreeMap::new() });
         p.slots_per_node = slots_per_node;
         p.fill = fill;
     }
@@ -118,8 +114,7 @@ impl Core {
     /// A pool is gone; its nodes and placements with it (the driver has requeued tasks).
     pub fn remove_pool(&mut self, pool_id: &str) {
         self.pools.remove(pool_id);
-        let gone: Vec<TaskKey> =
-            self.placed.iter().filter(|(_, p)| p.pool_id == pool_id).map(|(k, _)| k.clone()).collect();
+        let gone: Vec<TaskKey> = self.placed.iter().filter(|(_, p)| p.pool_id == pool_id).map(|(k, _)| k.clone()).collect();
         for k in gone {
             self.finish_task(&k.0, &k.1);
         }
@@ -140,12 +135,8 @@ impl Core {
             p.nodes.remove(node_id);
         }
         self.prep.retain(|(_, n), _| n != node_id);
-        let gone: Vec<TaskKey> = self
-            .placed
-            .iter()
-            .filter(|(_, p)| p.pool_id == pool_id && p.node_id == node_id)
-            .map(|(k, _)| k.clone())
-            .collect();
+        let gone: Vec<TaskKey> =
+            self.placed.iter().filter(|(_, p)| p.pool_id == pool_id && p.node_id == node_id).map(|(k, _)| k.clone()).collect();
         for k in &gone {
             self.finish_task(&k.0, &k.1);
         }
@@ -155,7 +146,15 @@ impl Core {
     /// A job appears or changes: its pool, priority, whether its tasks may be scheduled now
     /// (active, not disabled or terminating), its `maxParallelTasks` (-1 = no cap) and, when
     /// it has a preparation task, whether its tasks wait for that task's success.
-    pub fn upsert_job(&mut self, job_id: &str, pool_id: Option<&str>, priority: i32, schedulable: bool, max_parallel: i32, prep: Option<bool>) {
+    pub fn upsert_job(
+        &mut self,
+        job_id: &str,
+        pool_id: Option<&str>,
+        priority: i32,
+        schedulable: bool,
+        max_parallel: i32,
+        prep: Option<bool>,
+    ) {
         let order = self.next_order;
         let j = self.jobs.entry(job_id.to_string()).or_insert_with(|| JobSched {
             pool_id: None,
@@ -260,18 +259,12 @@ impl Core {
 
     /// Where a task runs, if it is placed.
     pub fn placement(&self, job_id: &str, task_id: &str) -> Option<(&str, &str)> {
-        self.placed
-            .get(&(job_id.to_string(), task_id.to_string()))
-            .map(|p| (p.pool_id.as_str(), p.node_id.as_str()))
+        self.placed.get(&(job_id.to_string(), task_id.to_string())).map(|p| (p.pool_id.as_str(), p.node_id.as_str()))
     }
 
     /// Tasks placed on a node.
     pub fn tasks_on_node(&self, pool_id: &str, node_id: &str) -> Vec<TaskKey> {
-        self.placed
-            .iter()
-            .filter(|(_, p)| p.pool_id == pool_id && p.node_id == node_id)
-            .map(|(k, _)| k.clone())
-            .collect()
+        self.placed.iter().filter(|(_, p)| p.pool_id == pool_id && p.node_id == node_id).map(|(k, _)| k.clone()).collect()
     }
 
     /// Number of tasks waiting in queues (all jobs).
@@ -326,7 +319,11 @@ impl Core {
                             NodeFillType::Spread => cur.1 > best.1,
                             NodeFillType::Pack => cur.1 < best.1,
                         };
-                        if better { cur } else { best }
+                        if better {
+                            cur
+                        } else {
+                            best
+                        }
                     })
                     .map(|(id, _)| id.clone());
                 let Some(node_id) = candidate else {
@@ -341,10 +338,7 @@ impl Core {
                     n.used_slots += slots;
                 }
                 job.running += 1;
-                placed.insert(
-                    (job_id.clone(), task_id.clone()),
-                    Placement { pool_id: pool_id.clone(), node_id: node_id.clone(), slots },
-                );
+                placed.insert((job_id.clone(), task_id.clone()), Placement { pool_id: pool_id.clone(), node_id: node_id.clone(), slots });
                 out.assignments.push(Assignment { job_id: job_id.clone(), task_id, pool_id: pool_id.clone(), node_id, slots });
             }
             while let Some(t) = skipped.pop_back() {

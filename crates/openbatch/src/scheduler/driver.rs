@@ -11,12 +11,12 @@
 //! after a node failure.
 
 use super::core::Core;
+use super::core::{PrepState, Preparation};
 use super::hub::Hub;
 use crate::agent::protocol::{AgentMessage, ExecKind, ExecResult, ExecSpec, ServiceMessage};
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::model::common::{EnvironmentSetting, ErrorCategory, ExecutionResult, FailureInfo, NameValuePair};
 use crate::model::job::{DisableJobOption, Job, JobLifetimeStats, JobNode, JobState, OnAllTasksComplete, PrepTaskInfo, PrepTaskState};
-use super::core::{PrepState, Preparation};
 use crate::model::node::{Node, NodeAgentInfo, NodeState, SchedulingState, StartTaskInfo, StartTaskState};
 use crate::model::pool::{AllocationState, DeallocationOption, NodeFillType, Pool, PoolState};
 use crate::model::task::{Task, TaskState};
@@ -253,7 +253,9 @@ impl Driver {
         for jn in self.store.all::<JobNode>().await? {
             if let Some(p) = &jn.job_preparation_task_execution_info {
                 match (p.state, p.result) {
-                    (PrepTaskState::Completed, Some(ExecutionResult::Success)) => self.core.set_prep(&jn.job_id, &jn.node_id, PrepState::Ready),
+                    (PrepTaskState::Completed, Some(ExecutionResult::Success)) => {
+                        self.core.set_prep(&jn.job_id, &jn.node_id, PrepState::Ready)
+                    }
                     (PrepTaskState::Completed, _) => self.core.set_prep(&jn.job_id, &jn.node_id, PrepState::Failed),
                     // Still running: the agent reports it, or it runs again.
                     (PrepTaskState::Running, _) => self.core.set_prep(&jn.job_id, &jn.node_id, PrepState::Running),
@@ -504,7 +506,8 @@ impl Driver {
                 task_root_directory: dir.clone(),
                 task_root_directory_url: format!("{node_url}/files/{dir}"),
             });
-            let environment = merged_environment(job.spec.common_environment_settings.as_deref(), task.spec.environment_settings.as_deref());
+            let environment =
+                merged_environment(job.spec.common_environment_settings.as_deref(), task.spec.environment_settings.as_deref());
             let limit = wall_clock_secs(task.spec.constraints.as_ref().and_then(|c| c.max_wall_clock_time.as_deref()));
             let spec = ExecSpec {
                 kind: ExecKind::Task { job_id: job.spec.id.clone(), task_id: task.spec.id.clone() },
@@ -589,7 +592,9 @@ impl Driver {
                 self.core.finish_task(&job_id, &task_id);
                 w.touched_jobs.insert(job_id.clone());
                 let max_retries = task.spec.constraints.as_ref().and_then(|c| c.max_task_retry_count).unwrap_or(0);
-                let retry = result == ExecutionResult::Failure && retryable(&r) && (max_retries < 0 || task.status.execution_info.retry_count < max_retries);
+                let retry = result == ExecutionResult::Failure
+                    && retryable(&r)
+                    && (max_retries < 0 || task.status.execution_info.retry_count < max_retries);
                 let waited = r.started_ms.map(|s| (to_ts(s) - task.creation_time).num_milliseconds().max(0) as u64).unwrap_or(0);
                 let ran = r.started_ms.map(|s| (r.ended_ms - s).max(0) as u64).unwrap_or(0);
                 let usage = r.usage.unwrap_or_default();
@@ -698,7 +703,8 @@ impl Driver {
             return Ok(());
         }
         let Some(job) = w.jobs.get(&mut w.tx, "", job_id).await? else { return Ok(()) };
-        let max_retries = job.spec.job_preparation_task.as_ref().and_then(|p| p.constraints.as_ref()).and_then(|c| c.max_task_retry_count).unwrap_or(0);
+        let max_retries =
+            job.spec.job_preparation_task.as_ref().and_then(|p| p.constraints.as_ref()).and_then(|c| c.max_task_retry_count).unwrap_or(0);
         let (result, failure) = outcome(&r);
         let retries = row.job_preparation_task_execution_info.as_ref().map(|i| i.retry_count).unwrap_or(0);
         if result == ExecutionResult::Failure && retryable(&r) && (max_retries < 0 || retries < max_retries) {
@@ -771,7 +777,8 @@ impl Driver {
         }
         for ((parent, _), jn) in w.jobnodes.map.iter() {
             if parent == job_id {
-                running |= jn.as_ref().and_then(|j| j.job_release_task_execution_info.as_ref()).is_some_and(|i| i.state == PrepTaskState::Running);
+                running |=
+                    jn.as_ref().and_then(|j| j.job_release_task_execution_info.as_ref()).is_some_and(|i| i.state == PrepTaskState::Running);
             }
         }
         if !running {
@@ -870,9 +877,9 @@ impl Driver {
         let still: HashSet<(ExecKind, u64)> = running.iter().cloned().collect();
         for (job_id, task_id) in self.core.tasks_on_node(pool_id, node_id) {
             let t = w.tasks.get(&mut w.tx, &job_id, &task_id).await?;
-            let alive = t.as_ref().is_some_and(|t| {
-                still.contains(&(ExecKind::Task { job_id: job_id.clone(), task_id: task_id.clone() }, t.dispatch))
-            });
+            let alive = t
+                .as_ref()
+                .is_some_and(|t| still.contains(&(ExecKind::Task { job_id: job_id.clone(), task_id: task_id.clone() }, t.dispatch)));
             if !alive {
                 w.nodes.put(node.clone());
                 self.requeue_task(w, &job_id, &task_id).await?;
@@ -891,8 +898,12 @@ impl Driver {
                     .get(&mut w.tx, job_id, task_id)
                     .await?
                     .is_some_and(|t| t.dispatch == dispatch_id && matches!(t.status.state, TaskState::Preparing | TaskState::Running)),
-                ExecKind::JobPreparation { job_id } => w.jobnodes.get(&mut w.tx, job_id, node_id).await?.is_some_and(|j| j.prep_dispatch == dispatch_id),
-                ExecKind::JobRelease { job_id } => w.jobnodes.get(&mut w.tx, job_id, node_id).await?.is_some_and(|j| j.release_dispatch == dispatch_id),
+                ExecKind::JobPreparation { job_id } => {
+                    w.jobnodes.get(&mut w.tx, job_id, node_id).await?.is_some_and(|j| j.prep_dispatch == dispatch_id)
+                }
+                ExecKind::JobRelease { job_id } => {
+                    w.jobnodes.get(&mut w.tx, job_id, node_id).await?.is_some_and(|j| j.release_dispatch == dispatch_id)
+                }
             };
             if !expected {
                 w.out.push((node_id.to_string(), ServiceMessage::Kill { kind, dispatch_id }));
@@ -937,8 +948,7 @@ impl Driver {
             }
             _ => {}
         }
-        let schedulable = matches!(node.state, NodeState::Idle | NodeState::Running)
-            && node.scheduling_state == SchedulingState::Enabled;
+        let schedulable = matches!(node.state, NodeState::Idle | NodeState::Running) && node.scheduling_state == SchedulingState::Enabled;
         self.core.upsert_node(pool_id, node_id, schedulable);
         w.nodes.put(node);
         w.touched_pools.insert(pool_id.to_string());
@@ -970,7 +980,8 @@ impl Driver {
         let slots = task.spec.slots();
         w.tasks.put(task);
         // Disabled and terminating jobs keep their queue; the core does not schedule from it.
-        let queued_job = w.jobs.get(&mut w.tx, "", job_id).await?.is_some_and(|j| !matches!(j.status.state, JobState::Completed | JobState::Deleting));
+        let queued_job =
+            w.jobs.get(&mut w.tx, "", job_id).await?.is_some_and(|j| !matches!(j.status.state, JobState::Completed | JobState::Deleting));
         if queued_job {
             self.core.enqueue_task(job_id, task_id, slots, true);
         }
@@ -985,7 +996,13 @@ impl Driver {
         let job_id = task.job_id.clone();
         let task_id = task.spec.id.clone();
         if let Some((pool_id, node_id)) = self.core.placement(&job_id, &task_id).map(|(p, n)| (p.to_string(), n.to_string())) {
-            w.out.push((node_id.clone(), ServiceMessage::Kill { kind: ExecKind::Task { job_id: job_id.clone(), task_id: task_id.clone() }, dispatch_id: task.dispatch }));
+            w.out.push((
+                node_id.clone(),
+                ServiceMessage::Kill {
+                    kind: ExecKind::Task { job_id: job_id.clone(), task_id: task_id.clone() },
+                    dispatch_id: task.dispatch,
+                },
+            ));
             if let Some(mut node) = w.nodes.get(&mut w.tx, &pool_id, &node_id).await? {
                 node.running_tasks_count = (node.running_tasks_count - 1).max(0);
                 node.running_task_slots_count = (node.running_task_slots_count - task.spec.slots() as i32).max(0);
@@ -1057,7 +1074,9 @@ impl Driver {
             return Ok(Err(BatchError::not_found(ResourceKind::Job)));
         };
         match job.status.state {
-            JobState::Completed => return Ok(Err(BatchError::conflict("JobCompleted", "The specified job is already in a completed state."))),
+            JobState::Completed => {
+                return Ok(Err(BatchError::conflict("JobCompleted", "The specified job is already in a completed state.")))
+            }
             JobState::Deleting => return Ok(Err(BatchError::being_deleted(ResourceKind::Job))),
             JobState::Terminating => return Ok(Err(BatchError::conflict("JobBeingTerminated", "The specified job is being terminated."))),
             _ => {}
@@ -1173,7 +1192,13 @@ impl Driver {
                 match option {
                     DisableJobOption::Requeue => {
                         if let Some(node_id) = self.core.placement(job_id, &t.spec.id).map(|(_, n)| n.to_string()) {
-                            w.out.push((node_id, ServiceMessage::Kill { kind: ExecKind::Task { job_id: job_id.to_string(), task_id: t.spec.id.clone() }, dispatch_id: t.dispatch }));
+                            w.out.push((
+                                node_id,
+                                ServiceMessage::Kill {
+                                    kind: ExecKind::Task { job_id: job_id.to_string(), task_id: t.spec.id.clone() },
+                                    dispatch_id: t.dispatch,
+                                },
+                            ));
                         }
                         self.requeue_task(w, job_id, &t.spec.id).await?;
                     }
@@ -1308,7 +1333,10 @@ impl Driver {
                         root_dir: self.provider.node_root(pool_id, &node_id).display().to_string(),
                         agent_pid: None,
                     };
-                    self.nodes.insert(node_id.clone(), NodeRt { pool_id: pool_id.to_string(), connected: false, since: Instant::now(), pid: None });
+                    self.nodes.insert(
+                        node_id.clone(),
+                        NodeRt { pool_id: pool_id.to_string(), connected: false, since: Instant::now(), pid: None },
+                    );
                     self.core.upsert_node(pool_id, &node_id, false);
                     w.nodes.put(node);
                     spawns.push((pool_id.to_string(), node_id, token));
@@ -1345,7 +1373,9 @@ impl Driver {
             match option {
                 DeallocationOption::Terminate => {
                     if let Some(t) = w.tasks.get(&mut w.tx, &job_id, &task_id).await? {
-                        let t = self.end_task(w, t, "TaskEnded", "The task was terminated because its node was removed from the pool", true).await?;
+                        let t = self
+                            .end_task(w, t, "TaskEnded", "The task was terminated because its node was removed from the pool", true)
+                            .await?;
                         w.tasks.put(t);
                     }
                 }

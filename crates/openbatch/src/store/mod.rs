@@ -129,8 +129,20 @@ impl Record for JobNode {
     }
     fn state(&self) -> &'static str {
         match (&self.job_release_task_execution_info, &self.job_preparation_task_execution_info) {
-            (Some(r), _) => if r.state == crate::model::job::PrepTaskState::Running { "releasing" } else { "released" },
-            (None, Some(p)) => if p.state == crate::model::job::PrepTaskState::Running { "preparing" } else { "prepared" },
+            (Some(r), _) => {
+                if r.state == crate::model::job::PrepTaskState::Running {
+                    "releasing"
+                } else {
+                    "released"
+                }
+            }
+            (None, Some(p)) => {
+                if p.state == crate::model::job::PrepTaskState::Running {
+                    "preparing"
+                } else {
+                    "prepared"
+                }
+            }
             _ => "none",
         }
     }
@@ -197,26 +209,13 @@ impl Store {
             ))
             .execute(&writer)
             .await?;
-            sqlx::query(&format!(
-                "CREATE INDEX IF NOT EXISTS {table}_state ON {table} (parent, state, id)"
-            ))
-            .execute(&writer)
-            .await?;
-            sqlx::query(&format!(
-                "CREATE INDEX IF NOT EXISTS {table}_counts ON {table} (parent, state, result, weight)"
-            ))
-            .execute(&writer)
-            .await?;
-            sqlx::query(&format!(
-                "CREATE INDEX IF NOT EXISTS {table}_created ON {table} (parent, created)"
-            ))
-            .execute(&writer)
-            .await?;
+            sqlx::query(&format!("CREATE INDEX IF NOT EXISTS {table}_state ON {table} (parent, state, id)")).execute(&writer).await?;
+            sqlx::query(&format!("CREATE INDEX IF NOT EXISTS {table}_counts ON {table} (parent, state, result, weight)"))
+                .execute(&writer)
+                .await?;
+            sqlx::query(&format!("CREATE INDEX IF NOT EXISTS {table}_created ON {table} (parent, created)")).execute(&writer).await?;
         }
-        let reader = SqlitePoolOptions::new()
-            .max_connections(4)
-            .connect_with(opts.read_only(true))
-            .await?;
+        let reader = SqlitePoolOptions::new().max_connections(4).connect_with(opts.read_only(true)).await?;
         Ok(Store { writer, reader })
     }
 
@@ -238,13 +237,7 @@ impl Store {
 
     /// Lists up to `limit` resources under `parent` with ids after `after`, in id order,
     /// optionally only those in `state`.
-    pub async fn list<R: Record>(
-        &self,
-        parent: &str,
-        after: Option<&str>,
-        state: Option<&str>,
-        limit: u32,
-    ) -> StoreResult<Vec<R>> {
+    pub async fn list<R: Record>(&self, parent: &str, after: Option<&str>, state: Option<&str>, limit: u32) -> StoreResult<Vec<R>> {
         let rows = sqlx::query(&format!(
             "SELECT doc FROM {} WHERE parent = ? AND id > ? AND (? IS NULL OR state = ?) ORDER BY id LIMIT ?",
             R::TABLE
@@ -323,25 +316,18 @@ impl Store {
 
     /// Every resource of a kind across all parents (start-up recovery).
     pub async fn all<R: Record>(&self) -> StoreResult<Vec<R>> {
-        let rows = sqlx::query(&format!("SELECT doc FROM {} ORDER BY parent, id", R::TABLE))
-            .fetch_all(&self.reader)
-            .await?;
+        let rows = sqlx::query(&format!("SELECT doc FROM {} ORDER BY parent, id", R::TABLE)).fetch_all(&self.reader).await?;
         rows.iter().map(|r| Ok(serde_json::from_str(r.get::<&str, _>(0))?)).collect()
     }
 
     /// Task counts of a job: per state and result, the number of tasks and of their slots.
     /// Returns `(state, result, tasks, slots)` rows.
     pub async fn task_counts(&self, job_id: &str) -> StoreResult<Vec<(String, Option<String>, i64, i64)>> {
-        let rows = sqlx::query(
-            "SELECT state, result, COUNT(*), SUM(weight) FROM tasks WHERE parent = ? GROUP BY state, result",
-        )
-        .bind(job_id)
-        .fetch_all(&self.reader)
-        .await?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get(0), r.get::<Option<String>, _>(1), r.get(2), r.get(3)))
-            .collect())
+        let rows = sqlx::query("SELECT state, result, COUNT(*), SUM(weight) FROM tasks WHERE parent = ? GROUP BY state, result")
+            .bind(job_id)
+            .fetch_all(&self.reader)
+            .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get::<Option<String>, _>(1), r.get(2), r.get(3))).collect())
     }
 }
 
@@ -417,24 +403,18 @@ impl Tx {
 
     /// Deletes every resource under a parent (the tasks of a job, the nodes of a pool).
     pub async fn delete_children<R: Record>(&mut self, parent: &str) -> StoreResult<u64> {
-        let done = sqlx::query(&format!("DELETE FROM {} WHERE parent = ?", R::TABLE))
-            .bind(parent)
-            .execute(&mut *self.tx)
-            .await?;
+        let done = sqlx::query(&format!("DELETE FROM {} WHERE parent = ?", R::TABLE)).bind(parent).execute(&mut *self.tx).await?;
         Ok(done.rows_affected())
     }
 
     /// All resources under a parent, optionally in one state.
     pub async fn children<R: Record>(&mut self, parent: &str, state: Option<&str>) -> StoreResult<Vec<R>> {
-        let rows = sqlx::query(&format!(
-            "SELECT doc FROM {} WHERE parent = ? AND (? IS NULL OR state = ?) ORDER BY id",
-            R::TABLE
-        ))
-        .bind(parent)
-        .bind(state)
-        .bind(state)
-        .fetch_all(&mut *self.tx)
-        .await?;
+        let rows = sqlx::query(&format!("SELECT doc FROM {} WHERE parent = ? AND (? IS NULL OR state = ?) ORDER BY id", R::TABLE))
+            .bind(parent)
+            .bind(state)
+            .bind(state)
+            .fetch_all(&mut *self.tx)
+            .await?;
         rows.iter().map(|r| Ok(serde_json::from_str(r.get::<&str, _>(0))?)).collect()
     }
 

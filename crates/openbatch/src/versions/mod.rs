@@ -9,6 +9,7 @@
 //! under its names. No handler branches on the version.
 
 pub mod rules;
+#[rustfmt::skip]
 pub mod table;
 
 use crate::api::error::BatchError;
@@ -218,9 +219,7 @@ enum Direction {
 /// checking or mapping enum values).
 fn convert_value(elem: &str, val: Value, v: ApiVersion, path: &str, dir: Direction) -> Result<Value, BatchError> {
     match val {
-        Value::Array(items) => Ok(Value::Array(
-            items.into_iter().map(|x| convert_value(elem, x, v, path, dir)).collect::<Result<_, _>>()?,
-        )),
+        Value::Array(items) => Ok(Value::Array(items.into_iter().map(|x| convert_value(elem, x, v, path, dir)).collect::<Result<_, _>>()?)),
         Value::Object(_) if INDEX.models.contains(elem) => match dir {
             Direction::Up => upgrade(elem, val, v, path),
             Direction::Down => Ok(downgrade(elem, val, v)),
@@ -237,7 +236,9 @@ fn convert_enum(name: &str, s: String, v: ApiVersion, path: &str, dir: Direction
             let rows = &INDEX.enums[name];
             if !rows.iter().any(|r| r.first <= i && i <= r.last && r.value.eq_ignore_ascii_case(&s)) {
                 // An old spelling the table lists under its renamed value.
-                if let Some(r) = ENUM_RENAMES.iter().find(|r| r.name == name && !r.downgrade_only && i <= r.last_old && r.old.eq_ignore_ascii_case(&s)) {
+                if let Some(r) =
+                    ENUM_RENAMES.iter().find(|r| r.name == name && !r.downgrade_only && i <= r.last_old && r.old.eq_ignore_ascii_case(&s))
+                {
                     return Ok(r.new.to_string());
                 }
                 let allowed: Vec<&str> = rows.iter().filter(|r| r.first <= i && i <= r.last).map(|r| r.value).collect();
@@ -247,7 +248,9 @@ fn convert_enum(name: &str, s: String, v: ApiVersion, path: &str, dir: Direction
                     format!("'{s}' is not a {name} value in api-version {}; expected one of: {}.", v.as_str(), allowed.join(", ")),
                 ));
             }
-            if let Some(r) = ENUM_RENAMES.iter().find(|r| r.name == name && !r.downgrade_only && i <= r.last_old && r.old.eq_ignore_ascii_case(&s)) {
+            if let Some(r) =
+                ENUM_RENAMES.iter().find(|r| r.name == name && !r.downgrade_only && i <= r.last_old && r.old.eq_ignore_ascii_case(&s))
+            {
                 return Ok(r.new.to_string());
             }
             Ok(s)
@@ -446,21 +449,43 @@ pub fn markdown() -> String {
         gone.push(join_short(&props_gone));
         let cell = |v: Vec<String>| {
             let v: Vec<String> = v.into_iter().filter(|x| !x.is_empty()).collect();
-            if v.is_empty() { "—".to_string() } else { v.join("; ") }
+            if v.is_empty() {
+                "—".to_string()
+            } else {
+                v.join("; ")
+            }
         };
         s.push_str(&format!("| {name} | {} | {} | {} |\n", ops.len(), cell(added), cell(gone)));
     }
     s.push_str("\n| rule | versions | change |\n|---|---|---|\n");
     let ver = |i: u8| PUBLISHED[i as usize];
     for r in RENAMES {
-        s.push_str(&format!("| rename | up to {} | {} `{}` → `{}`{} |\n", ver(r.last_old), r.models.join(", "), r.old, r.new, if r.singular { " (one item → a collection)" } else { "" }));
+        s.push_str(&format!(
+            "| rename | up to {} | {} `{}` → `{}`{} |\n",
+            ver(r.last_old),
+            r.models.join(", "),
+            r.old,
+            r.new,
+            if r.singular { " (one item → a collection)" } else { "" }
+        ));
     }
     for m in MOVES {
         s.push_str(&format!("| move | up to {} | {} `{}` → `{}` |\n", ver(m.last_old), m.models.join(", "), m.old, m.path.join(".")));
     }
-    s.push_str(&format!("| replace | up to {} | {} `runElevated` → `userIdentity.autoUser.elevationLevel`; refused after |\n", ver(RUN_ELEVATED_LAST), RUN_ELEVATED_MODELS.join(", ")));
+    s.push_str(&format!(
+        "| replace | up to {} | {} `runElevated` → `userIdentity.autoUser.elevationLevel`; refused after |\n",
+        ver(RUN_ELEVATED_LAST),
+        RUN_ELEVATED_MODELS.join(", ")
+    ));
     for e in ENUM_RENAMES {
-        s.push_str(&format!("| enum value | up to {} | {} `{}` {} `{}` |\n", ver(e.last_old), e.name, e.new, if e.downgrade_only { "is shown as" } else { "is spelled" }, e.old));
+        s.push_str(&format!(
+            "| enum value | up to {} | {} `{}` {} `{}` |\n",
+            ver(e.last_old),
+            e.name,
+            e.new,
+            if e.downgrade_only { "is shown as" } else { "is spelled" },
+            e.old
+        ));
     }
     for r in REQUIRED {
         s.push_str(&format!("| required | from {} | {} `{}` ({}) |\n", ver(r.first), r.model, r.name, r.note));
@@ -471,13 +496,39 @@ pub fn markdown() -> String {
             DefaultValue::Int(n) => n.to_string(),
             DefaultValue::Str(x) => x.to_string(),
         };
-        s.push_str(&format!("| default | {} to {} | {} `{}` = `{}` ({}) |\n", ver(d.first), ver(d.last), d.model, d.path.join("."), value, d.note));
+        s.push_str(&format!(
+            "| default | {} to {} | {} `{}` = `{}` ({}) |\n",
+            ver(d.first),
+            ver(d.last),
+            d.model,
+            d.path.join("."),
+            value,
+            d.note
+        ));
     }
     s
 }
 
 fn is_resource_model(m: &str) -> bool {
-    matches!(m, "CloudPool" | "CloudJob" | "CloudTask" | "ComputeNode" | "CloudJobSchedule" | "StartTask" | "TaskExecutionInformation" | "ResourceFile" | "TaskCounts" | "TaskCountsResult" | "UserAccount" | "VirtualMachineConfiguration" | "CloudServiceConfiguration" | "ExitConditions" | "MultiInstanceSettings" | "ImageReference")
+    matches!(
+        m,
+        "CloudPool"
+            | "CloudJob"
+            | "CloudTask"
+            | "ComputeNode"
+            | "CloudJobSchedule"
+            | "StartTask"
+            | "TaskExecutionInformation"
+            | "ResourceFile"
+            | "TaskCounts"
+            | "TaskCountsResult"
+            | "UserAccount"
+            | "VirtualMachineConfiguration"
+            | "CloudServiceConfiguration"
+            | "ExitConditions"
+            | "MultiInstanceSettings"
+            | "ImageReference"
+    )
 }
 
 fn join_short(items: &[String]) -> String {
@@ -495,9 +546,20 @@ mod tests {
 
     /// The versions that have an official Python SDK release, whose wire tables are facts.
     const RELEASES: &[&str] = &[
-        "2016-07-01.3.1", "2017-01-01.4.0", "2017-06-01.5.1", "2017-09-01.6.0", "2018-03-01.6.1",
-        "2018-08-01.7.0", "2018-12-01.8.0", "2019-06-01.9.0", "2019-08-01.10.0", "2020-03-01.11.0",
-        "2020-09-01.12.0", "2021-06-01.14.0", "2022-01-01.15.0", "2022-10-01.16.0",
+        "2016-07-01.3.1",
+        "2017-01-01.4.0",
+        "2017-06-01.5.1",
+        "2017-09-01.6.0",
+        "2018-03-01.6.1",
+        "2018-08-01.7.0",
+        "2018-12-01.8.0",
+        "2019-06-01.9.0",
+        "2019-08-01.10.0",
+        "2020-03-01.11.0",
+        "2020-09-01.12.0",
+        "2021-06-01.14.0",
+        "2022-01-01.15.0",
+        "2022-10-01.16.0",
     ];
 
     fn wire(name: &str) -> Vec<Vec<String>> {
@@ -533,7 +595,8 @@ mod tests {
         }
         for p in table::PROPERTIES {
             for v in release_versions().into_iter().filter(|v| in_range(p.first, p.last, *v)) {
-                let covered = rows.iter().any(|r| r[0] == p.model && r[1] == p.name && r[3].as_str() <= v.as_str() && v.as_str() <= r[4].as_str());
+                let covered =
+                    rows.iter().any(|r| r[0] == p.model && r[1] == p.name && r[3].as_str() <= v.as_str() && v.as_str() <= r[4].as_str());
                 assert!(covered, "{}.{} is in the table at {} but not in the wire tables", p.model, p.name, v.as_str());
             }
         }
@@ -555,7 +618,8 @@ mod tests {
         }
         for o in table::OPERATIONS {
             for v in release_versions().into_iter().filter(|v| in_range(o.first, o.last, *v)) {
-                let covered = ops.iter().any(|r| r[0] == o.method && r[1] == o.path && r[2].as_str() <= v.as_str() && v.as_str() <= r[3].as_str());
+                let covered =
+                    ops.iter().any(|r| r[0] == o.method && r[1] == o.path && r[2].as_str() <= v.as_str() && v.as_str() <= r[3].as_str());
                 assert!(covered, "{} {} is in the table at {} but not in the wire tables", o.method, o.path, v.as_str());
             }
         }

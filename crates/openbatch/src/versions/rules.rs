@@ -19,20 +19,68 @@ pub struct Rename {
 /// 2017-01-01.4.0 is index 5, 2018-08-01.7.0 is 10, 2020-03-01.11.0 is 14.
 pub const RENAMES: &[Rename] = &[
     // 2017-05-01.5.0: targetDedicated/currentDedicated → targetDedicatedNodes/currentDedicatedNodes.
-    Rename { models: &["CloudPool", "PoolAddParameter", "PoolSpecification", "PoolResizeParameter"], old: "targetDedicated", new: "targetDedicatedNodes", last_old: 5, singular: false, old_omits_codes: &[] },
-    Rename { models: &["CloudPool"], old: "currentDedicated", new: "currentDedicatedNodes", last_old: 5, singular: false, old_omits_codes: &[] },
+    Rename {
+        models: &["CloudPool", "PoolAddParameter", "PoolSpecification", "PoolResizeParameter"],
+        old: "targetDedicated",
+        new: "targetDedicatedNodes",
+        last_old: 5,
+        singular: false,
+        old_omits_codes: &[],
+    },
+    Rename {
+        models: &["CloudPool"],
+        old: "currentDedicated",
+        new: "currentDedicatedNodes",
+        last_old: 5,
+        singular: false,
+        old_omits_codes: &[],
+    },
     // 2017-05-01.5.0: resizeError became the collection resizeErrors.
     Rename { models: &["CloudPool"], old: "resizeError", new: "resizeErrors", last_old: 5, singular: true, old_omits_codes: &[] },
     // 2017-05-01.5.0: executionInfo.schedulingError → failureInfo, which also covers nonzero
     // exit codes: before, an exit-code failure showed only its exitCode.
-    Rename { models: &["TaskExecutionInformation", "StartTaskInformation", "SubtaskInformation", "JobPreparationTaskExecutionInformation", "JobReleaseTaskExecutionInformation"], old: "schedulingError", new: "failureInfo", last_old: 5, singular: false, old_omits_codes: &["FailureExitCode"] },
+    Rename {
+        models: &[
+            "TaskExecutionInformation",
+            "StartTaskInformation",
+            "SubtaskInformation",
+            "JobPreparationTaskExecutionInformation",
+            "JobReleaseTaskExecutionInformation",
+        ],
+        old: "schedulingError",
+        new: "failureInfo",
+        last_old: 5,
+        singular: false,
+        old_omits_codes: &["FailureExitCode"],
+    },
     // exitConditions.schedulingError → preProcessingError.
-    Rename { models: &["ExitConditions"], old: "schedulingError", new: "preProcessingError", last_old: 5, singular: false, old_omits_codes: &[] },
+    Rename {
+        models: &["ExitConditions"],
+        old: "schedulingError",
+        new: "preProcessingError",
+        last_old: 5,
+        singular: false,
+        old_omits_codes: &[],
+    },
     // 2018-12-01.8.0: targetOSVersion → osVersion; ResourceFile.blobSource → httpUrl.
-    Rename { models: &["CloudServiceConfiguration"], old: "targetOSVersion", new: "osVersion", last_old: 10, singular: false, old_omits_codes: &[] },
+    Rename {
+        models: &["CloudServiceConfiguration"],
+        old: "targetOSVersion",
+        new: "osVersion",
+        last_old: 10,
+        singular: false,
+        old_omits_codes: &[],
+    },
     Rename { models: &["ResourceFile"], old: "blobSource", new: "httpUrl", last_old: 10, singular: false, old_omits_codes: &[] },
     // 2020-09-01.12.0: maxTasksPerNode → taskSlotsPerNode.
-    Rename { models: &["CloudPool", "PoolAddParameter", "PoolSpecification"], old: "maxTasksPerNode", new: "taskSlotsPerNode", last_old: 14, singular: false, old_omits_codes: &[] },
+    Rename {
+        models: &["CloudPool", "PoolAddParameter", "PoolSpecification"],
+        old: "maxTasksPerNode",
+        new: "taskSlotsPerNode",
+        last_old: 14,
+        singular: false,
+        old_omits_codes: &[],
+    },
 ];
 
 /// A property that moved into a nested object: up to `last_old`, `old` sat on the model itself;
@@ -72,7 +120,14 @@ pub const ENUM_RENAMES: &[EnumRename] = &[
     // 2015-11-01.2.1: the node state offline is reported as unusable to older versions.
     EnumRename { name: "ComputeNodeState", old: "unusable", new: "offline", last_old: 0, downgrade_only: true, at: &[] },
     // 2018-08-01.7.0: ContainerType docker → dockerCompatible.
-    EnumRename { name: "ContainerType", old: "docker", new: "dockerCompatible", last_old: 9, downgrade_only: false, at: &[("ContainerConfiguration", "type")] },
+    EnumRename {
+        name: "ContainerType",
+        old: "docker",
+        new: "dockerCompatible",
+        last_old: 9,
+        downgrade_only: false,
+        at: &[("ContainerConfiguration", "type")],
+    },
 ];
 
 /// A default the service fills in when a request leaves `path` (below `model`) out, for
@@ -114,6 +169,9 @@ pub struct Required {
     pub note: &'static str,
 }
 
-pub const REQUIRED: &[Required] = &[
-    Required { model: "MultiInstanceSettings", name: "coordinationCommandLine", first: 8, note: "2017-09-01.6.0: multi-instance tasks must give coordinationCommandLine" },
-];
+pub const REQUIRED: &[Required] = &[Required {
+    model: "MultiInstanceSettings",
+    name: "coordinationCommandLine",
+    first: 8,
+    note: "2017-09-01.6.0: multi-instance tasks must give coordinationCommandLine",
+}];

@@ -108,11 +108,8 @@ impl Service {
             .process_group(0)
             .spawn()
             .map_err(|e| e.to_string())?;
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(30))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
+        let client =
+            reqwest::Client::builder().timeout(Duration::from_secs(30)).redirect(reqwest::redirect::Policy::none()).build().unwrap();
         let mut svc = Service { child, base: format!("http://127.0.0.1:{port}"), key, client, dir };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
@@ -493,7 +490,9 @@ impl Resp {
         assert!(msg.contains(&format!("RequestId:{rid}")), "message does not name the request id {rid}: {self:?}");
         assert_eq!(v["message"]["lang"], "en-US", "{self:?}");
         assert!(
-            v["odata.metadata"].as_str().is_some_and(|m| m.ends_with("$metadata#Microsoft.Azure.Batch.Protocol.Entities.Container.errors/@Element")),
+            v["odata.metadata"]
+                .as_str()
+                .is_some_and(|m| m.ends_with("$metadata#Microsoft.Azure.Batch.Protocol.Entities.Container.errors/@Element")),
             "{self:?}"
         );
         v
@@ -501,11 +500,7 @@ impl Resp {
 
     /// The value of `values[key]` in a Batch error body.
     pub fn error_value(&self, key: &str) -> Option<String> {
-        self.json()["values"]
-            .as_array()?
-            .iter()
-            .find(|kv| kv["key"] == key)
-            .and_then(|kv| kv["value"].as_str().map(str::to_string))
+        self.json()["values"].as_array()?.iter().find(|kv| kv["key"] == key).and_then(|kv| kv["value"].as_str().map(str::to_string))
     }
 }
 

@@ -20,8 +20,7 @@ const FILE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What the service percent-encodes in file URLs: everything but letters, digits and
 /// `.-_~` (so `:` and `/` are encoded in `ocp-batch-file-url`, as recorded).
-const URL_ENCODE: &percent_encoding::AsciiSet =
-    &percent_encoding::NON_ALPHANUMERIC.remove(b'.').remove(b'-').remove(b'_').remove(b'~');
+const URL_ENCODE: &percent_encoding::AsciiSet = &percent_encoding::NON_ALPHANUMERIC.remove(b'.').remove(b'-').remove(b'_').remove(b'~');
 
 /// Encodes each segment of a relative path, keeping `/` between them (list entry URLs).
 fn encode_path(p: &str) -> String {
@@ -39,9 +38,16 @@ struct Location {
 async fn task_location(app: &App, ctx: &Ctx, job_id: &str, task_id: &str) -> ApiResult<Location> {
     let t = super::tasks::load(app, job_id, task_id).await?;
     let Some(ni) = t.status.node_info else {
-        return Err(BatchError::conflict("TaskFilesUnavailable", "The task has not been scheduled to a compute node, so it has no files yet."));
+        return Err(BatchError::conflict(
+            "TaskFilesUnavailable",
+            "The task has not been scheduled to a compute node, so it has no files yet.",
+        ));
     };
-    Ok(Location { node_id: ni.node_id, dir: ni.task_root_directory, url: format!("{}/files", super::tasks::url(&ctx.base, &t.job_id, &t.spec.id)) })
+    Ok(Location {
+        node_id: ni.node_id,
+        dir: ni.task_root_directory,
+        url: format!("{}/files", super::tasks::url(&ctx.base, &t.job_id, &t.spec.id)),
+    })
 }
 
 async fn node_location(app: &App, ctx: &Ctx, pool_id: &str, node_id: &str) -> ApiResult<Location> {
@@ -64,8 +70,14 @@ async fn ask(app: &App, node_id: &str, op: FileOp) -> ApiResult<FileReply> {
     match app.driver.hub.file(node_id, op, FILE_TIMEOUT).await {
         Ok(FileReply::Error { message }) => Err(BatchError::internal(message)),
         Ok(r) => Ok(r),
-        Err(HubError::NodeUnavailable) => Err(BatchError::conflict("NodeNotReady", "The compute node that holds the file is not reachable now.")),
-        Err(HubError::Timeout) => Err(BatchError::new(StatusCode::INTERNAL_SERVER_ERROR, "OperationTimedOut", "The compute node did not answer the file request in time.")),
+        Err(HubError::NodeUnavailable) => {
+            Err(BatchError::conflict("NodeNotReady", "The compute node that holds the file is not reachable now."))
+        }
+        Err(HubError::Timeout) => Err(BatchError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "OperationTimedOut",
+            "The compute node did not answer the file request in time.",
+        )),
     }
 }
 
@@ -137,7 +149,9 @@ async fn one(app: &App, loc: Location, ctx: &Ctx, rel: &str, method: FileMethod)
         let recursive = ctx.q("recursive").is_some_and(|v| v.eq_ignore_ascii_case("true"));
         return match ask(app, &loc.node_id, FileOp::Delete { path, recursive }).await? {
             FileReply::Deleted => Ok(Reply::empty(StatusCode::OK)),
-            FileReply::IsDirectory => Err(BatchError::conflict("DirectoryNotEmpty", "The path names a directory; delete it with recursive=true.")),
+            FileReply::IsDirectory => {
+                Err(BatchError::conflict("DirectoryNotEmpty", "The path names a directory; delete it with recursive=true."))
+            }
             _ => Err(BatchError::not_found(ResourceKind::File)),
         };
     }
@@ -145,8 +159,7 @@ async fn one(app: &App, loc: Location, ctx: &Ctx, rel: &str, method: FileMethod)
         FileReply::Entry { entry } => entry,
         _ => return Err(BatchError::not_found(ResourceKind::File)),
     };
-    let encoded_url =
-        percent_encoding::utf8_percent_encode(&format!("{}/{}", loc.url, rel.trim_matches('/')), URL_ENCODE).to_string();
+    let encoded_url = percent_encoding::utf8_percent_encode(&format!("{}/{}", loc.url, rel.trim_matches('/')), URL_ENCODE).to_string();
     let headers = |r: Reply| {
         r.header("Last-Modified", format_http_date(&ts(entry.modified_ms)))
             .header("ocp-batch-file-isdirectory", if entry.is_directory { "True" } else { "False" })
@@ -160,7 +173,11 @@ async fn one(app: &App, loc: Location, ctx: &Ctx, rel: &str, method: FileMethod)
         return Err(BatchError::conflict("OperationInvalidForCurrentState", "The path names a directory, not a file; list it instead."));
     }
     if method == FileMethod::Head {
-        let r = Reply { status: StatusCode::OK, headers: Vec::new(), body: Body::Bytes { data: Vec::new(), content_type: content_type(rel).into() } };
+        let r = Reply {
+            status: StatusCode::OK,
+            headers: Vec::new(),
+            body: Body::Bytes { data: Vec::new(), content_type: content_type(rel).into() },
+        };
         return Ok(headers(r).header("Content-Length", entry.size.to_string()));
     }
     let (range, status) = match (ctx.headers.get("ocp-range"), ctx.headers.get("range")) {
@@ -173,12 +190,19 @@ async fn one(app: &App, loc: Location, ctx: &Ctx, rel: &str, method: FileMethod)
         Some(r) => match parse_range(r, entry.size) {
             Some((s, e)) => (s, Some(e), status),
             None => {
-                return Err(BatchError::new(StatusCode::RANGE_NOT_SATISFIABLE, "InvalidRange", "The range specified is invalid for the current size of the resource.").with("Range", r));
+                return Err(BatchError::new(
+                    StatusCode::RANGE_NOT_SATISFIABLE,
+                    "InvalidRange",
+                    "The range specified is invalid for the current size of the resource.",
+                )
+                .with("Range", r));
             }
         },
     };
     let (data, total) = match ask(app, &loc.node_id, FileOp::Read { path, start, end }).await? {
-        FileReply::Data { data, total_size } => (base64::engine::general_purpose::STANDARD.decode(data).map_err(BatchError::internal)?, total_size),
+        FileReply::Data { data, total_size } => {
+            (base64::engine::general_purpose::STANDARD.decode(data).map_err(BatchError::internal)?, total_size)
+        }
         _ => return Err(BatchError::not_found(ResourceKind::File)),
     };
     let len = data.len() as u64;

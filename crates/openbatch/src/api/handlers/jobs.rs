@@ -5,7 +5,10 @@ use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::api::reply::{entity, to_map, Reply};
 use crate::api::{App, Ctx};
 use crate::model::common::JobConstraints;
-use crate::model::job::{Job, JobDisable, JobExecutionInfo, JobPatch, PoolLifetimeOption, JobSpec, JobState, JobStatus, JobTerminate, JobUpdate, OnAllTasksComplete, PoolInformation};
+use crate::model::job::{
+    Job, JobDisable, JobExecutionInfo, JobPatch, JobSpec, JobState, JobStatus, JobTerminate, JobUpdate, OnAllTasksComplete,
+    PoolInformation, PoolLifetimeOption,
+};
 use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock};
 use crate::scheduler::driver::Event;
 use axum::http::StatusCode;
@@ -47,10 +50,18 @@ fn check_pool_info(p: &PoolInformation) -> ApiResult<()> {
         (Some(_), Some(_)) => Err(BatchError::invalid_property("poolInfo", "", "Give either poolId or autoPoolSpecification, not both.")),
         (None, Some(auto)) => {
             if auto.pool_lifetime_option == PoolLifetimeOption::JobSchedule {
-                return Err(BatchError::invalid_property("poolInfo.autoPoolSpecification.poolLifetimeOption", "jobschedule", "A job that no job schedule created takes poolLifetimeOption job."));
+                return Err(BatchError::invalid_property(
+                    "poolInfo.autoPoolSpecification.poolLifetimeOption",
+                    "jobschedule",
+                    "A job that no job schedule created takes poolLifetimeOption job.",
+                ));
             }
             if auto.auto_pool_id_prefix.as_ref().is_some_and(|p| p.len() > 20 || check_id(p).is_err()) {
-                return Err(BatchError::invalid_property("poolInfo.autoPoolSpecification.autoPoolIdPrefix", auto.auto_pool_id_prefix.clone().unwrap_or_default(), "A prefix is up to 20 letters, digits, hyphens and underscores."));
+                return Err(BatchError::invalid_property(
+                    "poolInfo.autoPoolSpecification.autoPoolIdPrefix",
+                    auto.auto_pool_id_prefix.clone().unwrap_or_default(),
+                    "A prefix is up to 20 letters, digits, hyphens and underscores.",
+                ));
             }
             if auto.pool.is_none() {
                 return Err(BatchError::missing_property("poolInfo.autoPoolSpecification.pool"));
@@ -100,7 +111,11 @@ fn check_side_task(
         return Err(BatchError::invalid_property(&format!("{name}.resourceFiles"), "", "openbatch does not support resource files yet."));
     }
     if container {
-        return Err(BatchError::invalid_property(&format!("{name}.containerSettings"), "", "openbatch does not support container tasks yet."));
+        return Err(BatchError::invalid_property(
+            &format!("{name}.containerSettings"),
+            "",
+            "openbatch does not support container tasks yet.",
+        ));
     }
     super::check_environment(env)
 }
@@ -113,7 +128,11 @@ fn check_common(priority: Option<i32>, constraints: &Option<JobConstraints>, max
     }
     if let Some(n) = max_parallel {
         if n == 0 || n < -1 {
-            return Err(BatchError::invalid_property("maxParallelTasks", n.to_string(), "maxParallelTasks must be -1 (no limit) or at least 1."));
+            return Err(BatchError::invalid_property(
+                "maxParallelTasks",
+                n.to_string(),
+                "maxParallelTasks must be -1 (no limit) or at least 1.",
+            ));
         }
     }
     if let Some(t) = constraints.as_ref().and_then(|c| c.max_wall_clock_time.as_ref()) {
@@ -134,15 +153,31 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
         return Err(BatchError::invalid_property("jobManagerTask", "", "openbatch does not run job manager tasks yet."));
     }
     if let Some(p) = &spec.job_preparation_task {
-        check_side_task("jobPreparationTask", &p.command_line, p.resource_files.as_deref(), p.container_settings.is_some(), p.environment_settings.as_deref())?;
+        check_side_task(
+            "jobPreparationTask",
+            &p.command_line,
+            p.resource_files.as_deref(),
+            p.container_settings.is_some(),
+            p.environment_settings.as_deref(),
+        )?;
         if let Some(t) = p.constraints.as_ref().and_then(|c| c.max_wall_clock_time.as_ref()) {
             if parse_duration(t).is_none() {
-                return Err(BatchError::invalid_property("jobPreparationTask.constraints.maxWallClockTime", t.clone(), "Not an ISO 8601 duration."));
+                return Err(BatchError::invalid_property(
+                    "jobPreparationTask.constraints.maxWallClockTime",
+                    t.clone(),
+                    "Not an ISO 8601 duration.",
+                ));
             }
         }
     }
     if let Some(r) = &spec.job_release_task {
-        check_side_task("jobReleaseTask", &r.command_line, r.resource_files.as_deref(), r.container_settings.is_some(), r.environment_settings.as_deref())?;
+        check_side_task(
+            "jobReleaseTask",
+            &r.command_line,
+            r.resource_files.as_deref(),
+            r.container_settings.is_some(),
+            r.environment_settings.as_deref(),
+        )?;
         if let Some(t) = &r.max_wall_clock_time {
             if parse_duration(t).is_none() {
                 return Err(BatchError::invalid_property("jobReleaseTask.maxWallClockTime", t.clone(), "Not an ISO 8601 duration."));
@@ -209,7 +244,11 @@ async fn load_for_update(ctx: &Ctx, tx: &mut crate::store::Tx, id: &str) -> ApiR
 
 fn check_on_all_tasks_complete(j: &Job, new: Option<OnAllTasksComplete>) -> ApiResult<()> {
     if j.spec.on_all_tasks_complete == Some(OnAllTasksComplete::TerminateJob) && new == Some(OnAllTasksComplete::NoAction) {
-        return Err(BatchError::invalid_property("onAllTasksComplete", "noaction", "onAllTasksComplete cannot change from terminatejob back to noaction."));
+        return Err(BatchError::invalid_property(
+            "onAllTasksComplete",
+            "noaction",
+            "onAllTasksComplete cannot change from terminatejob back to noaction.",
+        ));
     }
     Ok(())
 }
@@ -221,7 +260,10 @@ fn change_pool_info(ctx: &Ctx, j: &mut Job, mut info: PoolInformation) -> ApiRes
     check_pool_info(&info)?;
     if info.auto_pool_specification.is_some() {
         if j.spec.pool_info.auto_pool_specification.is_none() {
-            return Err(BatchError::conflict("OperationInvalidForCurrentState", "openbatch cannot move a job onto a new auto pool; give a poolId instead."));
+            return Err(BatchError::conflict(
+                "OperationInvalidForCurrentState",
+                "openbatch cannot move a job onto a new auto pool; give a poolId instead.",
+            ));
         }
         auto_pool(ctx, &mut info)?;
     }

@@ -107,7 +107,11 @@ pub fn check_id(id: &str) -> ApiResult<()> {
 pub fn check_environment(env: Option<&[crate::model::common::EnvironmentSetting]>) -> ApiResult<()> {
     for e in env.unwrap_or_default() {
         if e.name.is_empty() || e.name.contains('=') || e.name.contains('\0') {
-            return Err(BatchError::invalid_property("environmentSettings.name", e.name.clone(), "An environment variable name must be non-empty and contain no '=' or NUL."));
+            return Err(BatchError::invalid_property(
+                "environmentSettings.name",
+                e.name.clone(),
+                "An environment variable name must be non-empty and contain no '=' or NUL.",
+            ));
         }
     }
     Ok(())
@@ -208,7 +212,11 @@ pub fn list_reply(ctx: &Ctx, metadata: &str, items: Vec<Value>, last_id: Option<
     out.insert("value".into(), Value::Array(items));
     if let Some(last) = last_id {
         let token = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(last.as_bytes());
-        let kept: Vec<&str> = ctx.raw_query.split('&').filter(|p| !p.is_empty() && !p.starts_with("$skiptoken=") && !p.starts_with("%24skiptoken=")).collect();
+        let kept: Vec<&str> = ctx
+            .raw_query
+            .split('&')
+            .filter(|p| !p.is_empty() && !p.starts_with("$skiptoken=") && !p.starts_with("%24skiptoken="))
+            .collect();
         let link = format!("{}{}?{}&$skiptoken={}", ctx.base, ctx.path, kept.join("&"), token);
         out.insert("odata.nextLink".into(), Value::String(link));
     }

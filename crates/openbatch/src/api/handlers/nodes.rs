@@ -1,6 +1,5 @@
 //! Compute node operations: List and Get.
 
-
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::api::reply::{entity, to_map, Reply};
 use crate::api::{App, Ctx};
@@ -36,10 +35,7 @@ pub fn render(base: &str, n: &Node) -> Map<String, Value> {
     if m.get("errors").is_some_and(|e| e.as_array().is_some_and(|a| a.is_empty())) {
         m.remove("errors");
     }
-    entity(None, Some((&n.id, url(base, &n.pool_id, &n.id))), m)
-        .as_object()
-        .cloned()
-        .unwrap_or_default()
+    entity(None, Some((&n.id, url(base, &n.pool_id, &n.id))), m).as_object().cloned().unwrap_or_default()
 }
 
 async fn pool(app: &App, id: &str) -> ApiResult<Pool> {

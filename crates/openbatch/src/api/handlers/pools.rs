@@ -64,7 +64,11 @@ pub fn check_spec(spec: &PoolSpec) -> ApiResult<()> {
         return Err(BatchError::missing_property("virtualMachineConfiguration"));
     }
     if spec.cloud_service_configuration.is_some() && spec.virtual_machine_configuration.is_some() {
-        return Err(BatchError::invalid_property("cloudServiceConfiguration", "", "A pool has either cloudServiceConfiguration or virtualMachineConfiguration, not both."));
+        return Err(BatchError::invalid_property(
+            "cloudServiceConfiguration",
+            "",
+            "A pool has either cloudServiceConfiguration or virtualMachineConfiguration, not both.",
+        ));
     }
     for (name, v) in [("targetDedicatedNodes", spec.target_dedicated_nodes), ("targetLowPriorityNodes", spec.target_low_priority_nodes)] {
         if v.is_some_and(|n| n < 0) {
@@ -77,7 +81,11 @@ pub fn check_spec(spec: &PoolSpec) -> ApiResult<()> {
         }
     }
     if spec.enable_auto_scale == Some(true) {
-        return Err(BatchError::invalid_property("enableAutoScale", "true", "openbatch does not evaluate autoscale formulas yet; set targetDedicatedNodes instead."));
+        return Err(BatchError::invalid_property(
+            "enableAutoScale",
+            "true",
+            "openbatch does not evaluate autoscale formulas yet; set targetDedicatedNodes instead.",
+        ));
     }
     if let Some(t) = &spec.resize_timeout {
         if parse_duration(t).is_none() {
@@ -90,9 +98,11 @@ pub fn check_spec(spec: &PoolSpec) -> ApiResult<()> {
     if let Err((name, value, reason)) = spec.check_environment() {
         return Err(BatchError::invalid_property(name, value, reason));
     }
-    let unsupported = [
-        ("applicationPackageReferences", spec.application_package_references.as_ref().is_some_and(|a| !a.is_empty()), "application packages"),
-    ];
+    let unsupported = [(
+        "applicationPackageReferences",
+        spec.application_package_references.as_ref().is_some_and(|a| !a.is_empty()),
+        "application packages",
+    )];
     if let Some((name, _, what)) = unsupported.iter().find(|(_, used, _)| *used) {
         return Err(BatchError::invalid_property(name, "", format!("openbatch does not support {what} yet; the pool was not added.")));
     }

@@ -85,7 +85,11 @@ fn new_task(ctx: &Ctx, job: &Job, value: Value, now: Timestamp) -> ApiResult<Tas
         ("outputFiles", spec.output_files.as_ref().is_some_and(|r| !r.is_empty()), "output files"),
         ("containerSettings", spec.container_settings.is_some(), "container tasks"),
         ("exitConditions", spec.exit_conditions.is_some(), "exit conditions"),
-        ("applicationPackageReferences", spec.application_package_references.as_ref().is_some_and(|r| !r.is_empty()), "application packages"),
+        (
+            "applicationPackageReferences",
+            spec.application_package_references.as_ref().is_some_and(|r| !r.is_empty()),
+            "application packages",
+        ),
         ("userIdentity.username", spec.user_identity.as_ref().is_some_and(|u| u.username.is_some()), "named pool users"),
     ];
     if let Some((name, _, what)) = unsupported.iter().find(|(_, used, _)| *used) {
@@ -160,13 +164,16 @@ pub async fn add_collection(app: &App, ctx: &Ctx, job_id: &str, body: &[u8]) -> 
         .await;
         match outcome {
             Ok(task) => {
-                results.push(ctx.view("TaskAddResult", json!({
-                    "status": "Success",
-                    "taskId": task.spec.id,
-                    "eTag": etag_for(&now),
-                    "lastModified": format_timestamp(&now),
-                    "location": url(&ctx.base, &job.spec.id, &task.spec.id),
-                })));
+                results.push(ctx.view(
+                    "TaskAddResult",
+                    json!({
+                        "status": "Success",
+                        "taskId": task.spec.id,
+                        "eTag": etag_for(&now),
+                        "lastModified": format_timestamp(&now),
+                        "location": url(&ctx.base, &job.spec.id, &task.spec.id),
+                    }),
+                ));
                 added.push((task.spec.id.clone(), task.spec.slots()));
             }
             Err(e) if e.status.is_server_error() => return Err(e),

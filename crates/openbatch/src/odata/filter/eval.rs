@@ -100,8 +100,6 @@ pub fn eval(filter: &Filter, resource: &Value) -> bool {
         Filter::Or(l, r) => eval(l, resource) || eval(r, resource),
         Filter::Not(f) => !eval(f, resource),
         Filter::Compare { path, op, value } => compare(lookup(resource, path), *op, value),
-        Filter::StartsWith { path, prefix } => {
-            lookup(resource, path).and_then(Value::as_str).is_some_and(|s| fold_starts_with(s, prefix))
-        }
+        Filter::StartsWith { path, prefix } => lookup(resource, path).and_then(Value::as_str).is_some_and(|s| fold_starts_with(s, prefix)),
     }
 }

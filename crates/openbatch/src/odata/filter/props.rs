@@ -235,8 +235,7 @@ pub const TASKS: &[Prop] = &[
 ];
 
 /// "List account usage metrics" (no `ne` in the page).
-pub const POOL_USAGE_METRICS: &[Prop] =
-    &[doc("poolId", &[Cmp(Eq), Cmp(Ge), Cmp(Gt), Cmp(Le), Cmp(Lt), Sw], S)];
+pub const POOL_USAGE_METRICS: &[Prop] = &[doc("poolId", &[Cmp(Eq), Cmp(Ge), Cmp(Gt), Cmp(Le), Cmp(Lt), Sw], S)];
 
 impl ListKind {
     /// Every list kind.
@@ -338,11 +337,7 @@ fn check_leaf(path: &[String], op: PropOp, value: Option<&Literal>, kind: ListKi
     match value {
         // `null` is type-less: allowed wherever eq/ne are (already checked above).
         Some(Literal::Null) if matches!(op, PropOp::Cmp(CmpOp::Eq | CmpOp::Ne)) => Ok(()),
-        Some(v) if !prop.ty.accepts(v) => Err(format!(
-            "`{name}` is compared with {}, not {} (`{v}`)",
-            prop.ty.describe(),
-            literal_kind(v)
-        )),
+        Some(v) if !prop.ty.accepts(v) => Err(format!("`{name}` is compared with {}, not {} (`{v}`)", prop.ty.describe(), literal_kind(v))),
         None if prop.ty != super::PropType::String => {
             Err(format!("startswith needs a string property; `{name}` is {}", prop.ty.describe()))
         }

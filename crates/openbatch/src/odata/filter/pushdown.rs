@@ -100,7 +100,11 @@ fn ticks_floor(t: &chrono::DateTime<chrono::Utc>) -> i64 {
 
 fn ticks_ceil(t: &chrono::DateTime<chrono::Utc>) -> i64 {
     let floor = crate::model::time::to_ticks(t);
-    if t.timestamp_subsec_nanos() % 100 == 0 { floor } else { floor + 1 }
+    if t.timestamp_subsec_nanos() % 100 == 0 {
+        floor
+    } else {
+        floor + 1
+    }
 }
 
 /// What the store may apply in SQL before the full filter runs in memory.

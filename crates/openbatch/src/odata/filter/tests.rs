@@ -33,14 +33,7 @@ fn utc(y: i32, mo: u32, d: u32, h: u32, mi: u32, sec: u32) -> DateTime<Utc> {
 
 #[test]
 fn every_comparison_operator_any_case() {
-    for (kw, op) in [
-        ("eq", CmpOp::Eq),
-        ("ne", CmpOp::Ne),
-        ("gt", CmpOp::Gt),
-        ("ge", CmpOp::Ge),
-        ("lt", CmpOp::Lt),
-        ("le", CmpOp::Le),
-    ] {
+    for (kw, op) in [("eq", CmpOp::Eq), ("ne", CmpOp::Ne), ("gt", CmpOp::Gt), ("ge", CmpOp::Ge), ("lt", CmpOp::Lt), ("le", CmpOp::Le)] {
         assert_eq!(p(&format!("executionInfo/exitCode {kw} 3")), cmp("executionInfo/exitCode", op, Literal::Int(3)));
         let upper = kw.to_uppercase();
         assert_eq!(p(&format!("id {upper} 'x'")), cmp("id", op, s("x")));
@@ -123,10 +116,7 @@ fn startswith_forms() {
     assert_eq!(p("startswith(id,'renderTask') eq false"), Filter::not(sw()));
     assert_eq!(p("startswith(id,'renderTask') ne true"), Filter::not(sw()));
     // The docs' example, and as a term of and/or/not.
-    assert_eq!(
-        p("(state eq 'running') and startswith(id, 'renderTask')"),
-        Filter::and(cmp("state", CmpOp::Eq, s("running")), sw())
-    );
+    assert_eq!(p("(state eq 'running') and startswith(id, 'renderTask')"), Filter::and(cmp("state", CmpOp::Eq, s("running")), sw()));
     assert_eq!(
         p("not startswith(id,'renderTask') or startswith(id,'renderTask') eq true and id eq 'x'"),
         Filter::or(Filter::not(sw()), Filter::and(sw(), cmp("id", CmpOp::Eq, s("x"))))
@@ -285,7 +275,11 @@ fn check_refuses_properties_operators_and_types() {
         (ListKind::PoolNodeCounts, "poolId ne null", "does not allow `ne`"),
         (ListKind::PoolUsageMetrics, "poolId ne 'p'", "does not allow `ne`"),
         (ListKind::Pools, "startswith(state, 'a')", "does not allow `startswith`"),
-        (ListKind::Tasks, "executionInfo/exitCode eq 'abc'", "`executionInfo/exitCode` is compared with an integer, e.g. 0, not a string (`'abc'`)"),
+        (
+            ListKind::Tasks,
+            "executionInfo/exitCode eq 'abc'",
+            "`executionInfo/exitCode` is compared with an integer, e.g. 0, not a string (`'abc'`)",
+        ),
         (ListKind::Tasks, "state eq 1", "not an integer"),
         (ListKind::Tasks, "creationTime gt '2022-01-01T00:00:00Z'", "compared with a date-time"),
         (ListKind::Pools, "enableAutoScale eq 'true'", "compared with true or false"),
@@ -568,14 +562,7 @@ fn arb_literal(small: bool) -> BoxedStrategy<Literal> {
 }
 
 fn arb_op() -> impl Strategy<Value = CmpOp> {
-    prop_oneof![
-        Just(CmpOp::Eq),
-        Just(CmpOp::Ne),
-        Just(CmpOp::Gt),
-        Just(CmpOp::Ge),
-        Just(CmpOp::Lt),
-        Just(CmpOp::Le)
-    ]
+    prop_oneof![Just(CmpOp::Eq), Just(CmpOp::Ne), Just(CmpOp::Gt), Just(CmpOp::Ge), Just(CmpOp::Lt), Just(CmpOp::Le)]
 }
 
 fn arb_filter(small: bool) -> impl Strategy<Value = Filter> {
