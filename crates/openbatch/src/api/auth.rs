@@ -125,35 +125,48 @@ pub fn string_to_sign_variants(
         .collect();
     ocp.sort();
     let canonical_headers: String = ocp.iter().map(|(n, v)| format!("{n}:{v}\n")).collect();
-    let query = canonical_query(raw_query);
+    let mut queries = vec![canonical_query(raw_query), canonical_query_as_sent(raw_query)];
+    queries.dedup();
 
     let mut out = Vec::new();
-    for len in &lengths {
-        for path in &paths {
-            let mut s = String::new();
-            s.push_str(method.as_str());
+    let combos = lengths.iter().flat_map(|l| paths.iter().map(move |p| (l, p)));
+    for ((len, path), query) in combos.flat_map(|lp| queries.iter().map(move |q| (lp, q))) {
+        let mut s = String::new();
+        s.push_str(method.as_str());
+        s.push('\n');
+        for name in ["content-encoding", "content-language"] {
+            s.push_str(&header(name));
             s.push('\n');
-            for name in ["content-encoding", "content-language"] {
-                s.push_str(&header(name));
-                s.push('\n');
-            }
-            s.push_str(len);
-            s.push('\n');
-            for name in
-                ["content-md5", "content-type", "date", "if-modified-since", "if-match", "if-none-match", "if-unmodified-since", "range"]
-            {
-                s.push_str(&header(name));
-                s.push('\n');
-            }
-            s.push_str(&canonical_headers);
-            s.push('/');
-            s.push_str(account);
-            s.push_str(path);
-            s.push_str(&query);
-            out.push(s);
         }
+        s.push_str(len);
+        s.push('\n');
+        for name in
+            ["content-md5", "content-type", "date", "if-modified-since", "if-match", "if-none-match", "if-unmodified-since", "range"]
+        {
+            s.push_str(&header(name));
+            s.push('\n');
+        }
+        s.push_str(&canonical_headers);
+        s.push('/');
+        s.push_str(account);
+        s.push_str(path);
+        s.push_str(query);
+        out.push(s);
     }
     out
+}
+
+/// `\nname:value` lines for the query as the 15.x clients (and msrest, whose names are all
+/// lower case) sign it: names as sent, sorted; the first value of each, URL-decoded;
+/// parameters with an empty value left out (`azure-batch-wire/newer/diff.md`, section 6).
+fn canonical_query_as_sent(raw_query: Option<&str>) -> String {
+    let mut params: std::collections::BTreeMap<String, String> = Default::default();
+    for (k, v) in form_pairs(raw_query.unwrap_or("")) {
+        if !v.is_empty() {
+            params.entry(k).or_insert(v);
+        }
+    }
+    params.iter().map(|(k, v)| format!("\n{k}:{v}")).collect()
 }
 
 /// `\nname:value` lines for the query, names lower-cased and sorted, values URL-decoded.
@@ -212,6 +225,23 @@ mod tests {
             v[0],
             "POST\n\n\n12\n\napplication/json; odata=minimalmetadata; charset=utf-8\n\n\n\n\n\n\nocp-date:Thu, 13 Jan 2022 07:24:32 GMT\n/acct/jobs\napi-version:2022-10-01.16.0\ntimeout:30"
         );
+    }
+
+    #[test]
+    fn query_names_are_signed_as_the_new_clients_send_them() {
+        // azure-batch 15.x signs `timeOut` as sent (not lower-cased) and leaves out empty values.
+        let h = headers(&[("ocp-date", "Mon, 01 Jan 2024 00:00:00 GMT")]);
+        let q = Some("api-version=2025-06-01&timeOut=30&%24filter=");
+        let v = string_to_sign_variants(&Method::GET, "/pools", q, &h, "acct");
+        assert!(v.iter().any(|s| s.ends_with("/acct/pools\napi-version:2025-06-01\ntimeOut:30")), "{v:?}");
+        assert!(v.iter().any(|s| s.ends_with("/acct/pools\n$filter:\napi-version:2025-06-01\ntimeout:30")), "{v:?}");
+        let k = key();
+        let signed = v.iter().find(|s| s.contains("timeOut")).unwrap();
+        let mut h2 = h.clone();
+        h2.insert("authorization", HeaderValue::from_str(&format!("SharedKey acct:{}", k.sign(signed))).unwrap());
+        assert!(k.verify(&Method::GET, "/pools", q, &h2).is_ok());
+        // The signature does not carry over to another query.
+        assert!(k.verify(&Method::GET, "/pools", Some("api-version=2025-06-01&timeOut=31"), &h2).is_err());
     }
 
     #[test]

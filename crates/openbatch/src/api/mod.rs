@@ -49,7 +49,7 @@ pub struct Ctx {
 }
 
 impl Ctx {
-    /// A query parameter by name.
+    /// A query parameter by its lower-case name (names are matched case-insensitively).
     pub fn q(&self, name: &str) -> Option<&str> {
         self.query.get(name).map(String::as_str)
     }
@@ -137,7 +137,8 @@ pub fn router(app: Arc<App>) -> Router {
 async fn dispatch(State(app): State<Arc<App>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let request_id = uuid::Uuid::new_v4().to_string();
     let query_pairs = auth::form_pairs(uri.query().unwrap_or(""));
-    let query: HashMap<String, String> = query_pairs.into_iter().collect();
+    // Query names are case-insensitive (the 15.x clients send `timeOut`, msrest `timeout`).
+    let query: HashMap<String, String> = query_pairs.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
     let base = app.public_url.clone().unwrap_or_else(|| {
         let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
         format!("http://{host}")

@@ -1,6 +1,7 @@
-//! api-version: the `YYYY-MM-DD.Major.Minor` query parameter every request must carry
-//! (the Azure Batch versioning rules in the seed). A request without one, or with a value
-//! that is malformed or not a published version, is refused before authentication.
+//! api-version: the query parameter every request must carry (the Azure Batch versioning rules
+//! in the seed): `YYYY-MM-DD.Major.Minor`, or, from `2025-06-01` on, the date alone. A request
+//! without one, or with a value that is malformed or not a published version, is refused
+//! before authentication.
 
 use super::error::BatchError;
 use axum::http::StatusCode;
@@ -27,6 +28,11 @@ pub const PUBLISHED: &[&str] = &[
     "2021-06-01.14.0",
     "2022-01-01.15.0",
     "2022-10-01.16.0",
+    "2023-05-01.17.0",
+    "2023-11-01.18.0",
+    "2024-02-01.19.0",
+    "2024-07-01.20.0",
+    "2025-06-01",
 ];
 
 /// A published api-version; ordered by publication.
@@ -34,10 +40,10 @@ pub const PUBLISHED: &[&str] = &[
 pub struct ApiVersion(u8);
 
 impl ApiVersion {
-    /// The newest published version, whose shapes are openbatch's canonical model.
+    /// The newest published version.
     pub const LATEST: ApiVersion = ApiVersion((PUBLISHED.len() - 1) as u8);
 
-    /// The version string, e.g. `2022-10-01.16.0`.
+    /// The version string, e.g. `2022-10-01.16.0` or `2025-06-01`.
     pub fn as_str(self) -> &'static str {
         PUBLISHED[self.0 as usize]
     }
@@ -56,7 +62,8 @@ impl ApiVersion {
     ///
     /// Errors: missing → 400 `MissingRequiredQueryParameter` (`QueryParameterName:
     /// api-version`); malformed or unpublished → 400 `InvalidQueryParameterValue` naming the
-    /// value received, with a reason saying which of the two it is.
+    /// value received, with a reason saying which of the two it is (a well-formed version that
+    /// is not published, newer or older than every published one, names the newest served).
     pub fn from_query(value: Option<&str>) -> Result<ApiVersion, BatchError> {
         let Some(v) = value else {
             return Err(BatchError::new(
@@ -71,12 +78,12 @@ impl ApiVersion {
         }
         let reason = if is_well_formed(v) {
             format!(
-                "The api-version {v} is not one this service supports; it serves the published api-versions {} to {}.",
+                "The api-version {v} is not one this service supports; it serves the published api-versions {} to {} (the newest).",
                 PUBLISHED[0],
-                PUBLISHED[PUBLISHED.len() - 1]
+                ApiVersion::LATEST.as_str()
             )
         } else {
-            format!("The api-version {v} is malformed: expected YYYY-MM-DD.Major.Minor.")
+            format!("The api-version {v} is malformed: expected YYYY-MM-DD.Major.Minor or YYYY-MM-DD.")
         };
         Err(BatchError::new(
             StatusCode::BAD_REQUEST,
@@ -89,20 +96,23 @@ impl ApiVersion {
     }
 }
 
-/// True when `v` has the `YYYY-MM-DD.Major.Minor` shape (digits in each place).
+/// True when `v` has the `YYYY-MM-DD.Major.Minor` or the date-only `YYYY-MM-DD` shape (digits in
+/// each place, a month 01-12 and a day 01-31).
 fn is_well_formed(v: &str) -> bool {
     let parts: Vec<&str> = v.split('.').collect();
-    if parts.len() != 3 {
+    if parts.len() != 3 && parts.len() != 1 {
         return false;
     }
     let date: Vec<&str> = parts[0].split('-').collect();
     let digits = |s: &str, n: Option<usize>| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) && n.map_or(true, |n| s.len() == n);
+    let in_range = |s: &str, hi: u32| s.parse::<u32>().is_ok_and(|n| (1..=hi).contains(&n));
     date.len() == 3
         && digits(date[0], Some(4))
         && digits(date[1], Some(2))
+        && in_range(date[1], 12)
         && digits(date[2], Some(2))
-        && digits(parts[1], None)
-        && digits(parts[2], None)
+        && in_range(date[2], 31)
+        && parts[1..].iter().all(|p| digits(p, None))
 }
 
 #[cfg(test)]
@@ -114,20 +124,29 @@ mod tests {
         for v in PUBLISHED {
             assert_eq!(ApiVersion::from_query(Some(v)).unwrap().as_str(), *v);
         }
-        assert_eq!(ApiVersion::LATEST.as_str(), "2022-10-01.16.0");
+        assert_eq!(ApiVersion::LATEST.as_str(), "2025-06-01");
         assert!(ApiVersion::find("2015-06-01.2.0").unwrap() < ApiVersion::LATEST);
+        assert!(ApiVersion::find("2022-10-01.16.0").unwrap() < ApiVersion::find("2023-05-01.17.0").unwrap());
     }
 
     #[test]
     fn missing_and_wrong_versions_are_refused() {
         let e = ApiVersion::from_query(None).unwrap_err();
         assert_eq!(e.code, "MissingRequiredQueryParameter");
-        let e = ApiVersion::from_query(Some("2023-05-01.17.0")).unwrap_err();
-        assert_eq!(e.code, "InvalidQueryParameterValue");
-        assert!(e.values.iter().any(|(k, v)| k == "QueryParameterValue" && v == "2023-05-01.17.0"));
-        assert!(e.values.iter().any(|(_, v)| v.contains("not one this service supports")));
-        let e = ApiVersion::from_query(Some("banana")).unwrap_err();
-        assert!(e.values.iter().any(|(_, v)| v.contains("malformed")));
-        assert!(ApiVersion::from_query(Some("2025-06-01")).is_err());
+        let reason = |e: &BatchError| e.values.iter().find(|(k, _)| k == "Reason").map(|(_, v)| v.clone()).unwrap_or_default();
+        // Well formed but not published: a future version, an old one, a date-only one that
+        // is not 2025-06-01. The reason names the newest version served, never "malformed".
+        for v in ["2026-10-01", "2026-10-01.22.0", "2014-10-01.1.0", "2023-05-01.16.0", "2024-07-01"] {
+            let e = ApiVersion::from_query(Some(v)).unwrap_err();
+            assert_eq!(e.code, "InvalidQueryParameterValue", "{v}");
+            assert!(e.values.iter().any(|(k, x)| k == "QueryParameterValue" && x == v));
+            assert!(reason(&e).contains("not one this service supports"), "{v}: {}", reason(&e));
+            assert!(reason(&e).contains("2025-06-01"), "{v}: {}", reason(&e));
+        }
+        for v in ["banana", "2025-6-01", "2025-13-01", "2025-06-01.21", "2025-06-01.x.0", ""] {
+            let e = ApiVersion::from_query(Some(v)).unwrap_err();
+            assert!(reason(&e).contains("malformed"), "{v}: {}", reason(&e));
+        }
+        assert_eq!(ApiVersion::from_query(Some("2025-06-01")).unwrap(), ApiVersion::LATEST);
     }
 }

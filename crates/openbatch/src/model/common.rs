@@ -199,6 +199,12 @@ pub struct ImageReference {
     pub virtual_machine_image_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exact_version: Option<String>,
+    /// 2024-07-01.20.0: an image of an Azure Compute Gallery shared with the subscription.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shared_gallery_image_id: Option<String>,
+    /// 2024-07-01.20.0: an image of a community Azure Compute Gallery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub community_gallery_image_id: Option<String>,
 }
 
 /// VirtualMachineConfiguration: the image and node agent SKU of an IaaS pool; other settings
@@ -225,6 +231,12 @@ pub struct VirtualMachineConfiguration {
     pub extensions: Option<Vec<Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub os_disk: Option<Value>,
+    /// 2023-11-01.18.0: encryption at host, trusted launch or confidential VM settings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security_profile: Option<Value>,
+    /// 2023-11-01.18.0: the service artifact (image version) the pool's VMs are pinned to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service_artifact_reference: Option<Value>,
 }
 
 batch_enum!(

@@ -306,6 +306,9 @@ pub struct JobPatch {
     pub pool_info: Option<PoolInformation>,
     #[serde(default)]
     pub metadata: Option<Vec<MetadataItem>>,
+    /// 2024-07-01.20.0: the job's network configuration (kept and echoed, as on Job Add).
+    #[serde(default)]
+    pub network_configuration: Option<Value>,
 }
 
 /// JobUpdateParameter (PUT): replaces every updatable property; those not given return to

@@ -32,11 +32,20 @@ batch_enum!(
     }
 );
 
-/// TaskSchedulingPolicy: how tasks are spread over nodes.
+batch_enum!(
+    /// BatchJobDefaultOrder (2025-06-01) of `taskSchedulingPolicy.jobDefaultOrder`: among jobs
+    /// of equal priority, `none` (no order) or `creationtime` (older jobs' tasks first).
+    JobDefaultOrder { None = "none", CreationTime = "creationtime" }
+);
+
+/// TaskSchedulingPolicy: how tasks are spread over nodes, and (2025-06-01) how jobs of equal
+/// priority are ordered.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskSchedulingPolicy {
     pub node_fill_type: NodeFillType,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job_default_order: Option<JobDefaultOrder>,
 }
 
 /// The properties a caller sets on a pool (PoolAddParameter), normalized with the service's
@@ -88,6 +97,13 @@ pub struct PoolSpec {
     pub mount_configuration: Option<Vec<Value>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target_node_communication_mode: Option<String>,
+    /// `resourceTags` (2023-11-01.18.0 to 2024-07-01.20.0): Azure resource tags, kept and echoed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resource_tags: Option<Value>,
+    /// `upgradePolicy` (from 2024-02-01.19.0): OS upgrade policy of the pool's VMs, kept and
+    /// echoed; openbatch nodes have no OS image to upgrade (see [`PoolSpec::unmet_configuration`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upgrade_policy: Option<Value>,
 }
 
 impl PoolSpec {
@@ -132,10 +148,34 @@ impl PoolStatus {
     pub const PRIVATE: &'static [&'static str] = &["nextNodeIndex", "pendingDeallocation", "resizeStarted"];
 }
 
-/// PoolPatchParameter: replaces only the properties given.
+/// PoolPatchParameter: replaces only the properties given. From 2024-07-01.20.0 it also takes
+/// the pool's shape (`vmSize`, `virtualMachineConfiguration`, `taskSlotsPerNode`, …), which the
+/// service changes only while the pool has no compute nodes ([`PoolPatch::SHAPE`]).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct PoolPatch {
+    #[serde(default)]
+    pub display_name: Option<String>,
+    #[serde(default)]
+    pub vm_size: Option<String>,
+    #[serde(default)]
+    pub virtual_machine_configuration: Option<VirtualMachineConfiguration>,
+    #[serde(default)]
+    pub task_slots_per_node: Option<i32>,
+    #[serde(default)]
+    pub task_scheduling_policy: Option<TaskSchedulingPolicy>,
+    #[serde(default)]
+    pub enable_inter_node_communication: Option<bool>,
+    #[serde(default)]
+    pub network_configuration: Option<Value>,
+    #[serde(default)]
+    pub mount_configuration: Option<Vec<Value>>,
+    #[serde(default)]
+    pub user_accounts: Option<Vec<Value>>,
+    #[serde(default)]
+    pub upgrade_policy: Option<Value>,
+    #[serde(default)]
+    pub resource_tags: Option<Value>,
     #[serde(default)]
     pub start_task: Option<StartTask>,
     #[serde(default)]
@@ -146,6 +186,56 @@ pub struct PoolPatch {
     pub metadata: Option<Vec<MetadataItem>>,
     #[serde(default)]
     pub target_node_communication_mode: Option<String>,
+}
+
+impl PoolPatch {
+    /// The first property given that changes the pool's shape, which the service accepts only
+    /// while the pool has no compute nodes (`None` when the patch changes none of them).
+    pub fn shape_property(&self) -> Option<&'static str> {
+        [
+            ("displayName", self.display_name.is_some()),
+            ("vmSize", self.vm_size.is_some()),
+            ("virtualMachineConfiguration", self.virtual_machine_configuration.is_some()),
+            ("taskSlotsPerNode", self.task_slots_per_node.is_some()),
+            ("taskSchedulingPolicy", self.task_scheduling_policy.is_some()),
+            ("enableInterNodeCommunication", self.enable_inter_node_communication.is_some()),
+            ("networkConfiguration", self.network_configuration.is_some()),
+            ("mountConfiguration", self.mount_configuration.is_some()),
+            ("userAccounts", self.user_accounts.is_some()),
+            ("upgradePolicy", self.upgrade_policy.is_some()),
+            ("resourceTags", self.resource_tags.is_some()),
+        ]
+        .into_iter()
+        .find(|(_, given)| *given)
+        .map(|(name, _)| name)
+    }
+
+    /// Replaces the properties of `spec` that the patch gives; the others stay.
+    pub fn apply(self, spec: &mut PoolSpec) {
+        fn set<T>(slot: &mut Option<T>, value: Option<T>) {
+            if value.is_some() {
+                *slot = value;
+            }
+        }
+        set(&mut spec.display_name, self.display_name);
+        if let Some(size) = self.vm_size {
+            spec.vm_size = size;
+        }
+        set(&mut spec.virtual_machine_configuration, self.virtual_machine_configuration);
+        set(&mut spec.task_slots_per_node, self.task_slots_per_node);
+        set(&mut spec.task_scheduling_policy, self.task_scheduling_policy);
+        set(&mut spec.enable_inter_node_communication, self.enable_inter_node_communication);
+        set(&mut spec.network_configuration, self.network_configuration);
+        set(&mut spec.mount_configuration, self.mount_configuration);
+        set(&mut spec.user_accounts, self.user_accounts);
+        set(&mut spec.upgrade_policy, self.upgrade_policy);
+        set(&mut spec.resource_tags, self.resource_tags);
+        set(&mut spec.start_task, self.start_task);
+        set(&mut spec.certificate_references, self.certificate_references);
+        set(&mut spec.application_package_references, self.application_package_references);
+        set(&mut spec.metadata, self.metadata);
+        set(&mut spec.target_node_communication_mode, self.target_node_communication_mode);
+    }
 }
 
 /// PoolResizeParameter: new targets, an optional `resizeTimeout` (ISO 8601) and the
@@ -235,7 +325,7 @@ impl PoolSpec {
         self.enable_auto_scale.get_or_insert(false);
         self.enable_inter_node_communication.get_or_insert(false);
         self.task_slots_per_node.get_or_insert(1);
-        self.task_scheduling_policy.get_or_insert(TaskSchedulingPolicy { node_fill_type: NodeFillType::Spread });
+        self.task_scheduling_policy.get_or_insert(TaskSchedulingPolicy { node_fill_type: NodeFillType::Spread, job_default_order: None });
         let windows = self.os_refusal().is_some();
         if let Some(vm) = self.virtual_machine_configuration.as_mut() {
             if vm.image_reference.virtual_machine_image_id.is_none() {

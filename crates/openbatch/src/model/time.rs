@@ -123,7 +123,8 @@ pub const UNLIMITED_DURATION: &str = "P10675199DT2H48M5.4775807S";
 pub struct IsoDuration(pub Option<Duration>);
 
 /// Parses an ISO 8601 duration of the `PnDTnHnMn.nS` form (also `PnW`, `PnYnM` with 365/30
-/// day years/months as .NET's XmlConvert does). Returns `None` for malformed input.
+/// day years/months as .NET's XmlConvert does), zero-padded parts (`PT02H00M00S`, as the 15.x
+/// clients write them) and a bare `P` for zero. Returns `None` for malformed input.
 pub fn parse_duration(s: &str) -> Option<IsoDuration> {
     if s == UNLIMITED_DURATION {
         return Some(IsoDuration(None));
@@ -139,7 +140,8 @@ pub fn parse_duration(s: &str) -> Option<IsoDuration> {
         None => (rest, None),
     };
     if date.is_empty() && time.is_none() {
-        return None;
+        // A bare `P` is how the 15.x clients write a zero duration.
+        return Some(IsoDuration(Some(Duration::ZERO)));
     }
     let mut total = 0f64;
     let mut parse_part = |part: &str, units: &[(char, f64)]| -> Option<()> {
@@ -242,7 +244,12 @@ mod tests {
         assert_eq!(parse_duration("P1DT2H3M4S"), Some(IsoDuration(Some(Duration::from_secs(93784)))));
         assert_eq!(parse_duration(UNLIMITED_DURATION), Some(IsoDuration(None)));
         assert_eq!(parse_duration("P10675199DT2H48M5.4775807S"), Some(IsoDuration(None)));
-        for bad in ["", "P", "PT", "15M", "PT15X", "PTM", "P1H", "PT1S2M"] {
+        // The 15.x clients' spelling: zero-padded parts, every unit, a bare `P` for zero.
+        assert_eq!(parse_duration("PT02H00M00S"), Some(IsoDuration(Some(Duration::from_secs(7200)))));
+        assert_eq!(parse_duration("P1DT00H15M00S"), Some(IsoDuration(Some(Duration::from_secs(86400 + 900)))));
+        assert_eq!(parse_duration("PT00.25S"), Some(IsoDuration(Some(Duration::from_millis(250)))));
+        assert_eq!(parse_duration("P"), Some(IsoDuration(Some(Duration::ZERO))));
+        for bad in ["", "PT", "15M", "PT15X", "PTM", "P1H", "PT1S2M"] {
             assert_eq!(parse_duration(bad), None, "{bad}");
         }
         assert_eq!(format_duration(Duration::from_secs(900)), "PT15M");

@@ -168,7 +168,9 @@ pub fn upgrade_request(model: &str, value: Value, v: ApiVersion) -> Result<Value
 
 fn upgrade(model: &str, value: Value, v: ApiVersion, path: &str) -> Result<Value, BatchError> {
     let i = idx(v);
-    let Value::Object(obj) = value else { return Ok(value) };
+    let Value::Object(obj) = value else {
+        return Ok(value);
+    };
     let mut out = Map::new();
     for (name, val) in obj {
         let here = join(path, &name);
@@ -225,8 +227,27 @@ fn convert_value(elem: &str, val: Value, v: ApiVersion, path: &str, dir: Directi
             Direction::Down => Ok(downgrade(elem, val, v)),
         },
         Value::String(s) if INDEX.enums.contains_key(elem) => convert_enum(elem, s, v, path, dir).map(Value::String),
+        Value::String(s) if dir == Direction::Up && matches!(elem, "int" | "long" | "float") => numeric_string(elem, s, path),
         other => Ok(other),
     }
+}
+
+/// A number sent as a JSON string where the wire type is numeric (`"targetDedicatedNodes":
+/// "2"`, as the Azure CLI sends integer options; 15.x clients send int64 values as strings).
+/// The real service accepts these, so openbatch does too.
+///
+/// Errors: 400 `InvalidPropertyValue` naming the property when the string is not a number of
+/// that type.
+fn numeric_string(elem: &str, s: String, path: &str) -> Result<Value, BatchError> {
+    let t = s.trim();
+    let parsed = match elem {
+        "float" => t.parse::<f64>().ok().filter(|f| f.is_finite()).and_then(serde_json::Number::from_f64),
+        _ => t.parse::<i64>().ok().map(serde_json::Number::from),
+    };
+    parsed.map(Value::Number).ok_or_else(|| {
+        let what = if elem == "float" { "a number" } else { "an integer" };
+        BatchError::invalid_property(path, s.clone(), format!("'{s}' is not {what}."))
+    })
 }
 
 fn convert_enum(name: &str, s: String, v: ApiVersion, path: &str, dir: Direction) -> Result<String, BatchError> {
@@ -266,7 +287,9 @@ fn convert_enum(name: &str, s: String, v: ApiVersion, path: &str, dir: Direction
 
 /// Applies the enum renames declared for a property typed as a plain string.
 fn rename_enum_at(model: &str, name: &str, value: Value, i: u8, dir: Direction) -> Value {
-    let Value::String(s) = &value else { return value };
+    let Value::String(s) = &value else {
+        return value;
+    };
     for r in ENUM_RENAMES.iter().filter(|r| i <= r.last_old && r.at.contains(&(model, name))) {
         match dir {
             Direction::Up if !r.downgrade_only && r.old.eq_ignore_ascii_case(s) => return Value::String(r.new.to_string()),
@@ -278,7 +301,9 @@ fn rename_enum_at(model: &str, name: &str, value: Value, i: u8, dir: Direction) 
 }
 
 fn set_path(obj: &mut Map<String, Value>, path: &[&str], value: Value) {
-    let Some((last, parents)) = path.split_last() else { return };
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
     let mut cur = obj;
     for p in parents {
         let next = cur.entry(p.to_string()).or_insert_with(|| Value::Object(Map::new()));
@@ -306,7 +331,9 @@ fn fill_default(obj: &mut Map<String, Value>, path: &[&str], value: DefaultValue
         DefaultValue::Int(n) => Value::from(n),
         DefaultValue::Str(s) => Value::String(s.to_string()),
     };
-    let Some((last, parents)) = path.split_last() else { return };
+    let Some((last, parents)) = path.split_last() else {
+        return;
+    };
     let mut cur = obj;
     for p in parents {
         let next = cur.entry(p.to_string()).or_insert_with(|| Value::Object(Map::new()));
@@ -326,7 +353,9 @@ pub fn downgrade_response(model: &str, value: Value, v: ApiVersion) -> Value {
 
 fn downgrade(model: &str, value: Value, v: ApiVersion) -> Value {
     let i = idx(v);
-    let Value::Object(mut obj) = value else { return value };
+    let Value::Object(mut obj) = value else {
+        return value;
+    };
     for mv in MOVES.iter().filter(|m| i <= m.last_old && m.models.contains(&model)) {
         if let Some(x) = take_path(&mut obj, mv.path) {
             obj.insert(mv.old.to_string(), x);
@@ -353,7 +382,9 @@ fn downgrade(model: &str, value: Value, v: ApiVersion) -> Value {
             Some(r) => (r.old.to_string(), r.singular),
             None => (name.clone(), false),
         };
-        let Some(row) = property(model, &wire_name, v) else { continue };
+        let Some(row) = property(model, &wire_name, v) else {
+            continue;
+        };
         let val = if singular {
             match val {
                 Value::Array(mut a) if !a.is_empty() => a.remove(0),
@@ -560,7 +591,12 @@ mod tests {
         "2021-06-01.14.0",
         "2022-01-01.15.0",
         "2022-10-01.16.0",
+        "2023-05-01.17.0",
+        "2024-02-01.19.0",
     ];
+
+    /// Models the main wire tables leave out (their filter drops names ending in `Options`).
+    const OPTIONS_MODELS: &[&str] = &["ExitOptions", "OutputFileUploadOptions"];
 
     fn wire(name: &str) -> Vec<Vec<String>> {
         let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/azure-batch-wire").join(name);
@@ -593,7 +629,7 @@ mod tests {
                 assert!(property(model, prop, v).is_some(), "{model}.{prop} missing at {}", v.as_str());
             }
         }
-        for p in table::PROPERTIES {
+        for p in table::PROPERTIES.iter().filter(|p| !OPTIONS_MODELS.contains(&p.model)) {
             for v in release_versions().into_iter().filter(|v| in_range(p.first, p.last, *v)) {
                 let covered =
                     rows.iter().any(|r| r[0] == p.model && r[1] == p.name && r[3].as_str() <= v.as_str() && v.as_str() <= r[4].as_str());
@@ -623,6 +659,104 @@ mod tests {
                 assert!(covered, "{} {} is in the table at {} but not in the wire tables", o.method, o.path, v.as_str());
             }
         }
+    }
+
+    /// The versions whose tables come from `newer/` (14.1.0, 15.1.0b1 and 15.1.0): the table
+    /// has exactly their rows, plus what other 2025-06-01 clients send.
+    #[test]
+    fn newer_versions_match_their_wire_tables() {
+        let path = |f: &str| format!("newer/{f}");
+        let name = |old: &str, new: &str| if old.is_empty() { new.to_string() } else { old.to_string() };
+        let extra_2025 = [
+            ("AuthenticationTokenSettings", "access"),
+            ("TaskAddParameter", "authenticationTokenSettings"),
+            ("CloudTask", "authenticationTokenSettings"),
+            ("JobManagerTask", "authenticationTokenSettings"),
+            ("DataDisk", "storageAccountType"),
+        ];
+        for version in ["2023-11-01.18.0", "2024-07-01.20.0", "2025-06-01"] {
+            let v = ApiVersion::find(version).unwrap();
+            let rows: Vec<(String, String)> = wire(&path("properties.tsv"))
+                .into_iter()
+                .filter(|r| r[4] == version)
+                .map(|r| (name(&r[0], &r[1]), r[2].clone()))
+                .filter(|(m, _)| !m.ends_with("Paged") && !m.ends_with("ListResult"))
+                .collect();
+            for (m, p) in &rows {
+                assert!(property(m, p, v).is_some(), "{m}.{p} missing at {version}");
+            }
+            for p in table::PROPERTIES.iter().filter(|p| in_range(p.first, p.last, v)) {
+                let known = rows.iter().any(|(m, n)| m == p.model && n == p.name)
+                    || (version == "2025-06-01" && extra_2025.contains(&(p.model, p.name)));
+                assert!(known, "{}.{} is in the table at {version} but not in its wire table", p.model, p.name);
+            }
+            let ops: Vec<(String, String)> =
+                wire(&path("operations.tsv")).into_iter().filter(|r| r[2] == version).map(|r| (r[0].clone(), r[1].clone())).collect();
+            for (m, u) in &ops {
+                assert!(operation_exists(m, u, v), "{m} {u} missing at {version}");
+            }
+            assert_eq!(operations_at(v.index()).len(), ops.len(), "operations at {version}");
+            for r in wire(&path("enums.tsv")).into_iter().filter(|r| r[3] == version) {
+                let e = name(&r[0], &r[1]);
+                assert!(table::ENUMS.iter().any(|x| x.name == e && x.value == r[2] && in_range(x.first, x.last, v)), "{e}.{} at {version}", r[2]);
+            }
+        }
+    }
+
+    /// What changed after the seed, as the issue and the service's notes name it.
+    #[test]
+    fn facts_of_the_versions_after_the_seed() {
+        let v = |s: &str| ApiVersion::find(s).unwrap();
+        // 2023-05-01.17.0 removed the lifetime statistics operations.
+        assert!(operation_exists("GET", "/lifetimejobstats", v("2022-10-01.16.0")));
+        assert!(!operation_exists("GET", "/lifetimejobstats", v("2023-05-01.17.0")));
+        assert!(!operation_exists("GET", "/lifetimepoolstats", v("2023-05-01.17.0")));
+        assert!(property("NetworkConfiguration", "enableAcceleratedNetworking", v("2023-05-01.17.0")).is_some());
+        // 2024-07-01.20.0: no Cloud Services pools, no RDP file; nodes can be deallocated.
+        assert!(property("PoolAddParameter", "cloudServiceConfiguration", v("2024-02-01.19.0")).is_some());
+        assert!(property("PoolAddParameter", "cloudServiceConfiguration", v("2024-07-01.20.0")).is_none());
+        assert!(!operation_exists("GET", "/pools/{poolId}/nodes/{nodeId}/rdp", v("2024-07-01.20.0")));
+        assert!(operation_exists("POST", "/pools/{poolId}/nodes/{nodeId}/deallocate", v("2024-07-01.20.0")));
+        assert!(property("NodeCounts", "deallocated", v("2024-07-01.20.0")).is_some());
+        // 2025-06-01: certificates are gone; resource tags and communication modes too.
+        assert!(!operation_exists("GET", "/certificates", v("2025-06-01")));
+        assert!(operation_exists("GET", "/certificates", v("2024-07-01.20.0")));
+        assert!(property("CloudPool", "targetNodeCommunicationMode", v("2025-06-01")).is_none());
+        assert!(property("CloudPool", "resourceTags", v("2024-07-01.20.0")).is_some());
+        assert!(property("CloudPool", "resourceTags", v("2025-06-01")).is_none());
+        assert!(property("ComputeNode", "ipv6Address", v("2025-06-01")).is_some());
+        // Old versions keep answering as before.
+        assert!(property("NodeCounts", "upgradingOS", v("2022-10-01.16.0")).is_none());
+        let old = downgrade_response("NodeCounts", json!({"idle": 1, "upgradingOS": 0, "deallocated": 0}), v("2022-10-01.16.0"));
+        assert_eq!(old, json!({"idle": 1}));
+        // The data disk's storage account type moved under managedDisk in 2025-06-01.
+        let disk = upgrade_request("DataDisk", json!({"lun": 1, "diskSizeGB": 8, "storageAccountType": "premium_lrs"}), v("2024-07-01.20.0")).unwrap();
+        assert_eq!(disk["managedDisk"]["storageAccountType"], "premium_lrs");
+        assert_eq!(downgrade_response("DataDisk", disk.clone(), v("2024-07-01.20.0"))["storageAccountType"], "premium_lrs");
+        let new = downgrade_response("DataDisk", disk, v("2025-06-01"));
+        assert_eq!(new["managedDisk"]["storageAccountType"], "premium_lrs");
+        assert!(new.get("storageAccountType").is_none());
+        // Enum spellings that changed case: each version sees its own.
+        let os = json!({"ephemeralOSDiskSettings": {"placement": "cachedisk"}});
+        assert_eq!(downgrade_response("OSDisk", os.clone(), v("2024-02-01.19.0"))["ephemeralOSDiskSettings"]["placement"], "CacheDisk");
+        assert_eq!(downgrade_response("OSDisk", os, v("2024-07-01.20.0"))["ephemeralOSDiskSettings"]["placement"], "cachedisk");
+    }
+
+    #[test]
+    fn numbers_sent_as_strings_are_read_as_numbers() {
+        let v = ApiVersion::LATEST;
+        let up = upgrade_request("PoolAddParameter", json!({"id": "p", "targetDedicatedNodes": "2", "taskSlotsPerNode": " 4 "}), v).unwrap();
+        assert_eq!(up["targetDedicatedNodes"], 2);
+        assert_eq!(up["taskSlotsPerNode"], 4);
+        let up = upgrade_request("JobAddParameter", json!({"id": "j", "priority": "-100", "constraints": {"maxTaskRetryCount": "3"}}), v).unwrap();
+        assert_eq!(up["priority"], -100);
+        assert_eq!(up["constraints"]["maxTaskRetryCount"], 3);
+        let err = upgrade_request("PoolAddParameter", json!({"targetDedicatedNodes": "two"}), v).unwrap_err();
+        assert_eq!(err.code, "InvalidPropertyValue");
+        assert!(err.values.iter().any(|(k, x)| k == "PropertyName" && x == "targetDedicatedNodes"));
+        // Strings stay strings where the wire type is a string.
+        let up = upgrade_request("PoolAddParameter", json!({"id": "2", "vmSize": "3"}), v).unwrap();
+        assert_eq!(up["id"], "2");
     }
 
     #[test]

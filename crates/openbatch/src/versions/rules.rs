@@ -1,7 +1,11 @@
 //! The hand-written part of the version table: what a property lookup cannot express —
 //! renames, moved properties, enum values that changed spelling, and defaults that differ by
-//! api-version. Each rule cites the seed's release note it comes from. Versions are indexes
-//! into [`crate::api::version::PUBLISHED`].
+//! api-version. Each rule cites the release note it comes from (the seed's, or for versions
+//! after 2022-10-01.16.0 the service's later notes and the wire facts in
+//! `azure-batch-wire/newer/`). Versions are indexes into [`crate::api::version::PUBLISHED`].
+
+/// The newest published version's index: rules that still hold today end here.
+pub const NEWEST: u8 = (crate::api::version::PUBLISHED.len() - 1) as u8;
 
 /// A property that an older version names differently: up to and including `last_old`, the
 /// wire name is `old`; later it is `new` (the canonical name).
@@ -16,7 +20,8 @@ pub struct Rename {
     pub old_omits_codes: &'static [&'static str],
 }
 
-/// 2017-01-01.4.0 is index 5, 2018-08-01.7.0 is 10, 2020-03-01.11.0 is 14.
+/// 2017-01-01.4.0 is index 5, 2018-08-01.7.0 is 10, 2020-03-01.11.0 is 14, 2022-10-01.16.0 is
+/// 19, 2023-05-01.17.0 is 20, 2024-02-01.19.0 is 22, 2024-07-01.20.0 is 23, 2025-06-01 is 24.
 pub const RENAMES: &[Rename] = &[
     // 2017-05-01.5.0: targetDedicated/currentDedicated → targetDedicatedNodes/currentDedicatedNodes.
     Rename {
@@ -95,6 +100,9 @@ pub struct Move {
 pub const MOVES: &[Move] = &[
     // 2017-05-01.5.0: sshPrivateKey moved under linuxUserConfiguration.
     Move { models: &["UserAccount"], old: "sshPrivateKey", path: &["linuxUserConfiguration", "sshPrivateKey"], last_old: 5 },
+    // 2025-06-01: a data disk's storageAccountType moved under managedDisk. (Its 15.1.0b2
+    // client still sends the old place too, which the table keeps at 2025-06-01.)
+    Move { models: &["DataDisk"], old: "storageAccountType", path: &["managedDisk", "storageAccountType"], last_old: 23 },
 ];
 
 /// Models whose `runElevated` flag (up to 2016-07-01.3.1, index 4) became `userIdentity`
@@ -128,6 +136,15 @@ pub const ENUM_RENAMES: &[EnumRename] = &[
         downgrade_only: false,
         at: &[("ContainerConfiguration", "type")],
     },
+    // 2024-07-01.20.0 spells the OS disk placement in lower case; 2025-06-01 the confidential VM
+    // security type (values compare case-insensitively; each version sees its own spelling).
+    EnumRename { name: "DiffDiskPlacement", old: "CacheDisk", new: "cachedisk", last_old: 22, downgrade_only: false, at: &[] },
+    EnumRename { name: "SecurityTypes", old: "confidentialVM", new: "confidentialvm", last_old: 23, downgrade_only: false, at: &[] },
+    // 2024-02-01.19.0 added the node state upgradingos, 2024-07-01.20.0 deallocating and
+    // deallocated: older versions see such a node as unusable (it runs no tasks).
+    EnumRename { name: "ComputeNodeState", old: "unusable", new: "upgradingos", last_old: 21, downgrade_only: true, at: &[] },
+    EnumRename { name: "ComputeNodeState", old: "unusable", new: "deallocating", last_old: 22, downgrade_only: true, at: &[] },
+    EnumRename { name: "ComputeNodeState", old: "unusable", new: "deallocated", last_old: 22, downgrade_only: true, at: &[] },
 ];
 
 /// A default the service fills in when a request leaves `path` (below `model`) out, for
@@ -152,13 +169,14 @@ pub enum DefaultValue {
 
 pub const DEFAULTS: &[VersionDefault] = &[
     VersionDefault { model: "StartTask", path: &["waitForSuccess"], value: DefaultValue::Bool(false), first: 0, last: 12, note: "StartTask.waitForSuccess defaults to false before 2019-08-01.10.0" },
-    VersionDefault { model: "StartTask", path: &["waitForSuccess"], value: DefaultValue::Bool(true), first: 13, last: 19, note: "StartTask.waitForSuccess defaults to true from 2019-08-01.10.0" },
-    VersionDefault { model: "AutoUserSpecification", path: &["scope"], value: DefaultValue::Str("pool"), first: 0, last: 19, note: "AutoUserSpecification.scope defaults to pool on Linux nodes (task on Windows before 2019-08-01.10.0; openbatch nodes are Linux)" },
+    VersionDefault { model: "StartTask", path: &["waitForSuccess"], value: DefaultValue::Bool(true), first: 13, last: NEWEST, note: "StartTask.waitForSuccess defaults to true from 2019-08-01.10.0" },
+    VersionDefault { model: "AutoUserSpecification", path: &["scope"], value: DefaultValue::Str("pool"), first: 0, last: NEWEST, note: "AutoUserSpecification.scope defaults to pool on Linux nodes (task on Windows before 2019-08-01.10.0; openbatch nodes are Linux)" },
     VersionDefault { model: "TaskAddParameter", path: &["constraints", "retentionTime"], value: DefaultValue::Str(crate::model::time::UNLIMITED_DURATION), first: 0, last: 10, note: "task retention is unlimited before 2018-12-01.8.0" },
-    VersionDefault { model: "TaskAddParameter", path: &["constraints", "retentionTime"], value: DefaultValue::Str("P7D"), first: 11, last: 19, note: "task retention defaults to 7 days from 2018-12-01.8.0" },
-    VersionDefault { model: "MultiInstanceSettings", path: &["numberOfInstances"], value: DefaultValue::Int(1), first: 8, last: 19, note: "numberOfInstances is optional and defaults to 1 from 2017-09-01.6.0" },
+    VersionDefault { model: "TaskAddParameter", path: &["constraints", "retentionTime"], value: DefaultValue::Str("P7D"), first: 11, last: NEWEST, note: "task retention defaults to 7 days from 2018-12-01.8.0" },
+    VersionDefault { model: "MultiInstanceSettings", path: &["numberOfInstances"], value: DefaultValue::Int(1), first: 8, last: NEWEST, note: "numberOfInstances is optional and defaults to 1 from 2017-09-01.6.0" },
     VersionDefault { model: "DataDisk", path: &["caching"], value: DefaultValue::Str("none"), first: 0, last: 9, note: "data disk caching defaults to none before 2018-08-01.7.0" },
-    VersionDefault { model: "DataDisk", path: &["caching"], value: DefaultValue::Str("readwrite"), first: 10, last: 19, note: "data disk caching defaults to readwrite from 2018-08-01.7.0" },
+    VersionDefault { model: "DataDisk", path: &["caching"], value: DefaultValue::Str("readwrite"), first: 10, last: NEWEST, note: "data disk caching defaults to readwrite from 2018-08-01.7.0" },
+    VersionDefault { model: "NetworkConfiguration", path: &["enableAcceleratedNetworking"], value: DefaultValue::Bool(false), first: 20, last: NEWEST, note: "2023-05-01.17.0 added enableAcceleratedNetworking, false unless set" },
 ];
 
 /// A property a request must carry from version `first` on (before, it was optional).

@@ -65,6 +65,11 @@ pub async fn list_pool_node_counts(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
                 counts.insert(k, json!(v));
             }
             counts.insert("total".into(), json!(mine.len()));
+            // States of newer api-versions that openbatch nodes never enter (they have no OS
+            // upgrades and are not deallocated): counted, always zero.
+            for later in ["upgradingOS", "deallocated", "deallocating"] {
+                counts.insert(later.into(), json!(0));
+            }
             Value::Object(counts)
         };
         let item = json!({"poolId": p.spec.id, "dedicated": count(true), "lowPriority": count(false)});

@@ -76,7 +76,9 @@ fn check_pool_info(p: &PoolInformation) -> ApiResult<()> {
 /// upper case), checked and normalized; the job's specification gets the normalized pool back
 /// (the service echoes the defaults it filled in) and `keepAlive` false unless set.
 fn auto_pool(ctx: &Ctx, info: &mut PoolInformation) -> ApiResult<Option<crate::model::pool::PoolSpec>> {
-    let Some(auto) = info.auto_pool_specification.as_mut() else { return Ok(None) };
+    let Some(auto) = info.auto_pool_specification.as_mut() else {
+        return Ok(None);
+    };
     let guid = uuid::Uuid::new_v4().to_string().to_uppercase();
     let id = match &auto.auto_pool_id_prefix {
         Some(prefix) => format!("{prefix}_{guid}"),
@@ -311,6 +313,9 @@ pub async fn patch(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Rep
     }
     if let Some(m) = p.metadata {
         j.spec.metadata = Some(m);
+    }
+    if let Some(n) = p.network_configuration {
+        j.spec.network_configuration = Some(n);
     }
     save(app, ctx, tx, j).await
 }

@@ -179,7 +179,11 @@ pub async fn delete(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
 }
 
 /// Pool Patch: replaces the properties given (start task, certificate and application
-/// package references, metadata); 200.
+/// package references, metadata, communication mode; from 2024-07-01.20.0 also the pool's
+/// shape: `vmSize`, `virtualMachineConfiguration`, task slots and scheduling policy, network,
+/// mounts, user accounts, upgrade policy, resource tags and display name); 200. The shape
+/// changes only while the pool is empty: 409 `OperationInvalidForCurrentState` when it has
+/// compute nodes or is resizing. The patched pool is checked as Pool Add checks a new one.
 pub async fn patch(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Reply> {
     let patch: PoolPatch = ctx.parse("PoolPatchParameter", body)?;
     let mut tx = app.store.begin().await?;
@@ -188,23 +192,20 @@ pub async fn patch(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Rep
     if p.status.state == PoolState::Deleting {
         return Err(BatchError::being_deleted(ResourceKind::Pool));
     }
-    if let Some(mut st) = patch.start_task {
-        check_start_task(&st)?;
-        st.normalize();
-        p.spec.start_task = Some(st);
+    if let Some(shape) = patch.shape_property() {
+        let empty = p.status.current_dedicated_nodes == 0 && p.status.current_low_priority_nodes == 0;
+        if !empty || p.status.allocation_state != AllocationState::Steady {
+            return Err(BatchError::conflict(
+                "OperationInvalidForCurrentState",
+                format!("The pool's {shape} can be updated only when the pool is empty: resize it to 0 dedicated and 0 low-priority nodes and wait for a steady allocation state first."),
+            ));
+        }
     }
-    if let Some(c) = patch.certificate_references {
-        p.spec.certificate_references = Some(c);
-    }
-    if let Some(a) = patch.application_package_references {
-        p.spec.application_package_references = Some(a);
-    }
-    if let Some(m) = patch.metadata {
-        p.spec.metadata = Some(m);
-    }
-    if let Some(m) = patch.target_node_communication_mode {
-        p.spec.target_node_communication_mode = Some(m);
-    }
+    let mut spec = p.spec.clone();
+    patch.apply(&mut spec);
+    check_spec(&spec)?;
+    spec.normalize();
+    p.spec = spec;
     let now = Clock::now();
     p.last_modified = now;
     tx.put(&p).await?;
