@@ -571,10 +571,42 @@ def _fingerprint(live):
         if kind != VOLATILE and not (isinstance(v, str) and ISO_TIME.match(v))), default=str))
 
 
-def replay(http, interactions, poll_timeout=20.0, poll_interval=0.25, settle=5.0):
+class LinuxImageFor:
+    """Runs a recording's Windows pools on a Linux image, for recordings whose point is not
+    the operating system (openbatch runs Linux compute nodes only): request bodies get
+    `image` and `sku` in place of a Windows image, and answers show the recorded Windows
+    image again, so that the rest of each answer (node counts, states, defaults) is compared
+    as it is."""
+
+    def __init__(self, image, sku):
+        self.image, self.sku = image, sku
+        self.windows = {}  # json of the Linux config -> the recorded Windows config
+
+    def request(self, body):
+        vm = body.get("virtualMachineConfiguration") if isinstance(body, dict) else None
+        if not isinstance(vm, dict) or "windows" not in str(vm.get("nodeAgentSKUId", "")).lower():
+            return body
+        body = dict(body)
+        linux = dict(vm, imageReference=dict(self.image), nodeAgentSKUId=self.sku)
+        body["virtualMachineConfiguration"] = linux
+        self.windows[json.dumps(self.image, sort_keys=True)] = (vm["imageReference"], vm["nodeAgentSKUId"])
+        return body
+
+    def response(self, body):
+        vm = body.get("virtualMachineConfiguration") if isinstance(body, dict) else None
+        if not isinstance(vm, dict):
+            return body
+        found = self.windows.get(json.dumps({k: vm.get("imageReference", {}).get(k) for k in self.image}, sort_keys=True))
+        if found:
+            vm["imageReference"], vm["nodeAgentSKUId"] = dict(found[0]), found[1]
+        return body
+
+
+def replay(http, interactions, poll_timeout=20.0, poll_interval=0.25, settle=5.0, images=None):
     """Send the recording; a polling run is retried until it reaches the recorded
     final answer, for at most poll_timeout s, or until openbatch's answer has not
-    changed for `settle` s (it will not get there then)."""
+    changed for `settle` s (it will not get there then). `images` (a LinuxImageFor)
+    runs the recording's Windows pools on Linux."""
     ids = IdMap()
     results = []
     failed_creates = {}  # id -> step label of recorded 201s that openbatch refused
@@ -586,7 +618,11 @@ def replay(http, interactions, poll_timeout=20.0, poll_interval=0.25, settle=5.0
         while True:
             path = ids.apply(last["path"])
             body = ids.apply(last["request_body"])
+            if images:
+                body = images.request(body)
             live = http.request(last["method"], path, last["api_version"], last["query"], body)
+            if images:
+                live.body = images.response(live.body)
             polls += 1
             now = time.monotonic()
             if live.status == last["status"]:

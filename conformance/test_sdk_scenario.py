@@ -1,4 +1,4 @@
-"""One end-to-end scenario that runs under every official azure-batch release.
+"""One end-to-end scenario that runs under every official msrest azure-batch release (1.1.0 to 14.2.0).
 
 scripts/test-all.sh runs the conformance suite once per SDK release, each in
 its own venv; this test adapts to whichever release is installed and talks
@@ -82,6 +82,10 @@ RELEASES = {
     "11.0.0": Release("2021-06-01.14.0", "batch_url", "supported_images", "target_dedicated_nodes", "current_dedicated_nodes", "task_slots_per_node", "user_identity", False, "TaskCountsResult", True),
     "12.0.0": Release("2022-01-01.15.0", "batch_url", "supported_images", "target_dedicated_nodes", "current_dedicated_nodes", "task_slots_per_node", "user_identity", False, "TaskCountsResult", True),
     "13.0.0": Release("2022-10-01.16.0", "batch_url", "supported_images", "target_dedicated_nodes", "current_dedicated_nodes", "task_slots_per_node", "user_identity", False, "TaskCountsResult", True),
+    # the last msrest (BatchServiceClient) releases; 15.x is the TypeSpec BatchClient, tested in sdk-15.1.0/
+    "14.0.0": Release("2023-05-01.17.0", "batch_url", "supported_images", "target_dedicated_nodes", "current_dedicated_nodes", "task_slots_per_node", "user_identity", False, "TaskCountsResult", True),
+    "14.1.0": Release("2023-11-01.18.0", "batch_url", "supported_images", "target_dedicated_nodes", "current_dedicated_nodes", "task_slots_per_node", "user_identity", False, "TaskCountsResult", True),
+    "14.2.0": Release("2024-02-01.19.0", "batch_url", "supported_images", "target_dedicated_nodes", "current_dedicated_nodes", "task_slots_per_node", "user_identity", False, "TaskCountsResult", True),
 }
 
 

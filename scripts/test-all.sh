@@ -19,10 +19,15 @@ cd "$ROOT"
 # directories are skipped, so conformance/sdk-<version>/ holds the tests of
 # one version only.
 #
-# One entry per official azure-batch release; each runs
-# conformance/test_sdk_scenario.py with its own api-version and property
-# names (13.0.0 also runs the other, 13.0.0-only tests). Each venv takes ~10 s
-# to create the first time (cached after), each scenario a few seconds.
+# One entry per official azure-batch release. The msrest releases (1.1.0 to
+# 14.2.0, azure.batch.BatchServiceClient) each run
+# conformance/test_sdk_scenario.py with their own api-version and property
+# names (13.0.0 also runs the other, 13.0.0-only tests). 15.1.0 is the
+# TypeSpec client (azure.batch.BatchClient, api-version 2025-06-01): the
+# msrest tests in conformance/ are not collected under it (conftest.py) and
+# it runs conformance/sdk-15.1.0/ (the scenario, and the Airflow Azure
+# provider's Batch hook/operator request sequence). Each venv takes ~10 s to
+# create the first time (cached after), each scenario a few seconds.
 SDK_VERSIONS=(
   "1.1.0"   # 2016-07-01.3.1
   "2.0.1"   # 2017-01-01.4.0
@@ -38,6 +43,10 @@ SDK_VERSIONS=(
   "11.0.0"  # 2021-06-01.14.0
   "12.0.0"  # 2022-01-01.15.0
   "13.0.0"  # 2022-10-01.16.0
+  "14.0.0"  # 2023-05-01.17.0
+  "14.1.0"  # 2023-11-01.18.0
+  "14.2.0"  # 2024-02-01.19.0
+  "15.1.0"  # 2025-06-01 (TypeSpec BatchClient; brings azure-core)
 )
 PYTHON="${PYTHON:-python3}"
 EXTRA_PIP=(pytest)
@@ -46,8 +55,14 @@ section() {
   printf '\n========== %s ==========\n' "$*"
 }
 
+section "cargo fmt --check"
+cargo fmt --check
+
 section "cargo build --release --locked"
 cargo build --release --locked
+
+section "cargo clippy --release --locked --all-targets -- -D warnings"
+cargo clippy --release --locked --all-targets -- -D warnings
 BIN="$ROOT/target/release/openbatch"
 [ -x "$BIN" ] || { echo "error: $BIN was not built" >&2; exit 1; }
 
@@ -86,6 +101,94 @@ ensure_venv() {
   done
   return 1
 }
+
+# ===== BEGIN other clients: Azure CLI and @azure/batch (JavaScript) ========
+# conformance/test_azure_cli.py runs `az batch ...` from the Azure CLI's own
+# venv (target/venvs/azure-cli, ~2 min and ~750 MB the first time, cached
+# after); conformance/test_js_sdk.py runs conformance/js/batch_scenario.js
+# with Node and @azure/batch, installed by `npm ci` from
+# conformance/js/package-lock.json into target/node/ (~10 s, cached). Both
+# tests run once, in the 13.0.0 pytest run, and get their tools through
+# OPENBATCH_AZ and OPENBATCH_NODE_MODULES (exported here, so always set).
+# AZURE_CLI_VERSION is the newest azure-cli on PyPI when this was written;
+# raise it on purpose (the venv is rebuilt when it changes).
+AZURE_CLI_VERSION="${AZURE_CLI_VERSION:-2.91.0}"
+
+ensure_python_venv_module() {
+  if ! "$PYTHON" -c 'import venv, ensurepip' 2>/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && apt-get install -y -qq python3-venv
+    fi
+    "$PYTHON" -c 'import venv, ensurepip' || { echo "error: $PYTHON has no venv/ensurepip" >&2; return 1; }
+  fi
+}
+
+ensure_azure_cli() {
+  local venv="$1"
+  local marker="$venv/.openbatch-venv"
+  local want
+  want="python=$("$PYTHON" -c 'import sys; print(sys.version.split()[0])') azure-cli==$AZURE_CLI_VERSION"
+  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ] && [ -x "$venv/bin/az" ]; then
+    echo "Azure CLI venv $venv is ready ($want)"
+    return 0
+  fi
+  ensure_python_venv_module
+  local try
+  for try in 1 2 3; do
+    echo "creating $venv ($want), attempt $try of 3"
+    rm -rf "$venv"
+    mkdir -p "$(dirname "$venv")"
+    if "$PYTHON" -m venv "$venv" &&
+        "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q \
+          "azure-cli==$AZURE_CLI_VERSION" &&
+        [ -x "$venv/bin/az" ]; then
+      echo "$want" > "$marker"
+      return 0
+    fi
+    echo "azure-cli install failed (attempt $try of 3)" >&2
+    sleep $((try * 5))
+  done
+  return 1
+}
+
+ensure_node_modules() {
+  local dir="$1" src="$ROOT/conformance/js"
+  local marker="$dir/.openbatch-node"
+  if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+      apt-get update -qq && apt-get install -y -qq nodejs npm
+    fi
+    command -v node >/dev/null && command -v npm >/dev/null || { echo "error: node and npm are needed" >&2; return 1; }
+  fi
+  local want
+  want="node=$(node --version) lock=$(sha256sum "$src/package-lock.json" | cut -d' ' -f1)"
+  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ] && [ -d "$dir/node_modules/@azure/batch" ]; then
+    echo "node_modules in $dir are ready ($want)"
+    return 0
+  fi
+  local try
+  for try in 1 2 3; do
+    echo "npm ci in $dir ($want), attempt $try of 3"
+    rm -rf "$dir"
+    mkdir -p "$dir"
+    cp "$src/package.json" "$src/package-lock.json" "$dir/"
+    if (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error); then
+      echo "$want" > "$marker"
+      return 0
+    fi
+    echo "npm ci failed (attempt $try of 3)" >&2
+    sleep $((try * 5))
+  done
+  return 1
+}
+
+section "Azure CLI $AZURE_CLI_VERSION: virtualenv"
+ensure_azure_cli "$ROOT/target/venvs/azure-cli"
+export OPENBATCH_AZ="$ROOT/target/venvs/azure-cli/bin/az"
+section "@azure/batch (JavaScript): npm ci"
+ensure_node_modules "$ROOT/target/node"
+export OPENBATCH_NODE_MODULES="$ROOT/target/node/node_modules"
+# ===== END other clients ===================================================
 
 failed=()
 for version in "${SDK_VERSIONS[@]}"; do

@@ -53,23 +53,33 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
 }
 
 fn print_banner(cfg: &ServeConfig, url: &str) {
+    // Only the well-known development key is ever printed; a key of your own stays yours.
+    let key = if cfg.key == DEFAULT_KEY { cfg.key.as_str() } else { "<the key you set>" };
     println!(
         "openbatch {} is serving the Azure Batch API at {url}
   account: {}
-  key:     {}
+  key:     {key}
   data:    {}
 
-Python (azure-batch 13.0.0):
+Python (pip install azure-batch: 15.x, api-version 2025-06-01):
+  from azure.batch import BatchClient
+  from azure.core.credentials import AzureNamedKeyCredential
+  client = BatchClient(\"{url}\", AzureNamedKeyCredential(\"{}\", \"{key}\"))
+  print([i.node_agent_sku_id for i in client.list_supported_images()])
+
+Python (azure-batch 14.x and older):
   from azure.batch import BatchServiceClient
   from azure.batch.batch_auth import SharedKeyCredentials
-  client = BatchServiceClient(SharedKeyCredentials(\"{}\", \"{}\"), batch_url=\"{url}\")
-  print([i.node_agent_sku_id for i in client.account.list_supported_images()])
+  client = BatchServiceClient(SharedKeyCredentials(\"{}\", \"{key}\"), batch_url=\"{url}\")
+
+Azure CLI:
+  az batch pool list --account-name {} --account-key \"{key}\" --account-endpoint {url}
 ",
         env!("CARGO_PKG_VERSION"),
         cfg.account,
-        cfg.key,
         cfg.data_dir.display(),
         cfg.account,
-        cfg.key,
+        cfg.account,
+        cfg.account,
     );
 }

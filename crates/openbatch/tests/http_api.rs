@@ -46,7 +46,7 @@ async fn api_version_is_required_and_must_be_published() {
     r.expect_error(400, "MissingRequiredQueryParameter");
     assert_eq!(r.error_value("QueryParameterName").as_deref(), Some("api-version"), "{r:?}");
 
-    for bad in ["2023-05-01.17.0", "2022-10-01", "banana", "2022-13-01.16.0x"] {
+    for bad in ["2026-10-01.22.0", "2022-10-01", "banana", "2022-13-01.16.0x"] {
         let r = svc.get("/pools").api_version(bad).send().await;
         r.expect_error(400, "InvalidQueryParameterValue");
         assert_eq!(r.error_value("QueryParameterName").as_deref(), Some("api-version"), "{r:?}");
@@ -54,7 +54,7 @@ async fn api_version_is_required_and_must_be_published() {
     }
 
     // Every published version is accepted, not just the newest.
-    for ok in ["2022-10-01.16.0", "2021-06-01.14.0", "2019-08-01.10.0"] {
+    for ok in ["2025-06-01", "2023-05-01.17.0", "2022-10-01.16.0", "2021-06-01.14.0", "2019-08-01.10.0"] {
         svc.get("/pools").api_version(ok).send().await.expect_status(200);
     }
 }

@@ -104,7 +104,7 @@ fn is_well_formed(v: &str) -> bool {
         return false;
     }
     let date: Vec<&str> = parts[0].split('-').collect();
-    let digits = |s: &str, n: Option<usize>| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) && n.map_or(true, |n| s.len() == n);
+    let digits = |s: &str, n: Option<usize>| !s.is_empty() && s.chars().all(|c| c.is_ascii_digit()) && n.is_none_or(|n| s.len() == n);
     let in_range = |s: &str, hi: u32| s.parse::<u32>().is_ok_and(|n| (1..=hi).contains(&n));
     date.len() == 3
         && digits(date[0], Some(4))

@@ -331,8 +331,16 @@ impl PoolSpec {
             if vm.image_reference.virtual_machine_image_id.is_none() {
                 vm.image_reference.version.get_or_insert_with(|| "latest".into());
             }
+            // A data disk's storage account type lives in managedDisk (2025-06-01; older versions
+            // show it on the disk, see the version rules); a 2025-06-01 beta client may still send
+            // the old place. Standard HDD unless given.
             for disk in vm.data_disks.iter_mut().flatten().filter_map(Value::as_object_mut) {
-                disk.entry("storageAccountType").or_insert_with(|| Value::String("standard_lrs".into()));
+                let old = disk.remove("storageAccountType");
+                let managed = disk.entry("managedDisk").or_insert_with(|| serde_json::json!({}));
+                if let Some(m) = managed.as_object_mut() {
+                    let value = old.unwrap_or_else(|| Value::String("standard_lrs".into()));
+                    m.entry("storageAccountType").or_insert(value);
+                }
             }
         }
         if let Some(Value::Object(cs)) = self.cloud_service_configuration.as_mut() {
@@ -360,6 +368,66 @@ impl PoolSpec {
         if let Some(st) = self.start_task.as_mut() {
             st.normalize();
         }
+    }
+
+    /// The parts of the pool's configuration that a compute node here cannot provide, as
+    /// `(property path, reason)`: openbatch nodes are processes on Linux machines, not Azure
+    /// VMs, so VM security profiles, OS and data disks, disk encryption, pinned image
+    /// artifacts, accelerated networking, VM extensions and automatic OS upgrades are kept and
+    /// echoed but not applied. Nodes of such a pool report them in their `errors`
+    /// ([`unmet_configuration_error`]) and still run tasks.
+    pub fn unmet_configuration(&self) -> Vec<(&'static str, &'static str)> {
+        let given = |v: Option<&Value>| v.is_some_and(|v| !v.is_null() && v.as_object().is_none_or(|o| !o.is_empty()));
+        let listed = |v: Option<&Vec<Value>>| v.is_some_and(|a| !a.is_empty());
+        let mut out = Vec::new();
+        if let Some(vm) = &self.virtual_machine_configuration {
+            let checks = [
+                (
+                    "virtualMachineConfiguration.securityProfile",
+                    given(vm.security_profile.as_ref()),
+                    "no encryption at host, trusted launch, confidential VM or proxy agent: compute nodes are processes, not VMs",
+                ),
+                (
+                    "virtualMachineConfiguration.osDisk",
+                    given(vm.os_disk.as_ref()),
+                    "no OS disk: a compute node's files live in its node root directory on this machine",
+                ),
+                (
+                    "virtualMachineConfiguration.dataDisks",
+                    listed(vm.data_disks.as_ref()),
+                    "no data disks are attached: compute nodes have no disks of their own",
+                ),
+                (
+                    "virtualMachineConfiguration.diskEncryptionConfiguration",
+                    given(vm.disk_encryption_configuration.as_ref()),
+                    "no disks are encrypted: compute nodes have no disks of their own",
+                ),
+                (
+                    "virtualMachineConfiguration.serviceArtifactReference",
+                    given(vm.service_artifact_reference.as_ref()),
+                    "no image versions: compute nodes run this machine's operating system",
+                ),
+                (
+                    "virtualMachineConfiguration.extensions",
+                    listed(vm.extensions.as_ref()),
+                    "VM extensions are not installed: compute nodes are processes, not VMs",
+                ),
+            ];
+            out.extend(checks.into_iter().filter(|(_, used, _)| *used).map(|(p, _, r)| (p, r)));
+        }
+        if self.network_configuration.as_ref().and_then(|n| n.get("enableAcceleratedNetworking")).and_then(Value::as_bool) == Some(true) {
+            out.push((
+                "networkConfiguration.enableAcceleratedNetworking",
+                "no accelerated networking: compute nodes use this machine's network",
+            ));
+        }
+        let upgrade = self.upgrade_policy.as_ref();
+        let automatic = upgrade.and_then(|u| u.get("mode")).and_then(Value::as_str).is_some_and(|m| !m.eq_ignore_ascii_case("manual"))
+            || upgrade.and_then(|u| u.pointer("/automaticOSUpgradePolicy/enableAutomaticOSUpgrade")).and_then(Value::as_bool) == Some(true);
+        if automatic {
+            out.push(("upgradePolicy", "no automatic OS upgrades: compute nodes run this machine's operating system"));
+        }
+        out
     }
 
     /// Checks what openbatch cannot provide for any pool, answering as the service does for
@@ -404,6 +472,18 @@ fn is_image_resource_id(id: &str) -> bool {
         12 => named(6, "galleries") && named(8, "images") && named(10, "versions"),
         _ => false,
     }
+}
+
+/// The compute node error (ComputeNodeError) of a node whose pool asks for what it cannot
+/// provide ([`PoolSpec::unmet_configuration`]): code `UnsupportedNodeConfiguration`, one
+/// detail per property, named by its path.
+pub fn unmet_configuration_error(unmet: &[(&str, &str)]) -> Value {
+    let details: Vec<Value> = unmet.iter().map(|(p, r)| serde_json::json!({"name": p, "value": r})).collect();
+    serde_json::json!({
+        "code": "UnsupportedNodeConfiguration",
+        "message": "The compute node does not provide part of the pool's configuration; it runs tasks without it.",
+        "errorDetails": details
+    })
 }
 
 /// The resize error recorded when a pool's nodes cannot be allocated.

@@ -392,7 +392,7 @@ mod tests {
         let mut c = core_with(&["n1", "n2"], 4, NodeFillType::Pack);
         c.upsert_job("j", Some("p"), 0, true, -1, None);
         c.enqueue_task("j", "a", 1, false);
-        c.schedule().assignments;
+        c.schedule();
         c.enqueue_task("j", "b", 1, false);
         let b = c.schedule().assignments;
         assert_eq!(b[0].node_id, c.placement("j", "a").unwrap().1);

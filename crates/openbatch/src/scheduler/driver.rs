@@ -274,7 +274,7 @@ impl Driver {
                 TaskState::Completed => {}
             }
         }
-        active.sort_by(|a, b| a.creation_time.cmp(&b.creation_time));
+        active.sort_by_key(|a| a.creation_time);
         for t in active {
             self.core.enqueue_task(&t.job_id, &t.spec.id, t.spec.slots(), false);
         }
@@ -422,14 +422,12 @@ impl Driver {
                 self.agent_hello(w, conn_id, &pool_id, &node_id, &token, &agent_version, running, finished, accept).await?;
             }
             Event::Agent { node_id, msg } => match msg {
-                AgentMessage::Started { kind, dispatch_id, started_ms } => {
-                    if let ExecKind::Task { job_id, task_id } = kind {
-                        if let Some(mut t) = w.tasks.get(&mut w.tx, &job_id, &task_id).await? {
-                            if t.dispatch == dispatch_id && t.status.state == TaskState::Preparing {
-                                t.status.transition(TaskState::Running, to_ts(started_ms));
-                                t.status.execution_info.start_time = Some(to_ts(started_ms));
-                                w.tasks.put(t);
-                            }
+                AgentMessage::Started { kind: ExecKind::Task { job_id, task_id }, dispatch_id, started_ms } => {
+                    if let Some(mut t) = w.tasks.get(&mut w.tx, &job_id, &task_id).await? {
+                        if t.dispatch == dispatch_id && t.status.state == TaskState::Preparing {
+                            t.status.transition(TaskState::Running, to_ts(started_ms));
+                            t.status.execution_info.start_time = Some(to_ts(started_ms));
+                            w.tasks.put(t);
                         }
                     }
                 }
@@ -911,14 +909,19 @@ impl Driver {
         }
         // File systems a pool asks to mount cannot be mounted here: like a node whose mount
         // failed, the node is unusable and says why.
-        let mounts = w.pools.get(&mut w.tx, "", pool_id).await?.and_then(|p| p.spec.mount_configuration).is_some_and(|m| !m.is_empty());
+        let spec = w.pools.get(&mut w.tx, "", pool_id).await?.map(|p| p.spec);
+        let mounts = spec.as_ref().and_then(|s| s.mount_configuration.as_ref()).is_some_and(|m| !m.is_empty());
+        // What else the pool asks for and a node here cannot provide is reported on the node,
+        // which still runs tasks.
+        let unmet = spec.as_ref().map(|s| s.unmet_configuration()).unwrap_or_default();
+        node.errors = if unmet.is_empty() { Vec::new() } else { vec![crate::model::pool::unmet_configuration_error(&unmet)] };
         if mounts {
             node.last_boot_time.get_or_insert(now);
-            node.errors = vec![serde_json::json!({
+            node.errors.insert(0, serde_json::json!({
                 "code": "MountConfigurationError",
                 "message": "The pool's file systems could not be mounted on the compute node.",
                 "errorDetails": [{"name": "Reason", "value": "openbatch does not mount file systems (mountConfiguration) on compute nodes yet."}]
-            })];
+            }));
             set_node_state(&mut node, NodeState::Unusable, now);
             self.core.upsert_node(pool_id, node_id, false);
             w.nodes.put(node);

@@ -228,7 +228,20 @@ fn convert_value(elem: &str, val: Value, v: ApiVersion, path: &str, dir: Directi
         },
         Value::String(s) if INDEX.enums.contains_key(elem) => convert_enum(elem, s, v, path, dir).map(Value::String),
         Value::String(s) if dir == Direction::Up && matches!(elem, "int" | "long" | "float") => numeric_string(elem, s, path),
+        Value::String(s) if dir == Direction::Up && elem == "duration" => Ok(Value::String(canonical_duration(s))),
         other => Ok(other),
+    }
+}
+
+/// A duration in the form the service writes it (`PT1M` for the `PT01M00S` a 15.x client
+/// sends, the .NET maximum for "unlimited"); a value that is not an ISO 8601 duration stays as
+/// sent, for the operation's own check to refuse with its error.
+fn canonical_duration(s: String) -> String {
+    use crate::model::time::{format_duration, parse_duration, IsoDuration, UNLIMITED_DURATION};
+    match parse_duration(&s) {
+        Some(IsoDuration(Some(d))) => format_duration(d),
+        Some(IsoDuration(None)) => UNLIMITED_DURATION.to_string(),
+        None => s,
     }
 }
 
@@ -698,7 +711,11 @@ mod tests {
             assert_eq!(operations_at(v.index()).len(), ops.len(), "operations at {version}");
             for r in wire(&path("enums.tsv")).into_iter().filter(|r| r[3] == version) {
                 let e = name(&r[0], &r[1]);
-                assert!(table::ENUMS.iter().any(|x| x.name == e && x.value == r[2] && in_range(x.first, x.last, v)), "{e}.{} at {version}", r[2]);
+                assert!(
+                    table::ENUMS.iter().any(|x| x.name == e && x.value == r[2] && in_range(x.first, x.last, v)),
+                    "{e}.{} at {version}",
+                    r[2]
+                );
             }
         }
     }
@@ -730,7 +747,9 @@ mod tests {
         let old = downgrade_response("NodeCounts", json!({"idle": 1, "upgradingOS": 0, "deallocated": 0}), v("2022-10-01.16.0"));
         assert_eq!(old, json!({"idle": 1}));
         // The data disk's storage account type moved under managedDisk in 2025-06-01.
-        let disk = upgrade_request("DataDisk", json!({"lun": 1, "diskSizeGB": 8, "storageAccountType": "premium_lrs"}), v("2024-07-01.20.0")).unwrap();
+        let disk =
+            upgrade_request("DataDisk", json!({"lun": 1, "diskSizeGB": 8, "storageAccountType": "premium_lrs"}), v("2024-07-01.20.0"))
+                .unwrap();
         assert_eq!(disk["managedDisk"]["storageAccountType"], "premium_lrs");
         assert_eq!(downgrade_response("DataDisk", disk.clone(), v("2024-07-01.20.0"))["storageAccountType"], "premium_lrs");
         let new = downgrade_response("DataDisk", disk, v("2025-06-01"));
@@ -745,15 +764,21 @@ mod tests {
     #[test]
     fn numbers_sent_as_strings_are_read_as_numbers() {
         let v = ApiVersion::LATEST;
-        let up = upgrade_request("PoolAddParameter", json!({"id": "p", "targetDedicatedNodes": "2", "taskSlotsPerNode": " 4 "}), v).unwrap();
+        let up =
+            upgrade_request("PoolAddParameter", json!({"id": "p", "targetDedicatedNodes": "2", "taskSlotsPerNode": " 4 "}), v).unwrap();
         assert_eq!(up["targetDedicatedNodes"], 2);
         assert_eq!(up["taskSlotsPerNode"], 4);
-        let up = upgrade_request("JobAddParameter", json!({"id": "j", "priority": "-100", "constraints": {"maxTaskRetryCount": "3"}}), v).unwrap();
+        let up = upgrade_request("JobAddParameter", json!({"id": "j", "priority": "-100", "constraints": {"maxTaskRetryCount": "3"}}), v)
+            .unwrap();
         assert_eq!(up["priority"], -100);
         assert_eq!(up["constraints"]["maxTaskRetryCount"], 3);
         let err = upgrade_request("PoolAddParameter", json!({"targetDedicatedNodes": "two"}), v).unwrap_err();
         assert_eq!(err.code, "InvalidPropertyValue");
         assert!(err.values.iter().any(|(k, x)| k == "PropertyName" && x == "targetDedicatedNodes"));
+        // Durations are kept as the service writes them.
+        let up =
+            upgrade_request("TaskConstraints", json!({"maxWallClockTime": "PT02H00M00S", "retentionTime": "P1DT00H15M00S"}), v).unwrap();
+        assert_eq!((up["maxWallClockTime"].as_str(), up["retentionTime"].as_str()), (Some("PT2H"), Some("P1DT15M")));
         // Strings stay strings where the wire type is a string.
         let up = upgrade_request("PoolAddParameter", json!({"id": "2", "vmSize": "3"}), v).unwrap();
         assert_eq!(up["id"], "2");

@@ -31,6 +31,15 @@ pub fn render(base: &str, p: &Pool) -> Map<String, Value> {
     for (k, v) in to_map(&p.spec) {
         m.entry(k).or_insert(v);
     }
+    // Once the pool has nodes, the mode they talk to the service in: the target mode, and
+    // `classic` for `default` (as the service resolved it when the property came, 2022-10-01.16.0).
+    if p.status.current_dedicated_nodes + p.status.current_low_priority_nodes > 0 {
+        let mode = match p.spec.target_node_communication_mode.as_deref() {
+            Some(m) if !m.eq_ignore_ascii_case("default") => m.to_string(),
+            _ => "classic".to_string(),
+        };
+        m.insert("currentNodeCommunicationMode".into(), Value::String(mode));
+    }
     // Secrets are kept for the nodes but never shown: user passwords, SSH private keys and
     // the keys and passwords of mounted file systems.
     if let Some(Value::Array(mounts)) = m.get_mut("mountConfiguration") {

@@ -100,7 +100,7 @@ fn ticks_floor(t: &chrono::DateTime<chrono::Utc>) -> i64 {
 
 fn ticks_ceil(t: &chrono::DateTime<chrono::Utc>) -> i64 {
     let floor = crate::model::time::to_ticks(t);
-    if t.timestamp_subsec_nanos() % 100 == 0 {
+    if t.timestamp_subsec_nanos().is_multiple_of(100) {
         floor
     } else {
         floor + 1

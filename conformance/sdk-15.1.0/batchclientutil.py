@@ -1,0 +1,89 @@
+"""Helpers for the azure-batch 15.1.0 tests (azure.batch.BatchClient), SDK calls only."""
+
+import json
+import urllib.parse
+
+API_VERSION = "2025-06-01"
+
+
+class HttpTrace:
+    """The last HTTP exchanges of a BatchClient, kept through azure-core's documented
+    `raw_response_hook` (it observes each signed request and its response; it changes nothing)."""
+
+    def __init__(self, keep=8):
+        self.keep = keep
+        self.exchanges = []
+        self.requests = []  # (method, path, api-version) of every request, in order
+        self.server_errors = []  # (method, url, status) of every 5xx answer (retries would hide them)
+
+    def __call__(self, pipeline_response):
+        request = pipeline_response.http_request
+        response = pipeline_response.http_response
+        self.exchanges.append((request, response))
+        del self.exchanges[: -self.keep]
+        url = urllib.parse.urlsplit(request.url)
+        query = urllib.parse.parse_qs(url.query)
+        self.requests.append((request.method, url.path, ",".join(query.get("api-version", ["(none)"]))))
+        if response.status_code >= 500:
+            self.server_errors.append((request.method, request.url, response.status_code))
+
+    @staticmethod
+    def render(request, response):
+        body = request.body if hasattr(request, "body") else None
+        if body is None:
+            body = getattr(request, "content", None)
+        if isinstance(body, bytes):
+            body = body.decode("utf-8", "replace")
+        elif body is not None and not isinstance(body, str):
+            body = json.dumps(body, default=str)
+        headers = {k: v for k, v in request.headers.items() if k.lower() != "authorization"}
+        try:
+            answer = response.text()[:1500]
+        except Exception:  # a streamed download not read yet
+            answer = "(streamed body, not kept)"
+        return "%s %s\n  request headers: %s\n  request body: %s\n  -> %s %s\n  response headers: %s\n  response body: %s" % (
+            request.method,
+            request.url,
+            headers,
+            (body or "")[:1500],
+            response.status_code,
+            getattr(response, "reason", ""),
+            dict(response.headers),
+            answer,
+        )
+
+    def text(self):
+        return "\n".join(self.render(*e) for e in self.exchanges) or "(no HTTP exchange recorded)"
+
+
+def make_batch_client(url, account, key, trace=None, **kwargs):
+    """BatchClient as its README shows it, plus test settings: no silent retries of 5xx
+    answers (retry_total=0), bounded waits, and the trace hook."""
+    from azure.batch import BatchClient
+    from azure.core.credentials import AzureNamedKeyCredential
+
+    if trace is not None:
+        kwargs["raw_response_hook"] = trace
+    return BatchClient(url, credential=AzureNamedKeyCredential(account, key), **kwargs)
+
+
+def lower(value):
+    """An enum member or string as lower-case text. 15.x enum members are lower-case
+    (`waitingforstarttask`) while the wire has camelCase (`waitingForStartTask`), which the
+    client keeps as a plain string: compare case-insensitively."""
+    if value is None:
+        return None
+    return str(getattr(value, "value", value)).lower()
+
+
+def dump(model):
+    """A 15.x model (a MutableMapping of its wire JSON) as text, for assertion messages."""
+    if model is None:
+        return "None"
+    try:
+        return json.dumps(model.as_dict(), default=str, sort_keys=True)
+    except Exception:
+        try:
+            return json.dumps(dict(model), default=str, sort_keys=True)
+        except Exception:
+            return repr(model)
