@@ -69,7 +69,7 @@ def typespec_generation():
 # azure.batch.models.BatchErrorException, PoolAddParameter, ...), so they cannot even be imported
 # under a 15.x release: they are not collected there. The 15.x tests live in
 # conformance/sdk-<version>/; the other modules here are collected and skipped by their markers.
-MSREST_ONLY_MODULES = ["test_durability.py", "test_sdk_end_to_end.py", "test_sdk_scenario.py"]
+MSREST_ONLY_MODULES = ["test_durability.py", "test_sdk_end_to_end.py", "test_sdk_scenario.py", "test_data_azurite.py", "test_node_logs.py"]
 collect_ignore = MSREST_ONLY_MODULES if typespec_generation() else []
 
 
@@ -340,3 +340,47 @@ def pytest_runtest_makereport(item, call):
         services.insert(0, shared)
     for svc in services:
         report.sections.append(("openbatch service log (%s)" % svc.url, svc.log_tail()))
+
+
+# -- Azurite (Azure Blob Storage emulator), for the tests that move data through blobs --------
+# Azurite comes from $OPENBATCH_AZURITE (scripts/test-all.sh installs it under target/azurite).
+
+AZURITE_ACCOUNT = "devstoreaccount1"
+AZURITE_KEY = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+
+
+def azurite_command():
+    path = os.environ.get("OPENBATCH_AZURITE")
+    if not path:
+        pytest.fail("OPENBATCH_AZURITE is not set: scripts/test-all.sh installs Azurite and sets it", pytrace=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def azurite(tmp_path_factory):
+    """One Azurite blob service per test module on a free loopback port: {"url": account URL
+    (path-style, http://127.0.0.1:<port>/devstoreaccount1), "client": a BlobServiceClient}."""
+    port = free_port()
+    where = tmp_path_factory.mktemp("azurite")
+    log = open(where / "azurite.log", "wb")
+    proc = subprocess.Popen(
+        [azurite_command(), "--blobHost", "127.0.0.1", "--blobPort", str(port), "--location", str(where),
+         "--silent", "--skipApiVersionCheck", "--loose"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    url = "http://127.0.0.1:%d/%s" % (port, AZURITE_ACCOUNT)
+    from azure.storage.blob import BlobServiceClient
+    conn = ("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=%s;"
+            % (AZURITE_ACCOUNT, AZURITE_KEY, url))
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            client = BlobServiceClient.from_connection_string(conn)
+            list(client.list_containers())
+            break
+        except Exception:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise AssertionError("Azurite did not start: %s" % (where / "azurite.log").read_text())
+            time.sleep(0.2)
+    yield {"url": url, "client": client}
+    os.killpg(proc.pid, 15)
+    proc.wait(timeout=10)

@@ -62,6 +62,7 @@ MUST_MATCH = {
     "network_configuration",
     "create_pool_with_blobfuse_mount",
     "network_configuration_acceleratednetworking",
+    "applications",
 }
 
 # Recordings whose Windows pools run on a Linux image here (their point is not the operating
@@ -97,6 +98,8 @@ FIXTURES = {
     "applications": {
         "pools": [preparer_pool("replay_applications_pool", 0)],
         "jobs": [("batch", "replay_applications_pool")],
+        # The SDK test's account had this package (added through Azure Resource Manager).
+        "apps": [("application_id", "v1.0")],
     },
     "compute_node_user": {
         "pools": [preparer_pool("test_batch_test_batch_compute_node_user3c670ff0", 1, vm_size="small")],
@@ -115,8 +118,22 @@ FIXTURES = {
 }
 
 
-def create_fixtures(http, name, api_version, timeout=30):
+def add_package(svc, app_id, version, workdir):
+    """Adds an application package the way an administrator does: `openbatch app add`."""
+    import subprocess
+    import zipfile
+    from conftest import openbatch_bin
+    path = pathlib.Path(workdir) / ("%s-%s.zip" % (app_id, version))
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("hello.sh", "#!/bin/sh\necho hello\n")
+    subprocess.run([openbatch_bin(), "app", "--url", svc.url, "--account", svc.account, "--key", svc.key,
+                    "add", app_id, version, str(path), "--default"], check=True, capture_output=True, timeout=30)
+
+
+def create_fixtures(http, name, api_version, timeout=30, svc=None):
     spec = FIXTURES.get(name, {})
+    for app_id, version in spec.get("apps", []):
+        add_package(svc, app_id, version, svc.workdir)
     for pool in spec.get("pools", []):
         http.must("POST", "/pools", api_version, body=pool)
     for pool in spec.get("pools", []):
@@ -226,7 +243,7 @@ def test_replay(name, service_factory):
     svc.start()
     http = SignedHttp(svc.url, svc.account, svc.key)
     started = time.monotonic()
-    create_fixtures(http, name, api_version)
+    create_fixtures(http, name, api_version, svc=svc)
     images = LinuxImageFor(LINUX_IMAGE, "batch.node.ubuntu 22.04") if name in ON_LINUX else None
     results = replay(http, interactions, poll_timeout=POLL_TIMEOUT, images=images)
 

@@ -50,6 +50,14 @@ SDK_VERSIONS=(
 )
 PYTHON="${PYTHON:-python3}"
 EXTRA_PIP=(pytest)
+# Releases whose tests also move data through Azure Blob Storage (Azurite):
+# conformance/test_data_azurite.py needs azure-storage-blob beside them.
+BLOB_SDK_VERSIONS=" 11.0.0 13.0.0 "
+extra_pip_for() {
+  local extra=("${EXTRA_PIP[@]}")
+  case "$BLOB_SDK_VERSIONS" in *" $1 "*) extra+=("azure-storage-blob==12.31.1") ;; esac
+  echo "${extra[*]}"
+}
 
 section() {
   printf '\n========== %s ==========\n' "$*"
@@ -73,7 +81,9 @@ ensure_venv() {
   local version="$1" venv="$2"
   local marker="$venv/.openbatch-venv"
   local want
-  want="python=$("$PYTHON" -c 'import sys; print(sys.version.split()[0])') azure-batch==$version ${EXTRA_PIP[*]}"
+  local extra
+  read -r -a extra <<< "$(extra_pip_for "$version")"
+  want="python=$("$PYTHON" -c 'import sys; print(sys.version.split()[0])') azure-batch==$version ${extra[*]}"
   if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ] && [ -x "$venv/bin/python" ]; then
     echo "venv $venv is ready ($want)"
     return 0
@@ -92,7 +102,7 @@ ensure_venv() {
   local try
   for try in 1 2 3; do
     if "$venv/bin/python" -m pip install --disable-pip-version-check --no-input -q \
-        "azure-batch==$version" "${EXTRA_PIP[@]}"; then
+        "azure-batch==$version" "${extra[@]}"; then
       echo "$want" > "$marker"
       return 0
     fi
@@ -188,6 +198,31 @@ export OPENBATCH_AZ="$ROOT/target/venvs/azure-cli/bin/az"
 section "@azure/batch (JavaScript): npm ci"
 ensure_node_modules "$ROOT/target/node"
 export OPENBATCH_NODE_MODULES="$ROOT/target/node/node_modules"
+
+# Azurite (npm), for the resource and output file tests: installed under
+# target/azurite (cached by its version), started by each test on a free port.
+AZURITE_VERSION="${AZURITE_VERSION:-3.35.0}"
+ensure_azurite() {
+  local dir="$1" marker="$1/.openbatch-azurite" want="node=$(node --version) azurite@$AZURITE_VERSION"
+  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ] && [ -x "$dir/node_modules/.bin/azurite-blob" ]; then
+    echo "Azurite in $dir is ready ($want)"
+    return 0
+  fi
+  local try
+  for try in 1 2 3; do
+    echo "npm install azurite@$AZURITE_VERSION in $dir, attempt $try of 3"
+    rm -rf "$dir" && mkdir -p "$dir"
+    if (cd "$dir" && npm install --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION"); then
+      echo "$want" > "$marker"
+      return 0
+    fi
+    sleep $((try * 5))
+  done
+  return 1
+}
+section "Azurite $AZURITE_VERSION"
+ensure_azurite "$ROOT/target/azurite"
+export OPENBATCH_AZURITE="$ROOT/target/azurite/node_modules/.bin/azurite-blob"
 # ===== END other clients ===================================================
 
 failed=()

@@ -4,7 +4,7 @@
 //! * [`api`] — HTTP: api-version, SharedKey auth, routing, handlers, Batch errors;
 //! * [`model`] — the canonical resources (2022-10-01.16.0 shapes);
 //! * [`versions`] — every api-version as data: operations, properties, renames, defaults;
-//! * [`store`] — durable state (SQLite);
+//! * [`store`] — durable state (SQLite); [`storage`] — resource and output files in Blob Storage;
 //! * [`scheduler`] — the pure scheduling core and its driver;
 //! * [`agent`] — the node agent and its protocol; [`nodes`] — where nodes come from;
 //! * [`serve`] — wiring it all into the `openbatch serve` process.
@@ -18,5 +18,6 @@ pub mod nodes;
 pub mod odata;
 pub mod scheduler;
 pub mod serve;
+pub mod storage;
 pub mod store;
 pub mod versions;

@@ -34,6 +34,13 @@ enum Command {
         /// Base URL for resource URLs and odata.nextLink (default: http://<the request's Host header>).
         #[arg(long, env = "OPENBATCH_PUBLIC_URL")]
         public_url: Option<String>,
+        /// Blob service URL of the account's linked storage, for autoStorageContainerName
+        /// (https://<account>.blob.core.windows.net, or Azurite's http://127.0.0.1:10000/devstoreaccount1).
+        #[arg(long, env = "OPENBATCH_STORAGE_URL", requires = "storage_key")]
+        storage_url: Option<String>,
+        /// The linked storage account's key (base64); better set through the environment.
+        #[arg(long, env = "OPENBATCH_STORAGE_KEY", hide_env_values = true, requires = "storage_url")]
+        storage_key: Option<String>,
     },
     /// Run one compute node's agent (started by the service; also for remote machines).
     Agent {
@@ -58,6 +65,20 @@ enum Command {
     },
     /// Print the table of supported api-versions and what changes in each (markdown).
     Versions,
+    /// Manage the account's application packages on a running service.
+    App {
+        #[command(subcommand)]
+        command: AppCommand,
+        /// The service's URL.
+        #[arg(long, env = "OPENBATCH_URL", default_value = "http://127.0.0.1:10400", global = true)]
+        url: String,
+        /// The Batch account name.
+        #[arg(long, env = "OPENBATCH_ACCOUNT", default_value = DEFAULT_ACCOUNT, global = true)]
+        account: String,
+        /// The account's base64 key.
+        #[arg(long, env = "OPENBATCH_KEY", default_value = DEFAULT_KEY, hide_default_value = true, global = true)]
+        key: String,
+    },
     /// Measure task throughput through the HTTP API against the raw spawn rate.
     Bench {
         /// Number of tasks.
@@ -69,6 +90,12 @@ enum Command {
         /// Task slots per node.
         #[arg(long, default_value_t = 8)]
         slots: u32,
+        /// Measure the file API instead: Get File of a file of `--file-mib` MiB against reading it from disk.
+        #[arg(long)]
+        files: bool,
+        /// File size for `--files`, MiB.
+        #[arg(long, default_value_t = 1024)]
+        file_mib: u64,
     },
 }
 
@@ -79,7 +106,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { listen, data_dir, account, key, public_url } => {
+        Command::Serve { listen, data_dir, account, key, public_url, storage_url, storage_key } => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(openbatch::serve::run(openbatch::serve::ServeConfig {
                 listen,
@@ -87,6 +114,7 @@ fn main() -> anyhow::Result<()> {
                 account,
                 key,
                 public_url,
+                auto_storage: storage_url.zip(storage_key).map(|(url, key)| openbatch::storage::resource_files::AutoStorage { url, key }),
                 agent_exe: std::env::current_exe()?,
             }))
         }
@@ -102,13 +130,77 @@ fn main() -> anyhow::Result<()> {
                 orphan_timeout: Duration::from_secs(orphan_timeout),
             }))
         }
+        Command::App { command, url, account, key } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(app_command(command, &url, &account, &key))
+        }
         Command::Versions => {
             print!("{}", openbatch::versions::markdown());
             Ok(())
         }
-        Command::Bench { tasks, nodes, slots } => {
+        Command::Bench { tasks, nodes, slots, files, file_mib } => {
             let rt = tokio::runtime::Runtime::new()?;
+            if files {
+                return rt.block_on(openbatch::bench::run_files(file_mib));
+            }
             rt.block_on(openbatch::bench::run(tasks, nodes, slots))
+        }
+    }
+}
+
+/// `openbatch app …`: application packages.
+#[derive(Subcommand)]
+enum AppCommand {
+    /// Add a package version (a zip file) of an application (created when new).
+    Add {
+        /// Application id (letters, digits, hyphens, underscores).
+        id: String,
+        /// Package version.
+        version: String,
+        /// The zip file.
+        file: PathBuf,
+        /// Make this the application's default version.
+        #[arg(long)]
+        default: bool,
+        /// The application's display name.
+        #[arg(long)]
+        display_name: Option<String>,
+    },
+    /// List the applications and their package versions.
+    List,
+}
+
+async fn app_command(command: AppCommand, url: &str, account: &str, key: &str) -> anyhow::Result<()> {
+    let client = openbatch::client::Client::new(url, account, key)?;
+    match command {
+        AppCommand::Add { id, version, file, default, display_name } => {
+            let body = std::fs::read(&file).map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+            let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+            let path = format!("/openbatch/v1/applications/{}/versions/{}", enc(&id), enc(&version));
+            let mut query = Vec::new();
+            if default {
+                query.push("default=true".to_string());
+            }
+            if let Some(name) = display_name {
+                query.push(format!("displayName={}", enc(&name)));
+            }
+            let (status, answer) = client.put_raw(&path, &query.join("&"), body).await?;
+            if status != 201 {
+                anyhow::bail!("the service answered {status}: {answer}");
+            }
+            println!("added {id} {version}");
+            Ok(())
+        }
+        AppCommand::List => {
+            let (status, answer) = client.call(axum::http::Method::GET, "/applications", None).await?;
+            if status != 200 {
+                anyhow::bail!("the service answered {status}: {answer}");
+            }
+            for a in answer["value"].as_array().into_iter().flatten() {
+                let versions: Vec<&str> = a["versions"].as_array().into_iter().flatten().filter_map(|v| v.as_str()).collect();
+                println!("{}\t{}", a["id"].as_str().unwrap_or(""), versions.join(", "));
+            }
+            Ok(())
         }
     }
 }

@@ -25,12 +25,18 @@ pub struct ServeConfig {
     pub key: String,
     /// Base URL callers use, when it differs from `http://<listen>`.
     pub public_url: Option<String>,
+    /// The account's linked storage (`autoStorageContainerName`), if any.
+    pub auto_storage: Option<crate::storage::resource_files::AutoStorage>,
     /// The binary node agents run (normally this executable).
     pub agent_exe: PathBuf,
 }
 
 /// Runs the service until the process ends.
-pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
+pub async fn run(mut cfg: ServeConfig) -> anyhow::Result<()> {
+    // An absolute data directory, so that the node directories in the AZ_BATCH_* variables are
+    // absolute paths (as Batch documents them), whatever directory a task runs in.
+    std::fs::create_dir_all(&cfg.data_dir)?;
+    cfg.data_dir = cfg.data_dir.canonicalize()?;
     let account = AccountKey::new(&cfg.account, &cfg.key)?;
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let local = listener.local_addr()?;
@@ -38,10 +44,10 @@ pub async fn run(cfg: ServeConfig) -> anyhow::Result<()> {
     let service_url = format!("http://{agent_host}");
     let account_url = cfg.public_url.clone().unwrap_or_else(|| service_url.clone());
     let store = Store::open(&cfg.data_dir).await?;
-    let info = ServiceInfo { account_name: cfg.account.clone(), account_url: account_url.clone() };
+    let info = ServiceInfo { account_name: cfg.account.clone(), account_url: account_url.clone(), auto_storage: cfg.auto_storage.clone() };
     let provider = LocalProvider::new(cfg.agent_exe.clone(), &cfg.data_dir, service_url.clone());
     let driver = Driver::start(store.clone(), provider, info.clone()).await?;
-    let app = Arc::new(App { store, driver, account, info, public_url: cfg.public_url.clone() });
+    let app = Arc::new(App { store, driver, account, info, public_url: cfg.public_url.clone(), data_dir: cfg.data_dir.clone() });
     print_banner(&cfg, &account_url);
     // TCP_NODELAY: small agent messages must not wait for delayed ACKs.
     use axum::serve::ListenerExt;

@@ -870,18 +870,24 @@ async fn task_add_get_list_update_terminate_delete() {
     assert_eq!(r.header("dataserviceid").as_deref(), Some(url.as_str()));
     let etag_add = r.header("etag").unwrap();
 
-    // Features openbatch does not run yet are refused, never silently ignored.
-    for (extra, prop) in [
-        (json!({"resourceFiles": [{"httpUrl": "http://127.0.0.1:9/x", "filePath": "x"}]}), "resourceFiles"),
+    // What openbatch cannot run is refused, never silently ignored; bad data settings too.
+    for (extra, prop, code) in [
+        (
+            json!({"resourceFiles": [{"httpUrl": "http://127.0.0.1:9/x", "filePath": "../x"}]}),
+            "resourceFiles[0].filePath",
+            "InvalidPropertyValue",
+        ),
         (
             json!({"outputFiles": [{"filePattern": "*.txt", "destination": {}, "uploadOptions": {"uploadCondition": "taskcompletion"}}]}),
-            "outputFiles",
+            "outputFiles[0].destination.container.containerUrl",
+            "MissingRequiredProperty",
         ),
-        (json!({"environmentSettings": [{"name": "", "value": "x"}]}), "environmentSettings.name"),
+        (json!({"environmentSettings": [{"name": "", "value": "x"}]}), "environmentSettings.name", "InvalidPropertyValue"),
+        (json!({"dependsOn": {"taskIds": ["t1"]}}), "dependsOn", "InvalidPropertyValue"),
     ] {
         let mut body = json!({"id": "refused", "commandLine": "/bin/true"});
         merge(&mut body, extra);
-        let e = svc.post("/jobs/tj/tasks").json(body).send().await.expect_error(400, "InvalidPropertyValue");
+        let e = svc.post("/jobs/tj/tasks").json(body).send().await.expect_error(400, code);
         assert_eq!(e["values"][0]["value"], prop, "{e}");
     }
     svc.get("/jobs/tj/tasks/refused").send().await.expect_error(404, "TaskNotFound");

@@ -20,6 +20,10 @@ pub struct NodeContext {
     pub pool_id: String,
     pub node_id: String,
     pub is_dedicated: bool,
+    /// The service's base URL (application packages are downloaded from it).
+    pub service_url: String,
+    /// The node's agent token, presented when downloading packages (never given to tasks).
+    pub token: String,
 }
 
 /// Directory of an execution relative to the node root: `startup` or
@@ -41,7 +45,7 @@ fn now_ms() -> i64 {
 }
 
 fn failure(code: &str, message: &str, detail: impl Into<String>) -> Option<ExecFailure> {
-    Some(ExecFailure { code: code.into(), message: message.into(), detail: detail.into() })
+    Some(ExecFailure { code: code.into(), message: message.into(), detail: detail.into(), details: Vec::new() })
 }
 
 /// Builds the environment of an execution: a base `PATH`/`HOME`, the `AZ_BATCH_*` variables,
@@ -126,6 +130,21 @@ pub async fn run(ctx: &NodeContext, spec: &ExecSpec, kill: oneshot::Receiver<()>
             return result;
         }
     };
+    // Application packages and resource files come first: a failure ends the execution
+    // before its command runs.
+    let package_env = match super::packages::install_all(ctx, &spec.app_packages).await {
+        Ok(env) => env,
+        Err(f) => {
+            result.failure = Some(f);
+            result.ended_ms = now_ms();
+            return result;
+        }
+    };
+    if let Err(e) = crate::storage::resource_files::download_all(&wd, &spec.resource_files).await {
+        result.failure = Some(e.into());
+        result.ended_ms = now_ms();
+        return result;
+    }
     let argv = match shell_words::split(&spec.command_line) {
         Ok(a) if !a.is_empty() => a,
         Ok(_) => {
@@ -147,7 +166,7 @@ pub async fn run(ctx: &NodeContext, spec: &ExecSpec, kill: oneshot::Receiver<()>
     cmd.args(&argv[1..])
         .current_dir(&wd)
         .env_clear()
-        .envs(environment(ctx, spec, &task_dir))
+        .envs(environment(ctx, spec, &task_dir).into_iter().chain(package_env))
         .stdin(Stdio::null())
         .stdout(stdout)
         .stderr(stderr)
@@ -207,7 +226,6 @@ pub async fn run(ctx: &NodeContext, spec: &ExecSpec, kill: oneshot::Receiver<()>
     };
     // Reap what is left of the group once the leader exited.
     kill_group();
-    result.ended_ms = now_ms();
     match reaped {
         Ok(Ok((code, usage))) => {
             result.exit_code = Some(code);
@@ -218,6 +236,7 @@ pub async fn run(ctx: &NodeContext, spec: &ExecSpec, kill: oneshot::Receiver<()>
                 code: "Unknown".into(),
                 message: "The task process could not be waited for".into(),
                 detail: e.to_string(),
+                details: Vec::new(),
             });
         }
         Err(e) => {
@@ -225,9 +244,18 @@ pub async fn run(ctx: &NodeContext, spec: &ExecSpec, kill: oneshot::Receiver<()>
                 code: "Unknown".into(),
                 message: "The task process could not be waited for".into(),
                 detail: e.to_string(),
+                details: Vec::new(),
             });
         }
     }
+    // Output files go up after the process ended and before the result is reported.
+    if !spec.output_files.is_empty() {
+        let succeeded = result.failure.is_none() && result.exit_code == Some(0);
+        if let Err(e) = crate::storage::output_files::upload_all(&task_dir, &wd, &spec.output_files, succeeded).await {
+            result.failure.get_or_insert(e.into());
+        }
+    }
+    result.ended_ms = now_ms();
     result
 }
 

@@ -6,7 +6,9 @@
 
 pub mod exec;
 pub mod files;
+pub mod packages;
 pub mod protocol;
+pub mod safefs;
 
 use exec::NodeContext;
 use futures::{SinkExt, StreamExt};
@@ -36,8 +38,14 @@ pub struct AgentConfig {
 }
 
 enum Internal {
-    Started { kind: ExecKind, dispatch_id: u64, started_ms: i64 },
+    Started {
+        kind: ExecKind,
+        dispatch_id: u64,
+        started_ms: i64,
+    },
     Finished(ExecResult),
+    /// The answer to a file request, sent when ready (file work never holds up the loop).
+    File(AgentMessage),
 }
 
 struct Running {
@@ -60,6 +68,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         cfg.service_url.trim_end_matches('/').replacen("http://", "ws://", 1).replacen("https://", "wss://", 1)
     );
     let mut backoff = Duration::from_millis(50);
+    let uploader = files::Uploader::new(&cfg.service_url, &cfg.node_id)?;
     loop {
         // No Nagle: messages are small and latency is the dispatch rate.
         let conn = tokio_tungstenite::connect_async_with_config(&ws_url, None, true).await;
@@ -114,7 +123,16 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
                     };
                     match msg {
                         ServiceMessage::Welcome { account_name, account_url, pool_id, node_id, is_dedicated } => {
-                            ctx = Some(NodeContext { root: cfg.root.clone(), account_name, account_url, pool_id, node_id, is_dedicated });
+                            ctx = Some(NodeContext {
+                                root: cfg.root.clone(),
+                                account_name,
+                                account_url,
+                                pool_id,
+                                node_id,
+                                is_dedicated,
+                                service_url: cfg.service_url.clone(),
+                                token: cfg.token.clone(),
+                            });
                         }
                         ServiceMessage::Run { spec } => {
                             let Some(ctx) = ctx.clone() else { continue };
@@ -145,11 +163,11 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
                             for id in dispatch_ids { unacked.remove(&id); }
                         }
                         ServiceMessage::File { request_id, op } => {
-                            let root = cfg.root.clone();
-                            let reply = tokio::task::spawn_blocking(move || files::handle(&root, &op)).await
-                                .unwrap_or_else(|e| protocol::FileReply::Error { message: e.to_string() });
-                            let m = AgentMessage::File { request_id, reply };
-                            if sink.send(Message::text(serde_json::to_string(&m)?)).await.is_err() { break; }
+                            let (root, up, tx) = (cfg.root.clone(), uploader.clone(), tx.clone());
+                            tokio::spawn(async move {
+                                let reply = files::serve(root, request_id, op, up).await;
+                                let _ = tx.send(Internal::File(AgentMessage::File { request_id, reply }));
+                            });
                         }
                         ServiceMessage::Shutdown { remove_files } => {
                             for r in running.values_mut() {
@@ -176,6 +194,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
                             unacked.insert(r.dispatch_id, r.clone());
                             AgentMessage::Finished { result: r }
                         }
+                        Internal::File(m) => m,
                     };
                     if sink.send(Message::text(serde_json::to_string(&m)?)).await.is_err() { break; }
                 }

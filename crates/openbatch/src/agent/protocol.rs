@@ -45,6 +45,40 @@ pub struct ExecSpec {
     /// `AZ_BATCH_JOB_PREP_WORKING_DIR`.
     #[serde(default)]
     pub job_prep: bool,
+    /// Files downloaded into the working directory before the command starts.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub resource_files: Vec<crate::storage::ResourceFileSpec>,
+    /// Files uploaded after the process ends, before the result is reported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub output_files: Vec<crate::storage::OutputFileSpec>,
+    /// Application packages (the pool's, then the task's) installed on the node before the
+    /// command starts, each announced in an `AZ_BATCH_APP_PACKAGE_*` variable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub app_packages: Vec<AppPackageRef>,
+}
+
+/// An application package an execution uses: `version` `None` means the application's
+/// default version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct AppPackageRef {
+    pub application_id: String,
+    pub version: Option<String>,
+}
+
+impl AppPackageRef {
+    /// The references of an API `applicationPackageReferences` list.
+    pub fn from_api(refs: Option<&[serde_json::Value]>) -> Vec<AppPackageRef> {
+        refs.unwrap_or_default()
+            .iter()
+            .filter_map(|r| {
+                Some(AppPackageRef {
+                    application_id: r.get("applicationId")?.as_str()?.to_string(),
+                    version: r.get("version").and_then(|v| v.as_str()).map(str::to_string),
+                })
+            })
+            .collect()
+    }
 }
 
 /// How an execution ended, as the agent saw it.
@@ -87,20 +121,38 @@ pub struct ExecFailure {
     pub code: String,
     pub message: String,
     pub detail: String,
+    /// Name/value details shown in `failureInfo.details` (when empty, `detail` is shown as
+    /// `Message`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<(String, String)>,
 }
 
-/// A file operation the service asks the agent to do under the node root.
+impl From<crate::storage::TransferError> for ExecFailure {
+    fn from(e: crate::storage::TransferError) -> Self {
+        ExecFailure { code: e.code.to_string(), message: e.message, detail: String::new(), details: e.details }
+    }
+}
+
+/// A file operation the service asks the agent to do. Every path is confined to `root` (a
+/// directory relative to the node root: the task directory, or `""` for the node root);
+/// `path` is relative to `root`, `..` is refused, and symbolic links are followed only
+/// while they stay below `root` (see `agent::safefs`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "op", rename_all = "camelCase")]
 pub enum FileOp {
-    /// Entries under `path` (a directory relative to the node root).
-    List { path: String, recursive: bool },
+    /// At most `max` entries under the directory `path`, in walk order (names compared
+    /// bytewise, a directory's entries right after it when `recursive`), starting after the
+    /// entry named `after` (a name an earlier page returned). Links are listed, not followed.
+    List { root: String, path: String, recursive: bool, after: Option<String>, max: u32 },
     /// Size and times of `path`.
-    Stat { path: String },
-    /// Bytes `[start, end)` of `path` (`end` None = to the end).
-    Read { path: String, start: u64, end: Option<u64> },
-    /// Removes `path`; a directory only when `recursive`.
-    Delete { path: String, recursive: bool },
+    Stat { root: String, path: String },
+    /// Bytes `[start, end)` of `path` (`end` None = to the end; both clamped to the size when
+    /// the agent opens the file). The agent answers [`FileReply::Opened`], then streams the
+    /// bytes as the body of `POST /agent/v1/files/<request_id>` with the headers
+    /// `x-openbatch-node: <node id>` and `x-openbatch-stream-key: <stream_key>`.
+    Read { root: String, path: String, start: u64, end: Option<u64>, stream_key: String },
+    /// Removes `path` (a link itself, never its target); a directory only when `recursive`.
+    Delete { root: String, path: String, recursive: bool },
 }
 
 /// One entry of a listing or a stat.
@@ -110,11 +162,12 @@ pub struct FileEntry {
     /// Path relative to the directory listed (or the path asked, for a stat).
     pub name: String,
     pub is_directory: bool,
+    /// Bytes (0 for a directory).
     pub size: u64,
     /// Unix milliseconds.
     pub modified_ms: i64,
     pub created_ms: i64,
-    /// Unix mode bits, e.g. 0o100644.
+    /// Unix mode bits with the file type, e.g. 0o100644.
     pub mode: u32,
 }
 
@@ -122,21 +175,30 @@ pub struct FileEntry {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "result", rename_all = "camelCase")]
 pub enum FileReply {
+    /// A page of a listing; `more` when entries after the last one remain.
     Entries {
         entries: Vec<FileEntry>,
+        more: bool,
     },
     Entry {
         entry: FileEntry,
     },
-    /// Base64 bytes, and the file's total size.
-    Data {
-        data: String,
+    /// The file is open: `length` bytes from `start` follow on the stream; `total_size` is the
+    /// file's size when opened.
+    Opened {
         total_size: u64,
+        start: u64,
+        length: u64,
     },
     Deleted,
     NotFound,
     /// The path names a directory where a file was expected (or the reverse).
     IsDirectory,
+    /// The path names a named pipe, socket, device or other non-regular file (`kind` says
+    /// which, e.g. `named pipe`); it is never opened.
+    NotRegular {
+        kind: String,
+    },
     Error {
         message: String,
     },

@@ -1,6 +1,9 @@
 //! `GET /agent/v1/connect`: the WebSocket node agents connect to (see
 //! `agent::protocol`). The first message must be a `Hello` whose node id and token match a
 //! node of the store; then service messages flow out and agent reports flow to the driver.
+//!
+//! `POST /agent/v1/files/{request_id}`: an agent streams the bytes of a file read here (see
+//! `scheduler::hub`), authenticated by its node id and the read's one-time stream key.
 
 use super::App;
 use crate::agent::protocol::{AgentMessage, ServiceMessage};
@@ -71,4 +74,37 @@ async fn serve(app: Arc<App>, socket: WebSocket) {
     }
     writer.abort();
     app.driver.notify(Event::AgentGone { node_id, conn_id });
+}
+
+/// How long an upload waits for the reader to take the next piece before giving up.
+const STREAM_STALL: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Receives the bytes of a streamed file read from an agent and hands them to the reader.
+/// Headers: `x-openbatch-node` and `x-openbatch-stream-key`. Answers 204 when all bytes
+/// were delivered, 404 for an unknown read or a wrong key, 410 when the reader went away
+/// (or stalled for 5 minutes), 400 when the upload broke off.
+pub async fn upload(
+    State(app): State<Arc<App>>,
+    axum::extract::Path(request_id): axum::extract::Path<u64>,
+    headers: axum::http::HeaderMap,
+    body: axum::body::Body,
+) -> axum::http::StatusCode {
+    use axum::http::StatusCode;
+    let h = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let Some(tx) = app.driver.hub.attach_stream(request_id, &h("x-openbatch-node"), &h("x-openbatch-stream-key")) else {
+        return StatusCode::NOT_FOUND;
+    };
+    let mut data = body.into_data_stream();
+    while let Some(piece) = data.next().await {
+        let (item, broken) = match piece {
+            Ok(b) => (Ok(b), false),
+            Err(e) => (Err(std::io::Error::other(e.to_string())), true),
+        };
+        match tokio::time::timeout(STREAM_STALL, tx.send(item)).await {
+            Ok(Ok(())) if !broken => {}
+            Ok(Ok(())) => return StatusCode::BAD_REQUEST,
+            _ => return StatusCode::GONE,
+        }
+    }
+    StatusCode::NO_CONTENT
 }

@@ -34,6 +34,8 @@ pub struct App {
     pub info: ServiceInfo,
     /// When set, resource URLs use it instead of the request's `Host`.
     pub public_url: Option<String>,
+    /// The data directory (application packages live in its `applications/`).
+    pub data_dir: std::path::PathBuf,
 }
 
 /// What a handler knows about its request.
@@ -46,6 +48,10 @@ pub struct Ctx {
     /// The raw path and query, for continuation links.
     pub path: String,
     pub raw_query: String,
+    /// The request's id, as the answer's `request-id` header shows it.
+    pub request_id: String,
+    /// The account's linked storage, which `autoStorageContainerName` names containers of.
+    pub auto_storage: Option<crate::storage::resource_files::AutoStorage>,
 }
 
 impl Ctx {
@@ -129,6 +135,12 @@ impl Ctx {
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/agent/v1/connect", axum::routing::get(agent_ws::connect))
+        .route("/agent/v1/applications/{id}/{version}", axum::routing::get(handlers::applications::agent_get_package))
+        .route(
+            "/openbatch/v1/applications/{id}/versions/{version}",
+            axum::routing::put(handlers::applications::admin_put_package).layer(DefaultBodyLimit::max(handlers::applications::MAX_PACKAGE)),
+        )
+        .route("/agent/v1/files/{request_id}", axum::routing::post(agent_ws::upload).layer(DefaultBodyLimit::disable()))
         .fallback(dispatch)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .with_state(app)
@@ -166,6 +178,8 @@ async fn dispatch(State(app): State<Arc<App>>, method: Method, uri: Uri, headers
             headers,
             path: uri.path().to_string(),
             raw_query: uri.query().unwrap_or("").to_string(),
+            request_id: request_id.clone(),
+            auto_storage: app.info.auto_storage.clone(),
         };
         let limit = handlers::timeout(&ctx)?;
         tokio::time::timeout(limit, handlers::handle(&app, op, &ctx, &body)).await.unwrap_or_else(|_| {
@@ -228,6 +242,14 @@ fn render(reply: Reply, is_head: bool) -> Response {
                 axum::body::Body::empty()
             } else {
                 axum::body::Body::from(data)
+            }
+        }
+        Body::Stream { stream, content_type } => {
+            builder = builder.header("content-type", content_type);
+            if is_head {
+                axum::body::Body::empty()
+            } else {
+                axum::body::Body::from_stream(stream)
             }
         }
     };

@@ -8,11 +8,30 @@ use axum::http::StatusCode;
 use serde_json::{Map, Value};
 
 /// The body of an answer.
-#[derive(Debug)]
 pub enum Body {
     Empty,
     Json(Value),
-    Bytes { data: Vec<u8>, content_type: String },
+    Bytes {
+        data: Vec<u8>,
+        content_type: String,
+    },
+    /// Bytes produced while the answer is sent (a file read from a node); the length goes in
+    /// a `Content-Length` header when known. An `Err` item aborts the response.
+    Stream {
+        stream: crate::scheduler::hub::ByteStream,
+        content_type: String,
+    },
+}
+
+impl std::fmt::Debug for Body {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Body::Empty => write!(f, "Empty"),
+            Body::Json(v) => write!(f, "Json({v})"),
+            Body::Bytes { data, content_type } => write!(f, "Bytes({} bytes of {content_type})", data.len()),
+            Body::Stream { content_type, .. } => write!(f, "Stream({content_type})"),
+        }
+    }
 }
 
 /// An answer: status, extra headers, body.

@@ -9,6 +9,8 @@ use axum::http::Method;
 pub enum Operation {
     ListSupportedImages,
     ListNodeAgentSkus,
+    ApplicationList,
+    ApplicationGet(String),
     ListPoolNodeCounts,
     LifetimeJobStats,
     PoolAdd,
@@ -21,6 +23,7 @@ pub enum Operation {
     PoolUpgradeOs(String),
     NodeList(String),
     NodeGet(String, String),
+    NodeUploadBatchServiceLogs(String, String),
     FileListFromNode(String, String),
     FileFromNode { pool: String, node: String, path: String, method: FileMethod },
     JobAdd,
@@ -65,6 +68,8 @@ impl Operation {
         match self {
             Operation::ListSupportedImages => ("GET", "/supportedimages"),
             Operation::ListNodeAgentSkus => ("GET", "/nodeagentskus"),
+            Operation::ApplicationList => ("GET", "/applications"),
+            Operation::ApplicationGet(_) => ("GET", "/applications/{applicationId}"),
             Operation::ListPoolNodeCounts => ("GET", "/nodecounts"),
             Operation::LifetimeJobStats => ("GET", "/lifetimejobstats"),
             Operation::PoolAdd => ("POST", "/pools"),
@@ -77,6 +82,7 @@ impl Operation {
             Operation::PoolUpgradeOs(_) => ("POST", "/pools/{poolId}/upgradeos"),
             Operation::NodeList(_) => ("GET", "/pools/{poolId}/nodes"),
             Operation::NodeGet(..) => ("GET", "/pools/{poolId}/nodes/{nodeId}"),
+            Operation::NodeUploadBatchServiceLogs(..) => ("POST", "/pools/{poolId}/nodes/{nodeId}/uploadbatchservicelogs"),
             Operation::FileListFromNode(..) => ("GET", "/pools/{poolId}/nodes/{nodeId}/files"),
             Operation::FileFromNode { method, .. } => (file_method(method), "/pools/{poolId}/nodes/{nodeId}/files/{filePath}"),
             Operation::JobAdd => ("POST", "/jobs"),
@@ -108,6 +114,8 @@ impl Operation {
             self,
             Operation::ListSupportedImages
                 | Operation::ListNodeAgentSkus
+                | Operation::ApplicationList
+                | Operation::ApplicationGet(_)
                 | Operation::ListPoolNodeCounts
                 | Operation::LifetimeJobStats
                 | Operation::PoolList
@@ -159,6 +167,8 @@ fn match_op(m: &str, s: &[&str]) -> Option<Operation> {
     let op = match (m, s) {
         ("GET", ["supportedimages"]) => Operation::ListSupportedImages,
         ("GET", ["nodeagentskus"]) => Operation::ListNodeAgentSkus,
+        ("GET", ["applications"]) => Operation::ApplicationList,
+        ("GET", ["applications", a]) => Operation::ApplicationGet(a.to_string()),
         ("GET", ["nodecounts"]) => Operation::ListPoolNodeCounts,
         ("GET", ["lifetimejobstats"]) => Operation::LifetimeJobStats,
         ("POST", ["pools"]) => Operation::PoolAdd,
@@ -171,6 +181,7 @@ fn match_op(m: &str, s: &[&str]) -> Option<Operation> {
         ("POST", ["pools", p, "upgradeos"]) => Operation::PoolUpgradeOs(p.to_string()),
         ("GET", ["pools", p, "nodes"]) => Operation::NodeList(p.to_string()),
         ("GET", ["pools", p, "nodes", n]) => Operation::NodeGet(p.to_string(), n.to_string()),
+        ("POST", ["pools", p, "nodes", n, "uploadbatchservicelogs"]) => Operation::NodeUploadBatchServiceLogs(p.to_string(), n.to_string()),
         ("GET", ["pools", p, "nodes", n, "files"]) => Operation::FileListFromNode(p.to_string(), n.to_string()),
         (_, ["pools", p, "nodes", n, "files", rest @ ..]) if !rest.is_empty() && file_method(m).is_some() => Operation::FileFromNode {
             pool: p.to_string(),

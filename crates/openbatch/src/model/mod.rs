@@ -1,6 +1,7 @@
 //! The canonical model: Batch resources in the newest api-version's shape (2022-10-01.16.0).
 //! Older api-versions are views of these types.
 
+pub mod application;
 pub mod common;
 pub mod job;
 pub mod node;

@@ -13,7 +13,7 @@
 use super::core::Core;
 use super::core::{PrepState, Preparation};
 use super::hub::Hub;
-use crate::agent::protocol::{AgentMessage, ExecKind, ExecResult, ExecSpec, ServiceMessage};
+use crate::agent::protocol::{AgentMessage, AppPackageRef, ExecFailure, ExecKind, ExecResult, ExecSpec, ServiceMessage};
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::model::common::{EnvironmentSetting, ErrorCategory, ExecutionResult, FailureInfo, NameValuePair};
 use crate::model::job::{DisableJobOption, Job, JobLifetimeStats, JobNode, JobState, OnAllTasksComplete, PrepTaskInfo, PrepTaskState};
@@ -22,6 +22,7 @@ use crate::model::pool::{AllocationState, DeallocationOption, NodeFillType, Pool
 use crate::model::task::{Task, TaskState};
 use crate::model::time::{parse_duration, Clock, Timestamp};
 use crate::nodes::local::LocalProvider;
+use crate::storage::{output_files, resource_files};
 use crate::store::{Record, Store, StoreResult, Tx};
 use chrono::{TimeZone, Utc};
 use std::collections::{HashMap, HashSet};
@@ -105,6 +106,8 @@ pub struct ServiceInfo {
     pub account_name: String,
     /// Base URL of the account (`http://127.0.0.1:10400`), for resource URLs.
     pub account_url: String,
+    /// The account's linked storage (`autoStorageContainerName`), if configured.
+    pub auto_storage: Option<crate::storage::resource_files::AutoStorage>,
 }
 
 struct NodeRt {
@@ -189,13 +192,13 @@ fn to_ts(ms: i64) -> Timestamp {
     Utc.timestamp_millis_opt(ms).single().unwrap_or_else(Clock::now)
 }
 
-fn failure_info(code: &str, message: &str, detail: &str) -> FailureInfo {
-    FailureInfo {
-        category: ErrorCategory::UserError,
-        code: Some(code.to_string()),
-        message: Some(message.to_string()),
-        details: Some(vec![NameValuePair { name: "Message".into(), value: detail.to_string() }]),
-    }
+fn failure_info(f: &ExecFailure) -> FailureInfo {
+    let details = if f.details.is_empty() {
+        vec![NameValuePair { name: "Message".into(), value: f.detail.clone() }]
+    } else {
+        f.details.iter().map(|(name, value)| NameValuePair { name: name.clone(), value: value.clone() }).collect()
+    };
+    FailureInfo { category: ErrorCategory::UserError, code: Some(f.code.clone()), message: Some(f.message.clone()), details: Some(details) }
 }
 
 impl Driver {
@@ -504,6 +507,7 @@ impl Driver {
                 task_root_directory: dir.clone(),
                 task_root_directory_url: format!("{node_url}/files/{dir}"),
             });
+            let pool_refs = w.pools.get(&mut w.tx, "", &a.pool_id).await?.and_then(|p| p.spec.application_package_references);
             let environment =
                 merged_environment(job.spec.common_environment_settings.as_deref(), task.spec.environment_settings.as_deref());
             let limit = wall_clock_secs(task.spec.constraints.as_ref().and_then(|c| c.max_wall_clock_time.as_deref()));
@@ -516,6 +520,12 @@ impl Driver {
                 max_wall_clock_secs: limit,
                 admin: task.spec.user_identity.as_ref().is_some_and(|u| u.is_admin()),
                 job_prep: job.spec.job_preparation_task.is_some(),
+                resource_files: resource_files::specs(task.spec.resource_files.as_deref(), self.info.auto_storage.as_ref()),
+                output_files: output_files::specs(task.spec.output_files.as_deref()),
+                app_packages: [pool_refs.as_deref(), task.spec.application_package_references.as_deref()]
+                    .into_iter()
+                    .flat_map(AppPackageRef::from_api)
+                    .collect(),
             };
             node.running_tasks_count += 1;
             node.running_task_slots_count += a.slots as i32;
@@ -549,7 +559,7 @@ impl Driver {
                 if result == ExecutionResult::Failure && (max_retries < 0 || info.retry_count < max_retries) && retryable(&r) {
                     info.retry_count += 1;
                     info.last_retry_time = Some(now);
-                    self.run_start_task(w, &mut node);
+                    self.run_start_task(w, &mut node).await?;
                     w.nodes.put(node);
                     return Ok(());
                 }
@@ -687,6 +697,9 @@ impl Driver {
             max_wall_clock_secs: wall_clock_secs(prep.constraints.as_ref().and_then(|c| c.max_wall_clock_time.as_deref())),
             admin: prep.user_identity.as_ref().is_some_and(|u| u.is_admin()),
             job_prep: true,
+            resource_files: resource_files::specs(prep.resource_files.as_deref(), self.info.auto_storage.as_ref()),
+            output_files: Vec::new(),
+            app_packages: Vec::new(),
         };
         w.out.push((p.node_id.clone(), ServiceMessage::Run { spec }));
         w.jobnodes.put(row);
@@ -740,6 +753,9 @@ impl Driver {
             max_wall_clock_secs: wall_clock_secs(release.max_wall_clock_time.as_deref()),
             admin: release.user_identity.as_ref().is_some_and(|u| u.is_admin()),
             job_prep: job.spec.job_preparation_task.is_some(),
+            resource_files: resource_files::specs(release.resource_files.as_deref(), self.info.auto_storage.as_ref()),
+            output_files: Vec::new(),
+            app_packages: Vec::new(),
         };
         w.out.push((node_id.to_string(), ServiceMessage::Run { spec }));
         w.jobnodes.put(row);
@@ -803,8 +819,9 @@ impl Driver {
         Ok(())
     }
 
-    fn run_start_task(&mut self, _w: &mut Work, node: &mut Node) {
-        let Some(st) = node.start_task.clone() else { return };
+    async fn run_start_task(&mut self, w: &mut Work, node: &mut Node) -> StoreResult<()> {
+        let Some(st) = node.start_task.clone() else { return Ok(()) };
+        let pool_refs = w.pools.get(&mut w.tx, "", &node.pool_id).await?.and_then(|p| p.spec.application_package_references);
         self.next_dispatch += 1;
         let spec = ExecSpec {
             kind: ExecKind::StartTask,
@@ -815,8 +832,12 @@ impl Driver {
             max_wall_clock_secs: None,
             admin: st.user_identity.as_ref().is_some_and(|u| u.is_admin()),
             job_prep: false,
+            resource_files: resource_files::specs(st.resource_files.as_deref(), self.info.auto_storage.as_ref()),
+            output_files: Vec::new(),
+            app_packages: AppPackageRef::from_api(pool_refs.as_deref()),
         };
-        _w.out.push((node.id.clone(), ServiceMessage::Run { spec }));
+        w.out.push((node.id.clone(), ServiceMessage::Run { spec }));
+        Ok(())
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -944,7 +965,7 @@ impl Driver {
                         result: None,
                     });
                     set_node_state(&mut node, if wait { NodeState::WaitingForStartTask } else { NodeState::Idle }, now);
-                    self.run_start_task(w, &mut node);
+                    self.run_start_task(w, &mut node).await?;
                 } else {
                     set_node_state(&mut node, NodeState::Idle, now);
                 }
@@ -1306,7 +1327,9 @@ impl Driver {
                 let now = Clock::now();
                 for _ in have.len()..target {
                     pool.status.next_node_index += 1;
-                    let node_id = format!("tvm-{:08x}-{}", fxhash(pool_id), pool.status.next_node_index);
+                    // The pool's creation time keeps node ids unique when a pool id is reused.
+                    let pool_key = format!("{pool_id}/{}", pool.creation_time.timestamp_micros());
+                    let node_id = format!("tvm-{:08x}-{}", fxhash(&pool_key), pool.status.next_node_index);
                     let token = uuid::Uuid::new_v4().simple().to_string();
                     let mut start_task = pool.spec.start_task.clone();
                     if let Some(st) = start_task.as_mut() {
@@ -1538,7 +1561,7 @@ fn fxhash(s: &str) -> u32 {
 /// The Batch result and failure information of an execution.
 fn outcome(r: &ExecResult) -> (ExecutionResult, Option<FailureInfo>) {
     if let Some(f) = &r.failure {
-        return (ExecutionResult::Failure, Some(failure_info(&f.code, &f.message, &f.detail)));
+        return (ExecutionResult::Failure, Some(failure_info(f)));
     }
     match r.exit_code {
         Some(0) => (ExecutionResult::Success, None),

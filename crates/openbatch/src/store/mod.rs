@@ -18,6 +18,7 @@ use std::path::Path;
 use std::str::FromStr;
 
 use crate::model::{
+    application::Application,
     job::{Job, JobLifetimeStats, JobNode},
     node::Node,
     pool::Pool,
@@ -174,7 +175,20 @@ impl Record for Node {
     }
 }
 
-const TABLES: &[&str] = &["pools", "jobs", "tasks", "nodes", "jobnodes", "jobstats"];
+impl Record for Application {
+    const TABLE: &'static str = "applications";
+    fn parent(&self) -> &str {
+        ""
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn state(&self) -> &'static str {
+        "active"
+    }
+}
+
+const TABLES: &[&str] = &["pools", "jobs", "tasks", "nodes", "jobnodes", "jobstats", "applications"];
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]

@@ -94,8 +94,10 @@ impl Service {
             .arg("serve")
             .arg("--listen")
             .arg(format!("127.0.0.1:{port}"))
+            // A relative data directory, as `cargo run -- serve` uses by default.
+            .current_dir(dir.path())
             .arg("--data-dir")
-            .arg(dir.path().join("data"))
+            .arg("data")
             .arg("--account")
             .arg(ACCOUNT)
             .arg("--key")
@@ -127,6 +129,11 @@ impl Service {
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
+    }
+
+    /// The service's process id (its node agents are its children).
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// A request to `path` (which may carry a query) with api-version added.
@@ -342,6 +349,17 @@ impl<'a> Req<'a> {
 
     /// Sends the request and reads the whole answer.
     pub async fn send(self) -> Resp {
+        let method = self.method.clone();
+        let r = self.response().await;
+        let url = r.url().to_string();
+        let status = r.status();
+        let headers = r.headers().clone();
+        let body = r.bytes().await.expect("read the body").to_vec();
+        Resp { method, url, status, headers, body }
+    }
+
+    /// Sends the request and returns the answer with its body not yet read (to stream it).
+    pub async fn response(self) -> reqwest::Response {
         let url = self.url();
         let ocp_date = self.ocp_date.clone().unwrap_or_else(http_date_now);
         let mut headers: Vec<(String, String)> = vec![("ocp-date".into(), ocp_date)];
@@ -374,11 +392,7 @@ impl<'a> Req<'a> {
         if has_body {
             rb = rb.body(self.body.clone().unwrap());
         }
-        let r = rb.send().await.unwrap_or_else(|e| panic!("{} {url}: {e}", self.method));
-        let status = r.status();
-        let headers = r.headers().clone();
-        let body = r.bytes().await.expect("read the body").to_vec();
-        Resp { method: self.method, url: url.to_string(), status, headers, body }
+        rb.send().await.unwrap_or_else(|e| panic!("{} {url}: {e}", self.method))
     }
 }
 

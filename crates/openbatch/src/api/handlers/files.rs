@@ -1,6 +1,9 @@
 //! File operations on tasks and compute nodes: List, Get (with `ocp-range` or `Range`),
 //! Get Properties (HEAD) and Delete. Files live on the node; the node's agent serves them
-//! under its root, so a path never leaves the task or node directory.
+//! confined to the task or node directory (`agent::files`): a path or link that leads out
+//! of it reads as missing (404 `FileNotFound`), a named pipe, socket or device is refused
+//! with 409 `UnsupportedFileType`, listings come from the agent one page at a time, and a
+//! Get streams the bytes from the node as they arrive (`Body::Stream`), whatever the size.
 
 use super::{list_reply, page_params};
 use crate::agent::protocol::{FileEntry, FileOp, FileReply};
@@ -11,12 +14,14 @@ use crate::api::{App, Ctx};
 use crate::model::time::{format_http_date, format_timestamp};
 use crate::scheduler::hub::HubError;
 use axum::http::StatusCode;
-use base64::Engine;
 use chrono::{TimeZone, Utc};
 use serde_json::{json, Value};
 use std::time::Duration;
 
 const FILE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A listing with a `$filter` stops scanning pages after this long and answers what it has,
+/// with an `odata.nextLink` at the last entry scanned.
+const LIST_SCAN_LIMIT: Duration = Duration::from_secs(10);
 
 /// What the service percent-encodes in file URLs: everything but letters, digits and
 /// `.-_~` (so `:` and `/` are encoded in `ocp-batch-file-url`, as recorded).
@@ -31,6 +36,7 @@ fn encode_path(p: &str) -> String {
 /// prefix of file URLs.
 struct Location {
     node_id: String,
+    /// Relative to the node root; `""` for the node root itself.
     dir: String,
     url: String,
 }
@@ -55,30 +61,34 @@ async fn node_location(app: &App, ctx: &Ctx, pool_id: &str, node_id: &str) -> Ap
     Ok(Location { node_id: n.id.clone(), dir: String::new(), url: format!("{}/files", super::nodes::url(&ctx.base, &n.pool_id, &n.id)) })
 }
 
-fn join(dir: &str, rel: &str) -> String {
-    let rel = rel.trim_matches('/');
-    if dir.is_empty() {
-        rel.to_string()
-    } else if rel.is_empty() {
-        dir.to_string()
-    } else {
-        format!("{dir}/{rel}")
-    }
-}
-
-async fn ask(app: &App, node_id: &str, op: FileOp) -> ApiResult<FileReply> {
-    match app.driver.hub.file(node_id, op, FILE_TIMEOUT).await {
-        Ok(FileReply::Error { message }) => Err(BatchError::internal(message)),
-        Ok(r) => Ok(r),
-        Err(HubError::NodeUnavailable) => {
-            Err(BatchError::conflict("NodeNotReady", "The compute node that holds the file is not reachable now."))
-        }
-        Err(HubError::Timeout) => Err(BatchError::new(
+fn hub_error(e: HubError) -> BatchError {
+    match e {
+        HubError::NodeUnavailable => BatchError::conflict("NodeNotReady", "The compute node that holds the file is not reachable now."),
+        HubError::Timeout => BatchError::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "OperationTimedOut",
             "The compute node did not answer the file request in time.",
-        )),
+        ),
     }
+}
+
+/// Maps the agent's answers every operation shares: `Error` → 500, `NotRegular` → 409
+/// `UnsupportedFileType` naming the path and its type.
+fn common(reply: FileReply, rel: &str) -> ApiResult<FileReply> {
+    match reply {
+        FileReply::Error { message } => Err(BatchError::internal(message)),
+        FileReply::NotRegular { kind } => Err(BatchError::conflict(
+            "UnsupportedFileType",
+            format!("The path names a {kind}, not a regular file or directory; the file API does not open it."),
+        )
+        .with("FilePath", rel.trim_matches('/'))
+        .with("FileType", kind)),
+        r => Ok(r),
+    }
+}
+
+async fn ask(app: &App, node_id: &str, op: FileOp, rel: &str) -> ApiResult<FileReply> {
+    common(app.driver.hub.file(node_id, op, FILE_TIMEOUT).await.map_err(hub_error)?, rel)
 }
 
 fn ts(ms: i64) -> chrono::DateTime<Utc> {
@@ -109,21 +119,34 @@ fn entry_json(url_prefix: &str, e: &FileEntry) -> Value {
 
 async fn list(app: &App, ctx: &Ctx, loc: Location) -> ApiResult<Reply> {
     let recursive = ctx.q("recursive").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-    let (max, after) = page_params(ctx)?;
+    let (max, mut after) = page_params(ctx)?;
     let filter = super::filter_for(ctx, crate::odata::ListKind::Files)?;
-    let entries = match ask(app, &loc.node_id, FileOp::List { path: loc.dir.clone(), recursive }).await? {
-        FileReply::Entries { entries } => entries,
-        _ => Vec::new(),
+    let started = std::time::Instant::now();
+    let mut items = Vec::new();
+    // Pages of at most `max` entries come from the agent until `max` pass the filter.
+    let more = loop {
+        let op = FileOp::List { root: loc.dir.clone(), path: String::new(), recursive, after: after.clone(), max };
+        let (entries, more) = match ask(app, &loc.node_id, op, "").await? {
+            FileReply::Entries { entries, more } => (entries, more),
+            _ => return Err(BatchError::not_found(ResourceKind::File)),
+        };
+        let mut full = false;
+        for e in entries {
+            after = Some(e.name.clone());
+            let v = entry_json(&loc.url, &e);
+            if filter.as_ref().is_none_or(|f| crate::odata::eval(f, &v)) {
+                items.push(ctx.view("NodeFile", v));
+                if items.len() == max as usize {
+                    full = true;
+                    break;
+                }
+            }
+        }
+        if full || !more || started.elapsed() > LIST_SCAN_LIMIT {
+            break full || more;
+        }
     };
-    let page: Vec<(String, Value)> = entries
-        .iter()
-        .filter(|e| after.as_deref().is_none_or(|a| e.name.as_str() > a))
-        .map(|e| (e.name.clone(), entry_json(&loc.url, e)))
-        .filter(|(_, v)| filter.as_ref().is_none_or(|f| crate::odata::eval(f, v)))
-        .take(max as usize)
-        .collect();
-    let last = (page.len() == max as usize).then(|| page.last().map(|(name, _)| name.clone())).flatten();
-    let items = page.into_iter().map(|(_, v)| ctx.view("NodeFile", v)).collect();
+    let last = if more { after } else { None };
     Ok(list_reply(ctx, "files", items, last.as_deref()))
 }
 
@@ -144,10 +167,10 @@ pub fn parse_range(v: &str, size: u64) -> Option<(u64, u64)> {
 }
 
 async fn one(app: &App, loc: Location, ctx: &Ctx, rel: &str, method: FileMethod) -> ApiResult<Reply> {
-    let path = join(&loc.dir, rel);
+    let path = rel.trim_matches('/').to_string();
     if method == FileMethod::Delete {
         let recursive = ctx.q("recursive").is_some_and(|v| v.eq_ignore_ascii_case("true"));
-        return match ask(app, &loc.node_id, FileOp::Delete { path, recursive }).await? {
+        return match ask(app, &loc.node_id, FileOp::Delete { root: loc.dir.clone(), path, recursive }, rel).await? {
             FileReply::Deleted => Ok(Reply::empty(StatusCode::OK)),
             FileReply::IsDirectory => {
                 Err(BatchError::conflict("DirectoryNotEmpty", "The path names a directory; delete it with recursive=true."))
@@ -155,7 +178,7 @@ async fn one(app: &App, loc: Location, ctx: &Ctx, rel: &str, method: FileMethod)
             _ => Err(BatchError::not_found(ResourceKind::File)),
         };
     }
-    let entry = match ask(app, &loc.node_id, FileOp::Stat { path: path.clone() }).await? {
+    let entry = match ask(app, &loc.node_id, FileOp::Stat { root: loc.dir.clone(), path: path.clone() }, rel).await? {
         FileReply::Entry { entry } => entry,
         _ => return Err(BatchError::not_found(ResourceKind::File)),
     };
@@ -185,30 +208,35 @@ async fn one(app: &App, loc: Location, ctx: &Ctx, rel: &str, method: FileMethod)
         (None, Some(v)) => (Some(v.to_str().unwrap_or("")), StatusCode::PARTIAL_CONTENT),
         _ => (None, StatusCode::OK),
     };
-    let (start, end, status) = match range {
-        None => (0, None, status),
-        Some(r) => match parse_range(r, entry.size) {
-            Some((s, e)) => (s, Some(e), status),
-            None => {
-                return Err(BatchError::new(
-                    StatusCode::RANGE_NOT_SATISFIABLE,
-                    "InvalidRange",
-                    "The range specified is invalid for the current size of the resource.",
-                )
-                .with("Range", r));
-            }
-        },
+    let invalid_range = |r: &str| {
+        BatchError::new(
+            StatusCode::RANGE_NOT_SATISFIABLE,
+            "InvalidRange",
+            "The range specified is invalid for the current size of the resource.",
+        )
+        .with("Range", r)
     };
-    let (data, total) = match ask(app, &loc.node_id, FileOp::Read { path, start, end }).await? {
-        FileReply::Data { data, total_size } => {
-            (base64::engine::general_purpose::STANDARD.decode(data).map_err(BatchError::internal)?, total_size)
+    let (start, end) = match range {
+        None => (0, None),
+        Some(r) => parse_range(r, entry.size).map(|(s, e)| (s, Some(e))).ok_or_else(|| invalid_range(r))?,
+    };
+    let (reply, stream) = app.driver.hub.read(&loc.node_id, loc.dir.clone(), path, (start, end), FILE_TIMEOUT).await.map_err(hub_error)?;
+    let (total, start, length) = match common(reply, rel)? {
+        FileReply::Opened { total_size, start, length } => (total_size, start, length),
+        FileReply::IsDirectory => {
+            return Err(BatchError::conflict("OperationInvalidForCurrentState", "The path names a directory, not a file; list it instead."))
         }
         _ => return Err(BatchError::not_found(ResourceKind::File)),
     };
-    let len = data.len() as u64;
-    let mut r = headers(Reply { status, headers: Vec::new(), body: Body::Bytes { data, content_type: content_type(rel).into() } });
+    let Some(stream) = stream else { return Err(BatchError::internal("the compute node opened the file but sent no stream")) };
+    if range.is_some() && length == 0 {
+        // The file shrank below the range since it was looked at.
+        return Err(invalid_range(range.unwrap_or_default()));
+    }
+    let mut r = headers(Reply { status, headers: Vec::new(), body: Body::Stream { stream, content_type: content_type(rel).into() } })
+        .header("Content-Length", length.to_string());
     if status == StatusCode::PARTIAL_CONTENT {
-        r = r.header("Content-Range", format!("bytes {}-{}/{}", start, (start + len).saturating_sub(1), total));
+        r = r.header("Content-Range", format!("bytes {}-{}/{}", start, (start + length).saturating_sub(1), total));
     }
     Ok(r)
 }

@@ -89,7 +89,7 @@ fn auto_pool(ctx: &Ctx, info: &mut PoolInformation) -> ApiResult<Option<crate::m
         o.insert("id".into(), Value::String(id));
     }
     let mut spec: crate::model::pool::PoolSpec = ctx.parse_value("PoolAddParameter", value)?;
-    super::pools::check_spec(&spec)?;
+    super::pools::check_spec(&spec, ctx.auto_storage.as_ref())?;
     spec.normalize();
     let mut echo = crate::api::reply::to_map(&spec);
     echo.remove("id");
@@ -100,6 +100,7 @@ fn auto_pool(ctx: &Ctx, info: &mut PoolInformation) -> ApiResult<Option<crate::m
 
 /// Checks a job preparation or release task: a command line, and nothing openbatch cannot run.
 fn check_side_task(
+    ctx: &Ctx,
     name: &str,
     command_line: &str,
     resource_files: Option<&[Value]>,
@@ -109,9 +110,7 @@ fn check_side_task(
     if command_line.trim().is_empty() {
         return Err(BatchError::invalid_property(&format!("{name}.commandLine"), "", "The command line cannot be empty."));
     }
-    if resource_files.is_some_and(|r| !r.is_empty()) {
-        return Err(BatchError::invalid_property(&format!("{name}.resourceFiles"), "", "openbatch does not support resource files yet."));
-    }
+    super::check_resource_files(&format!("{name}.resourceFiles"), resource_files, ctx.auto_storage.as_ref())?;
     if container {
         return Err(BatchError::invalid_property(
             &format!("{name}.containerSettings"),
@@ -156,6 +155,7 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
     }
     if let Some(p) = &spec.job_preparation_task {
         check_side_task(
+            ctx,
             "jobPreparationTask",
             &p.command_line,
             p.resource_files.as_deref(),
@@ -174,6 +174,7 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
     }
     if let Some(r) = &spec.job_release_task {
         check_side_task(
+            ctx,
             "jobReleaseTask",
             &r.command_line,
             r.resource_files.as_deref(),

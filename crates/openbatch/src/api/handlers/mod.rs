@@ -3,8 +3,10 @@
 //! canonical resources to their wire shape.
 
 mod account;
+pub mod applications;
 mod files;
 mod jobs;
+mod node_logs;
 mod nodes;
 mod pools;
 mod tasks;
@@ -13,6 +15,7 @@ use super::error::{ApiResult, BatchError};
 use super::reply::Reply;
 use super::router::Operation;
 use super::{App, Ctx};
+use crate::storage::resource_files::AutoStorage;
 use axum::http::StatusCode;
 use serde_json::{Map, Value};
 
@@ -27,6 +30,8 @@ pub async fn handle(app: &App, op: Operation, ctx: &Ctx, body: &[u8]) -> ApiResu
     match op {
         Operation::ListSupportedImages => account::list_supported_images(ctx),
         Operation::ListNodeAgentSkus => account::list_node_agent_skus(ctx),
+        Operation::ApplicationList => applications::list(app, ctx).await,
+        Operation::ApplicationGet(id) => applications::get(app, ctx, &id).await,
         Operation::PoolUpgradeOs(id) => pools::upgrade_os(app, &id).await,
         Operation::ListPoolNodeCounts => account::list_pool_node_counts(app, ctx).await,
         Operation::LifetimeJobStats => account::lifetime_job_stats(app, ctx).await,
@@ -39,6 +44,7 @@ pub async fn handle(app: &App, op: Operation, ctx: &Ctx, body: &[u8]) -> ApiResu
         Operation::PoolResize(id) => pools::resize(app, ctx, &id, body).await,
         Operation::NodeList(pool) => nodes::list(app, ctx, &pool).await,
         Operation::NodeGet(pool, node) => nodes::get(app, ctx, &pool, &node).await,
+        Operation::NodeUploadBatchServiceLogs(pool, node) => node_logs::upload(app, ctx, &pool, &node, body).await,
         Operation::FileListFromNode(pool, node) => files::list_from_node(app, ctx, &pool, &node).await,
         Operation::FileFromNode { pool, node, path, method } => files::from_node(app, ctx, &pool, &node, &path, method).await,
         Operation::JobAdd => jobs::add(app, ctx, body).await,
@@ -100,6 +106,28 @@ pub fn check_id(id: &str) -> ApiResult<()> {
     } else {
         Err(BatchError::invalid_property("id", id, "An id must be 1 to 64 characters: letters, digits, hyphens and underscores."))
     }
+}
+
+/// Checks the resource files of a list property (`path`, e.g. `resourceFiles` or
+/// `startTask.resourceFiles`) against the account's linked storage.
+///
+/// Errors: 400 `InvalidPropertyValue` naming the property (see
+/// [`crate::storage::resource_files::check`]).
+pub fn check_resource_files(path: &str, files: Option<&[serde_json::Value]>, auto: Option<&AutoStorage>) -> ApiResult<()> {
+    crate::storage::resource_files::check_all(path, files, auto).map_err(|(p, v, why)| BatchError::invalid_property(&p, v, why))
+}
+
+/// Checks a task's `outputFiles` (filePattern, destination container URL, upload condition).
+///
+/// Errors: 400 `MissingRequiredProperty` or `InvalidPropertyValue` naming the property.
+pub fn check_output_files(files: Option<&[serde_json::Value]>) -> ApiResult<()> {
+    crate::storage::output_files::check_all(files).map_err(|(p, v, why)| {
+        if v.is_empty() && why == crate::storage::output_files::REQUIRED {
+            BatchError::missing_property(&p)
+        } else {
+            BatchError::invalid_property(&p, v, why)
+        }
+    })
 }
 
 /// Checks environment settings: every name non-empty and without `=`.

@@ -7,6 +7,7 @@ use crate::api::{App, Ctx};
 use crate::model::pool::{allocation_error, AllocationState, Pool, PoolPatch, PoolResize, PoolSpec, PoolState, PoolStatus};
 use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock};
 use crate::scheduler::driver::Event;
+use crate::storage::resource_files::AutoStorage;
 use axum::http::StatusCode;
 use serde_json::{Map, Value};
 
@@ -67,7 +68,7 @@ async fn load(app: &App, id: &str) -> ApiResult<Pool> {
 }
 
 /// Checks a pool specification (Pool Add, or a job's auto pool).
-pub fn check_spec(spec: &PoolSpec) -> ApiResult<()> {
+pub fn check_spec(spec: &PoolSpec, auto: Option<&AutoStorage>) -> ApiResult<()> {
     check_id(&spec.id)?;
     if spec.cloud_service_configuration.is_none() && spec.virtual_machine_configuration.is_none() {
         return Err(BatchError::missing_property("virtualMachineConfiguration"));
@@ -102,29 +103,19 @@ pub fn check_spec(spec: &PoolSpec) -> ApiResult<()> {
         }
     }
     if let Some(st) = &spec.start_task {
-        check_start_task(st)?;
+        check_start_task(st, auto)?;
     }
     if let Err((name, value, reason)) = spec.check_environment() {
         return Err(BatchError::invalid_property(name, value, reason));
     }
-    let unsupported = [(
-        "applicationPackageReferences",
-        spec.application_package_references.as_ref().is_some_and(|a| !a.is_empty()),
-        "application packages",
-    )];
-    if let Some((name, _, what)) = unsupported.iter().find(|(_, used, _)| *used) {
-        return Err(BatchError::invalid_property(name, "", format!("openbatch does not support {what} yet; the pool was not added.")));
-    }
     Ok(())
 }
 
-fn check_start_task(st: &crate::model::common::StartTask) -> ApiResult<()> {
+fn check_start_task(st: &crate::model::common::StartTask, auto: Option<&AutoStorage>) -> ApiResult<()> {
     if st.command_line.trim().is_empty() {
         return Err(BatchError::invalid_property("startTask.commandLine", "", "The command line cannot be empty."));
     }
-    if st.resource_files.as_ref().is_some_and(|r| !r.is_empty()) {
-        return Err(BatchError::invalid_property("startTask.resourceFiles", "", "openbatch does not support resource files yet."));
-    }
+    super::check_resource_files("startTask.resourceFiles", st.resource_files.as_deref(), auto)?;
     if st.container_settings.is_some() {
         return Err(BatchError::invalid_property("startTask.containerSettings", "", "openbatch does not support container tasks yet."));
     }
@@ -134,7 +125,8 @@ fn check_start_task(st: &crate::model::common::StartTask) -> ApiResult<()> {
 /// Pool Add: 201 with `Location`; 409 `PoolExists` when the id is taken.
 pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
     let mut spec: PoolSpec = ctx.parse("PoolAddParameter", body)?;
-    check_spec(&spec)?;
+    check_spec(&spec, ctx.auto_storage.as_ref())?;
+    super::applications::check_references(app, "applicationPackageReferences", spec.application_package_references.as_deref()).await?;
     spec.normalize();
     let now = Clock::now();
     let pool = Pool::new(spec, now);
@@ -212,7 +204,8 @@ pub async fn patch(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Rep
     }
     let mut spec = p.spec.clone();
     patch.apply(&mut spec);
-    check_spec(&spec)?;
+    check_spec(&spec, ctx.auto_storage.as_ref())?;
+    super::applications::check_references(app, "applicationPackageReferences", spec.application_package_references.as_deref()).await?;
     spec.normalize();
     p.spec = spec;
     let now = Clock::now();

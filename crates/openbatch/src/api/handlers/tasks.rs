@@ -81,21 +81,16 @@ fn new_task(ctx: &Ctx, job: &Job, value: Value, now: Timestamp) -> ApiResult<Tas
     let unsupported = [
         ("multiInstanceSettings", spec.multi_instance_settings.is_some(), "multi-instance tasks"),
         ("dependsOn", spec.depends_on.is_some(), "task dependencies"),
-        ("resourceFiles", spec.resource_files.as_ref().is_some_and(|r| !r.is_empty()), "resource files"),
-        ("outputFiles", spec.output_files.as_ref().is_some_and(|r| !r.is_empty()), "output files"),
         ("containerSettings", spec.container_settings.is_some(), "container tasks"),
         ("exitConditions", spec.exit_conditions.is_some(), "exit conditions"),
-        (
-            "applicationPackageReferences",
-            spec.application_package_references.as_ref().is_some_and(|r| !r.is_empty()),
-            "application packages",
-        ),
         ("userIdentity.username", spec.user_identity.as_ref().is_some_and(|u| u.username.is_some()), "named pool users"),
     ];
     if let Some((name, _, what)) = unsupported.iter().find(|(_, used, _)| *used) {
         return Err(BatchError::invalid_property(name, "", format!("openbatch does not support {what} yet; the task was not added.")));
     }
     super::check_environment(spec.environment_settings.as_deref())?;
+    super::check_resource_files("resourceFiles", spec.resource_files.as_deref(), ctx.auto_storage.as_ref())?;
+    super::check_output_files(spec.output_files.as_deref())?;
     spec.normalize(job.spec.constraints.as_ref().and_then(|c| c.max_task_retry_count));
     Ok(Task {
         job_id: job.spec.id.clone(),
@@ -120,6 +115,7 @@ pub async fn add(app: &App, ctx: &Ctx, job_id: &str, body: &[u8]) -> ApiResult<R
     let value: Value = serde_json::from_slice(body).map_err(|e| BatchError::invalid_body(e.to_string()))?;
     let now = Clock::now();
     let task = new_task(ctx, &job, value, now)?;
+    super::applications::check_references(app, "applicationPackageReferences", task.spec.application_package_references.as_deref()).await?;
     let mut tx = app.store.begin().await?;
     if tx.exists::<Task>(&job.spec.id, &task.spec.id).await? {
         return Err(BatchError::exists(ResourceKind::Task));
@@ -155,6 +151,8 @@ pub async fn add_collection(app: &App, ctx: &Ctx, job_id: &str, body: &[u8]) -> 
         let id_hint = value.get("id").and_then(Value::as_str).unwrap_or("").to_string();
         let outcome: ApiResult<Task> = async {
             let task = new_task(ctx, &job, value, now)?;
+            super::applications::check_references(app, "applicationPackageReferences", task.spec.application_package_references.as_deref())
+                .await?;
             if !seen.insert(task.spec.id.to_ascii_lowercase()) || tx.exists::<Task>(&job.spec.id, &task.spec.id).await? {
                 return Err(BatchError::exists(ResourceKind::Task));
             }
