@@ -96,6 +96,10 @@ enum Command {
         /// File size for `--files`, MiB.
         #[arg(long, default_value_t = 1024)]
         file_mib: u64,
+        /// Measure resource file downloads instead: this blob's URL (SAS included), fetched
+        /// as a node fetches resource files, next to a plain download of the same blob.
+        #[arg(long)]
+        resource_url: Option<String>,
     },
 }
 
@@ -138,8 +142,11 @@ fn main() -> anyhow::Result<()> {
             print!("{}", openbatch::versions::markdown());
             Ok(())
         }
-        Command::Bench { tasks, nodes, slots, files, file_mib } => {
+        Command::Bench { tasks, nodes, slots, files, file_mib, resource_url } => {
             let rt = tokio::runtime::Runtime::new()?;
+            if let Some(url) = resource_url {
+                return rt.block_on(openbatch::bench::resources::run(&url, tasks.min(64)));
+            }
             if files {
                 return rt.block_on(openbatch::bench::run_files(file_mib));
             }

@@ -14,7 +14,10 @@
 //! `openbatch bench --files` measures instead the file API ([`run_files`]): a task writes a
 //! file of random bytes (1 GiB by default), then the table compares reading it from disk
 //! with Get File through the HTTP API, whole and by `ocp-range`, with the service's peak
-//! memory during the transfers.
+//! memory during the transfers; `--resource-url` measures resource file downloads
+//! ([`resources`]).
+
+pub mod resources;
 
 use crate::client::Client;
 use axum::http::Method;
