@@ -45,7 +45,11 @@ pub async fn run(url: &str, count: usize) -> anyhow::Result<()> {
     let wd = dir.join("wd");
     std::fs::create_dir_all(&wd)?;
     let specs: Vec<ResourceFileSpec> = (0..count)
-        .map(|i| ResourceFileSpec { source: ResourceSource::Http { url: url.to_string() }, file_path: Some(format!("f{i}")), file_mode: None })
+        .map(|i| ResourceFileSpec {
+            source: ResourceSource::Http { url: url.to_string() },
+            file_path: Some(format!("f{i}")),
+            file_mode: None,
+        })
         .collect();
     let started = Instant::now();
     crate::storage::resource_files::download_all(&wd, &specs).await.map_err(|e| anyhow::anyhow!("{}: {:?}", e.code, e.details))?;
