@@ -188,6 +188,8 @@ def test_data_failures_are_reported_as_batch_does(batch, azurite):
                             resource_files=[bm.ResourceFile(http_url=sas(azurite, "fail-in", "absent.txt"), file_path="absent.txt")]),
         bm.TaskAddParameter(id="denied", command_line="/bin/true",
                             resource_files=[bm.ResourceFile(http_url=no_read, file_path="here.txt")]),
+        bm.TaskAddParameter(id="expired", command_line="/bin/true",
+                            resource_files=[bm.ResourceFile(http_url=sas(azurite, "fail-in", "here.txt", hours=-1), file_path="here.txt")]),
         bm.TaskAddParameter(id="nocontainer", command_line="/bin/true",
                             resource_files=[bm.ResourceFile(storage_container_url=sas(azurite, "no-such-container", permission="rl"))]),
         bm.TaskAddParameter(id="upload", command_line='/bin/sh -c "echo r > r.txt"',
@@ -200,9 +202,9 @@ def test_data_failures_are_reported_as_batch_does(batch, azurite):
     client.task.add_collection("failures", tasks)
     done = wait_tasks(client, "failures", len(tasks))
     codes = {tid: (t.execution_info.failure_info.code if t.execution_info.failure_info else None) for tid, t in done.items()}
-    assert codes == {"missing": "BlobNotFound", "denied": "BlobAccessDenied", "nocontainer": "ResourceContainerNotFound",
-                     "upload": "FileUploadError"}, codes
-    for tid in ("missing", "denied", "nocontainer"):
+    assert codes == {"missing": "BlobNotFound", "denied": "BlobAccessDenied", "expired": "BlobAccessDenied",
+                     "nocontainer": "ResourceContainerNotFound", "upload": "FileUploadError"}, codes
+    for tid in ("missing", "denied", "expired", "nocontainer"):
         info = done[tid].execution_info
         assert info.exit_code is None and info.result == bm.TaskExecutionResult.failure, info
         assert info.failure_info.category == bm.ErrorCategory.user_error, info.failure_info

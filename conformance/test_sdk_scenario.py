@@ -204,8 +204,12 @@ def check_execution(rel, info, exit_code, what):
     assert info.exit_code == exit_code, what
     if rel.has_result:
         assert lower(info.result) == ("success" if exit_code == 0 else "failure"), what
-        assert info.failure_info is None, what
+        if exit_code == 0:
+            assert info.failure_info is None, what
+        else:
+            assert info.failure_info.code == "FailureExitCode" and lower(info.failure_info.category) == "usererror", what
     else:
+        # Before 2017-05-01.5.0 an exit-code failure shows only its exit code.
         assert info.scheduling_error is None, what
 
 
@@ -320,7 +324,8 @@ def run_scenario(rel, client, pool_id, job_id):
     bad = [r for r in result.value if lower(r.status) != "success"]
     assert not bad, "add_collection failures: %s" % [dump(r) for r in bad]
 
-    all_ids = sorted(ids + ["single"])
+    client.task.add(job_id, batchmodels.TaskAddParameter(id="exit3", command_line='/bin/sh -c "echo failing; exit 3"'))
+    all_ids = sorted(ids + ["single", "exit3"])
 
     def completed():
         tasks = list(client.task.list(job_id))
@@ -330,13 +335,19 @@ def run_scenario(rel, client, pool_id, job_id):
 
     tasks = wait_until("%d completed tasks in %s" % (len(all_ids), job_id), completed, timeout=60)
     for t in tasks:
-        check_execution(rel, t.execution_info, 0, dump(t))
+        failing = t.id == "exit3"
+        check_execution(rel, t.execution_info, 3 if failing else 0, dump(t))
         assert t.node_info is not None and t.node_info.pool_id == pool_id, dump(t)
         out = b"".join(client.file.get_from_task(job_id, t.id, "stdout.txt"))
-        assert out == ("%s\n" % t.id).encode(), "stdout.txt of %s: %r" % (t.id, out)
+        want_out = b"failing\n" if failing else ("%s\n" % t.id).encode()
+        assert out == want_out, "stdout.txt of %s: %r" % (t.id, out)
+
+    # -- a $filter list
+    failed = list(client.task.list(job_id, task_list_options=batchmodels.TaskListOptions(filter="executionInfo/exitCode eq 3")))
+    assert [t.id for t in failed] == ["exit3"], [t.id for t in failed]
 
     # -- task counts
-    want = (0, 0, len(all_ids), len(all_ids), 0)
+    want = (0, 0, len(all_ids), len(all_ids) - 1, 1)
     if rel.task_counts is not None:
         wait_until(
             "task counts %s of %s" % (want, job_id),
