@@ -123,6 +123,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
                     };
                     match msg {
                         ServiceMessage::Welcome { account_name, account_url, pool_id, node_id, is_dedicated } => {
+                            tracing::info!(%pool_id, %node_id, "connected to the Batch service");
                             ctx = Some(NodeContext {
                                 root: cfg.root.clone(),
                                 account_name,
@@ -188,6 +189,8 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
                     let m = match ev {
                         Internal::Started { kind, dispatch_id, started_ms } => AgentMessage::Started { kind, dispatch_id, started_ms },
                         Internal::Finished(r) => {
+                            let failure = r.failure.as_ref().map(|f| f.code.as_str()).unwrap_or("");
+                            tracing::info!(kind = ?r.kind, dispatch = r.dispatch_id, exit_code = ?r.exit_code, failure, "execution ended");
                             if running.get(&r.kind).is_some_and(|x| x.dispatch_id == r.dispatch_id) {
                                 running.remove(&r.kind);
                             }

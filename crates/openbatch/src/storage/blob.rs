@@ -80,22 +80,46 @@ pub fn container_store(c: &ContainerRef) -> Result<MicrosoftAzure, String> {
     b.build().map_err(|e| e.to_string())
 }
 
-/// Classifies an `object_store` error.
+/// Classifies an `object_store` error. Its typed variants say it directly; a generic one
+/// (what an Azure listing answers) is read from the HTTP status its message carries
+/// (`non-2xx status code: 404 …`) or the storage error code in the body (`<Code>…</Code>`),
+/// never from digits elsewhere in the text (timings, request ids).
 pub fn kind_of(e: &object_store::Error) -> BlobErrorKind {
     match e {
         object_store::Error::NotFound { .. } => BlobErrorKind::NotFound,
         object_store::Error::PermissionDenied { .. } | object_store::Error::Unauthenticated { .. } => BlobErrorKind::AccessDenied,
-        object_store::Error::Generic { .. } => {
-            let text = e.to_string();
-            if text.contains("403") || text.contains("AuthenticationFailed") || text.contains("AuthorizationFailure") {
-                BlobErrorKind::AccessDenied
-            } else if text.contains("404") || text.contains("ContainerNotFound") {
-                BlobErrorKind::NotFound
-            } else {
-                BlobErrorKind::Transient
-            }
-        }
+        object_store::Error::Generic { .. } => kind_of_text(&e.to_string()),
         _ => BlobErrorKind::Other,
+    }
+}
+
+/// The HTTP status an `object_store` error text reports: the three digits right after
+/// `status` (`non-2xx status code: 403 Forbidden`, `with status 404 Not Found`).
+pub fn http_status(text: &str) -> Option<u16> {
+    text.match_indices("status").find_map(|(i, _)| {
+        let rest = text[i + "status".len()..].trim_start_matches([' ', ':']);
+        let rest = rest.strip_prefix("code").map(|r| r.trim_start_matches([' ', ':'])).unwrap_or(rest);
+        let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+        (digits.len() == 3).then(|| digits.parse().ok()).flatten().filter(|s| (100..600).contains(s))
+    })
+}
+
+/// The storage service's error code in an error text (`<Code>ContainerNotFound</Code>`).
+pub fn storage_code(text: &str) -> Option<&str> {
+    let at = text.find("<Code>")? + "<Code>".len();
+    let len = text[at..].find("</Code>")?;
+    Some(&text[at..at + len]).filter(|c| !c.is_empty() && c.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
+fn kind_of_text(text: &str) -> BlobErrorKind {
+    let (status, code) = (http_status(text), storage_code(text).unwrap_or(""));
+    match (status, code) {
+        (Some(404), _) | (_, "ContainerNotFound" | "BlobNotFound" | "ResourceNotFound") => BlobErrorKind::NotFound,
+        (Some(401 | 403), _) | (_, "AuthenticationFailed" | "AuthorizationFailure" | "AuthorizationPermissionMismatch") => {
+            BlobErrorKind::AccessDenied
+        }
+        (Some(s), _) if s < 500 && s != 408 && s != 429 => BlobErrorKind::Other,
+        _ => BlobErrorKind::Transient,
     }
 }
 
@@ -233,6 +257,23 @@ pub async fn upload(store: &MicrosoftAzure, src: &Path, name: &str, attributes: 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn generic_errors_are_classified_by_their_status_not_other_digits() {
+        let gone = "Error performing GET http://h/c?restype=container&comp=list in 2.994033ms - Server returned non-2xx status code: 404 Not Found: <?xml?><Error><Code>ContainerNotFound</Code></Error>";
+        assert_eq!(kind_of_text(gone), BlobErrorKind::NotFound);
+        let denied = "Error performing GET REDACTED in 40.4ms - Server returned non-2xx status code: 403 Forbidden: <Error><Code>AuthorizationPermissionMismatch</Code></Error>";
+        assert_eq!(kind_of_text(denied), BlobErrorKind::AccessDenied);
+        assert_eq!(
+            kind_of_text("Error performing GET in 404.1ms - Server returned non-2xx status code: 503 Service Unavailable"),
+            BlobErrorKind::Transient
+        );
+        assert_eq!(kind_of_text("Error performing GET in 1.4ms - error sending request"), BlobErrorKind::Transient);
+        assert_eq!(
+            kind_of_text("Error performing GET in 403ms - Server returned non-2xx status code: 400 Bad Request"),
+            BlobErrorKind::Other
+        );
+    }
 
     #[test]
     fn container_urls_of_azure_and_azurite() {

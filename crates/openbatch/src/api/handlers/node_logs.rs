@@ -152,7 +152,8 @@ fn log_files(root: &Path, node_id: &str, start: Timestamp, end: Option<Timestamp
             continue;
         }
         let meta = entry.metadata()?;
-        if !meta.is_file() {
+        // An empty log holds no messages from any time range.
+        if !meta.is_file() || meta.len() == 0 {
             continue;
         }
         let modified: Timestamp = meta.modified()?.into();
@@ -173,9 +174,9 @@ fn log_files(root: &Path, node_id: &str, start: Timestamp, end: Option<Timestamp
 /// The Batch error for a failed write to the container (see [`upload`]), from the storage
 /// client's error text; the SAS never appears in it.
 fn upload_error(container_url: &str, why: &str) -> BatchError {
-    let status = storage_status(why);
-    let code = storage_code(why);
-    let (code_name, message) = match (status, code.as_deref()) {
+    let status = crate::storage::blob::http_status(why);
+    let code = crate::storage::blob::storage_code(why);
+    let (code_name, message) = match (status, code) {
         (Some(401 | 403), _) | (_, Some("AuthorizationPermissionMismatch" | "AuthenticationFailed" | "AuthorizationFailure")) => (
             "ContainerAccessDenied",
             "The container URL does not allow writing blobs: give a SAS granting write permission to the container.",
@@ -190,19 +191,6 @@ fn upload_error(container_url: &str, why: &str) -> BatchError {
         (None, None) => scrub(why),
     };
     BatchError::new(StatusCode::CONFLICT, code_name, message).with("ContainerUrl", redact(container_url)).with("Reason", reason)
-}
-
-/// The HTTP status in a storage client error text (`... status 403 Forbidden ...`).
-fn storage_status(text: &str) -> Option<u16> {
-    let at = text.find("status ")? + "status ".len();
-    text[at..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok().filter(|s| (100..600).contains(s))
-}
-
-/// The storage error code in a client error text (`<Code>AuthorizationPermissionMismatch</Code>`).
-fn storage_code(text: &str) -> Option<String> {
-    let at = text.find("<Code>")? + "<Code>".len();
-    let len = text[at..].find("</Code>")?;
-    Some(text[at..at + len].to_string()).filter(|c| !c.is_empty() && c.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 /// An error text without URL queries (which may hold a SAS signature).
@@ -262,7 +250,7 @@ mod tests {
         let e = upload_error("http://x/a/c", "error sending request for url (http://x/a/c/f?sig=SECRET): connection refused");
         assert_eq!(e.code, "LogUploadFailed");
         assert!(!format!("{e:?}").contains("SECRET"));
-        assert_eq!(storage_status("bad status 503 Service Unavailable"), Some(503));
+        assert_eq!(crate::storage::blob::http_status("bad status 503 Service Unavailable"), Some(503));
     }
 
     #[test]
