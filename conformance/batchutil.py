@@ -46,13 +46,26 @@ def unique(prefix):
 
 
 def dump(model):
-    """A model as JSON text, for assertion messages."""
+    """A model (msrest, or a 15.x MutableMapping of its wire JSON) as JSON text, for assertion
+    messages."""
     if model is None:
         return "None"
     try:
         return json.dumps(model.as_dict(), default=str, sort_keys=True)
     except Exception:
-        return repr(model)
+        try:
+            return json.dumps(dict(model), default=str, sort_keys=True)
+        except Exception:
+            return repr(model)
+
+
+def lower(value):
+    """An enum member or string as lower-case text: releases differ in enum spellings
+    (waitingForStartTask / waitingforstarttask; 15.x members are lower-case), and clients fall
+    back to a plain string for values they do not know."""
+    if value is None:
+        return None
+    return str(getattr(value, "value", value)).lower()
 
 
 def wait_until(what, probe, timeout, interval=0.5):

@@ -23,6 +23,8 @@ import uuid
 
 import pytest
 
+from batchutil import wait_until
+
 # Runs once per test-all.sh run (in the 13.0.0 venv's pytest run); the CLI has its own venv.
 pytestmark = pytest.mark.sdk_versions("13.0.0")
 
@@ -127,17 +129,6 @@ def field(obj, *path):
             return None
         obj = obj.get(name)
     return obj
-
-
-def wait_until(what, probe, timeout, interval=0.5):
-    deadline = time.monotonic() + timeout
-    while True:
-        done, last = probe()
-        if done:
-            return last
-        if time.monotonic() >= deadline:
-            raise AssertionError("timed out after %ss waiting for %s; last seen: %s" % (timeout, what, last))
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="module")

@@ -29,7 +29,7 @@ import requests
 import azure.batch.models as batchmodels
 from azure.batch.models import BatchErrorException
 
-from batchutil import delete_quietly, dump, http_details, unique, wait_until
+from batchutil import delete_quietly, dump, http_details, lower, unique, wait_until
 
 TASKS = 10  # tasks added by Add Task Collection (plus one by Add Task)
 START_TASK = '/bin/sh -c "echo ok > $AZ_BATCH_NODE_SHARED_DIR/ok.txt"'
@@ -211,14 +211,6 @@ def check_execution(rel, info, exit_code, what):
     else:
         # Before 2017-05-01.5.0 an exit-code failure shows only its exit code.
         assert info.scheduling_error is None, what
-
-
-def lower(value):
-    """An enum member or string as lower-case text: releases differ in enum spellings
-    (waitingForStartTask / waitingforstarttask) and msrest falls back to str for unknown ones."""
-    if value is None:
-        return None
-    return str(getattr(value, "value", value)).lower()
 
 
 # -- HTTP trace: the last exchanges, for assertion failures ---------------------------------

@@ -65,25 +65,3 @@ def make_batch_client(url, account, key, trace=None, **kwargs):
     if trace is not None:
         kwargs["raw_response_hook"] = trace
     return BatchClient(url, credential=AzureNamedKeyCredential(account, key), **kwargs)
-
-
-def lower(value):
-    """An enum member or string as lower-case text. 15.x enum members are lower-case
-    (`waitingforstarttask`) while the wire has camelCase (`waitingForStartTask`), which the
-    client keeps as a plain string: compare case-insensitively."""
-    if value is None:
-        return None
-    return str(getattr(value, "value", value)).lower()
-
-
-def dump(model):
-    """A 15.x model (a MutableMapping of its wire JSON) as text, for assertion messages."""
-    if model is None:
-        return "None"
-    try:
-        return json.dumps(model.as_dict(), default=str, sort_keys=True)
-    except Exception:
-        try:
-            return json.dumps(dict(model), default=str, sort_keys=True)
-        except Exception:
-            return repr(model)

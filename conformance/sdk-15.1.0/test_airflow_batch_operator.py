@@ -30,8 +30,8 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 from azure.batch import BatchClient
 import azure.batch.models as batch_models
 
-from batchclientutil import API_VERSION, dump, lower
-from batchutil import unique, wait_until
+from batchclientutil import API_VERSION
+from batchutil import dump, lower, unique, wait_until
 
 NODE_POLL = 0.3  # the hook: 10 s
 TASK_POLL = 0.3  # the hook: 15 s

@@ -22,8 +22,8 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
 import azure.batch.models as bm
 
-from batchclientutil import API_VERSION, dump, lower
-from batchutil import unique, wait_until
+from batchclientutil import API_VERSION
+from batchutil import dump, lower, unique, wait_until
 
 UBUNTU_SKU = "batch.node.ubuntu 22.04"
 START_TASK = '/bin/sh -c "echo ok > $AZ_BATCH_NODE_SHARED_DIR/ok.txt"'
