@@ -161,67 +161,60 @@ ensure_azure_cli() {
   return 1
 }
 
-ensure_node_modules() {
-  local dir="$1" src="$ROOT/conformance/js"
-  local marker="$dir/.openbatch-node"
+# Node.js and npm, from Debian's packages when missing.
+ensure_node() {
   if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
     if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
       apt-get update -qq && apt-get install -y -qq nodejs npm
     fi
     command -v node >/dev/null && command -v npm >/dev/null || { echo "error: node and npm are needed" >&2; return 1; }
   fi
-  local want
-  want="node=$(node --version) lock=$(sha256sum "$src/package-lock.json" | cut -d' ' -f1)"
-  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ] && [ -d "$dir/node_modules/@azure/batch" ]; then
-    echo "node_modules in $dir are ready ($want)"
+}
+
+# npm_cached DIR WANT READY CMD...: runs CMD in a fresh DIR (3 attempts, for network
+# errors) unless DIR's marker already says WANT and the path READY exists.
+npm_cached() {
+  local dir="$1" want="$2" ready="$3"
+  shift 3
+  local marker="$dir/.openbatch-cache"
+  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ] && [ -e "$ready" ]; then
+    echo "$dir is ready ($want)"
     return 0
   fi
   local try
   for try in 1 2 3; do
-    echo "npm ci in $dir ($want), attempt $try of 3"
-    rm -rf "$dir"
-    mkdir -p "$dir"
-    cp "$src/package.json" "$src/package-lock.json" "$dir/"
-    if (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error); then
+    echo "installing into $dir ($want), attempt $try of 3"
+    rm -rf "$dir" && mkdir -p "$dir"
+    if (cd "$dir" && "$@"); then
       echo "$want" > "$marker"
       return 0
     fi
-    echo "npm ci failed (attempt $try of 3)" >&2
+    echo "install into $dir failed (attempt $try of 3)" >&2
     sleep $((try * 5))
   done
   return 1
+}
+
+# @azure/batch from conformance/js/package-lock.json.
+install_js_batch() {
+  cp "$ROOT/conformance/js/package.json" "$ROOT/conformance/js/package-lock.json" . && npm ci --no-audit --no-fund --loglevel=error
 }
 
 section "Azure CLI $AZURE_CLI_VERSION: virtualenv"
 ensure_azure_cli "$ROOT/target/venvs/azure-cli"
 export OPENBATCH_AZ="$ROOT/target/venvs/azure-cli/bin/az"
 section "@azure/batch (JavaScript): npm ci"
-ensure_node_modules "$ROOT/target/node"
+ensure_node
+npm_cached "$ROOT/target/node" "node=$(node --version) lock=$(sha256sum conformance/js/package-lock.json | cut -d' ' -f1)" \
+  "$ROOT/target/node/node_modules/@azure/batch" install_js_batch
 export OPENBATCH_NODE_MODULES="$ROOT/target/node/node_modules"
 
 # Azurite (npm), for the resource and output file tests: installed under
 # target/azurite (cached by its version), started by each test on a free port.
 AZURITE_VERSION="${AZURITE_VERSION:-3.35.0}"
-ensure_azurite() {
-  local dir="$1" marker="$1/.openbatch-azurite" want="node=$(node --version) azurite@$AZURITE_VERSION"
-  if [ -f "$marker" ] && [ "$(cat "$marker")" = "$want" ] && [ -x "$dir/node_modules/.bin/azurite-blob" ]; then
-    echo "Azurite in $dir is ready ($want)"
-    return 0
-  fi
-  local try
-  for try in 1 2 3; do
-    echo "npm install azurite@$AZURITE_VERSION in $dir, attempt $try of 3"
-    rm -rf "$dir" && mkdir -p "$dir"
-    if (cd "$dir" && npm install --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION"); then
-      echo "$want" > "$marker"
-      return 0
-    fi
-    sleep $((try * 5))
-  done
-  return 1
-}
 section "Azurite $AZURITE_VERSION"
-ensure_azurite "$ROOT/target/azurite"
+npm_cached "$ROOT/target/azurite" "node=$(node --version) azurite@$AZURITE_VERSION" \
+  "$ROOT/target/azurite/node_modules/.bin/azurite-blob" npm install --no-audit --no-fund --loglevel=error "azurite@$AZURITE_VERSION"
 export OPENBATCH_AZURITE="$ROOT/target/azurite/node_modules/.bin/azurite-blob"
 # ===== END other clients ===================================================
 
