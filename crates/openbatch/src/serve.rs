@@ -2,7 +2,8 @@
 
 use crate::api::{self, auth::AccountKey, App};
 use crate::nodes::local::LocalProvider;
-use crate::scheduler::driver::{Driver, ServiceInfo};
+use crate::scheduler::driver::Driver;
+use crate::scheduler::reactor::ServiceInfo;
 use crate::store::Store;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -44,8 +45,13 @@ pub async fn run(mut cfg: ServeConfig) -> anyhow::Result<()> {
     let service_url = format!("http://{agent_host}");
     let account_url = cfg.public_url.clone().unwrap_or_else(|| service_url.clone());
     let store = Store::open(&cfg.data_dir).await?;
-    let info = ServiceInfo { account_name: cfg.account.clone(), account_url: account_url.clone(), auto_storage: cfg.auto_storage.clone() };
     let provider = LocalProvider::new(cfg.agent_exe.clone(), &cfg.data_dir, service_url.clone());
+    let info = ServiceInfo {
+        account_name: cfg.account.clone(),
+        account_url: account_url.clone(),
+        auto_storage: cfg.auto_storage.clone(),
+        nodes_dir: provider.nodes_dir(),
+    };
     let driver = Driver::start(store.clone(), provider, info.clone()).await?;
     let app = Arc::new(App { store, driver, account, info, public_url: cfg.public_url.clone(), data_dir: cfg.data_dir.clone() });
     print_banner(&cfg, &account_url);

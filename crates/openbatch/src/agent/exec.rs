@@ -4,7 +4,7 @@
 //! process group so a kill or a wall-clock limit ends the whole tree.
 
 use super::protocol::ResourceUsage;
-use super::protocol::{ExecFailure, ExecKind, ExecResult, ExecSpec};
+use super::protocol::{ExecFailure, ExecKind, ExecResult, ExecSpec, FailureKind};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -44,8 +44,8 @@ fn now_ms() -> i64 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-fn failure(code: &str, message: &str, detail: impl Into<String>) -> Option<ExecFailure> {
-    Some(ExecFailure { code: code.into(), message: message.into(), detail: detail.into(), details: Vec::new() })
+fn failure(kind: FailureKind, code: &str, message: &str, detail: impl Into<String>) -> Option<ExecFailure> {
+    Some(ExecFailure { kind, code: code.into(), message: message.into(), detail: detail.into(), details: Vec::new() })
 }
 
 /// Builds the environment of an execution: a base `PATH`/`HOME`, the `AZ_BATCH_*` variables,
@@ -125,7 +125,12 @@ pub async fn run(ctx: &NodeContext, spec: &ExecSpec, kill: oneshot::Receiver<()>
     let (stdout, stderr) = match files {
         Ok(f) => f,
         Err(e) => {
-            result.failure = failure("ResourceDirectoryCreateFailed", "The task directory could not be created", e.to_string());
+            result.failure = failure(
+                FailureKind::PreProcessing,
+                "ResourceDirectoryCreateFailed",
+                "The task directory could not be created",
+                e.to_string(),
+            );
             result.ended_ms = now_ms();
             return result;
         }
@@ -148,12 +153,18 @@ pub async fn run(ctx: &NodeContext, spec: &ExecSpec, kill: oneshot::Receiver<()>
     let argv = match shell_words::split(&spec.command_line) {
         Ok(a) if !a.is_empty() => a,
         Ok(_) => {
-            result.failure = failure("CommandLaunchFailed", "Failed to launch the specified command line", "The command line is empty");
+            result.failure = failure(
+                FailureKind::PreProcessing,
+                "CommandLaunchFailed",
+                "Failed to launch the specified command line",
+                "The command line is empty",
+            );
             result.ended_ms = now_ms();
             return result;
         }
         Err(e) => {
             result.failure = failure(
+                FailureKind::PreProcessing,
                 "CommandLaunchFailed",
                 "Failed to launch the specified command line",
                 format!("The command line cannot be split into arguments: {e}"),
@@ -183,9 +194,9 @@ pub async fn run(ctx: &NodeContext, spec: &ExecSpec, kill: oneshot::Receiver<()>
         Ok(c) => c,
         Err(e) => {
             result.failure = if e.kind() == std::io::ErrorKind::NotFound {
-                failure("CommandProgramNotFound", "The specified command program is not found", e.to_string())
+                failure(FailureKind::PreProcessing, "CommandProgramNotFound", "The specified command program is not found", e.to_string())
             } else {
-                failure("CommandLaunchFailed", "Failed to launch the specified command line", e.to_string())
+                failure(FailureKind::PreProcessing, "CommandLaunchFailed", "Failed to launch the specified command line", e.to_string())
             };
             result.ended_ms = now_ms();
             return result;
@@ -215,12 +226,12 @@ pub async fn run(ctx: &NodeContext, spec: &ExecSpec, kill: oneshot::Receiver<()>
         r = &mut waiter => r,
         _ = kill => {
             kill_group();
-            result.failure = failure("TaskEnded", "Task Was Ended by User Request", "The task was terminated");
+            result.failure = failure(FailureKind::Killed, "TaskEnded", "Task Was Ended by User Request", "The task was terminated");
             waiter.await
         }
         _ = timeout => {
             kill_group();
-            result.failure = failure("TaskEnded", "The task exceeded its maximum wall clock time and was terminated", format!("maxWallClockTime of {:?} reached", limit.unwrap_or_default()));
+            result.failure = failure(FailureKind::WallClockTimeout, "TaskEnded", "The task exceeded its maximum wall clock time and was terminated", format!("maxWallClockTime of {:?} reached", limit.unwrap_or_default()));
             waiter.await
         }
     };
@@ -233,6 +244,7 @@ pub async fn run(ctx: &NodeContext, spec: &ExecSpec, kill: oneshot::Receiver<()>
         }
         Ok(Err(e)) => {
             result.failure.get_or_insert(ExecFailure {
+                kind: FailureKind::Other,
                 code: "Unknown".into(),
                 message: "The task process could not be waited for".into(),
                 detail: e.to_string(),
@@ -241,6 +253,7 @@ pub async fn run(ctx: &NodeContext, spec: &ExecSpec, kill: oneshot::Receiver<()>
         }
         Err(e) => {
             result.failure.get_or_insert(ExecFailure {
+                kind: FailureKind::Other,
                 code: "Unknown".into(),
                 message: "The task process could not be waited for".into(),
                 detail: e.to_string(),

@@ -26,6 +26,7 @@ pub fn package_dir(root: &Path, id: &str, version: &str) -> PathBuf {
 
 fn failure(app: &AppPackageRef, reason: String) -> ExecFailure {
     ExecFailure {
+        kind: crate::agent::protocol::FailureKind::PreProcessing,
         code: "ApplicationPackageError".into(),
         message: "An application package could not be installed on the compute node".into(),
         detail: String::new(),

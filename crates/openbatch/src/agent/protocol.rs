@@ -114,10 +114,31 @@ pub struct ResourceUsage {
     pub write_blocks: u64,
 }
 
+/// The kind of an execution failure (typed, so the service never reads message text).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase")]
+pub enum FailureKind {
+    /// The execution could not start: its directory, resource files, application packages or
+    /// launching the program failed (Batch's pre-processing error).
+    PreProcessing,
+    /// Output files could not be uploaded after the process ended.
+    FileUpload,
+    /// The wall-clock limit ended the process.
+    WallClockTimeout,
+    /// The service asked for the process to end.
+    Killed,
+    /// Anything else (e.g. the process could not be waited for).
+    #[default]
+    Other,
+}
+
 /// A failure that is not just an exit code.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct ExecFailure {
+    /// What kind of failure this is, for retries and exit conditions.
+    #[serde(default)]
+    pub kind: FailureKind,
     pub code: String,
     pub message: String,
     pub detail: String,
@@ -129,7 +150,7 @@ pub struct ExecFailure {
 
 impl From<crate::storage::TransferError> for ExecFailure {
     fn from(e: crate::storage::TransferError) -> Self {
-        ExecFailure { code: e.code.to_string(), message: e.message, detail: String::new(), details: e.details }
+        ExecFailure { kind: e.kind, code: e.code.to_string(), message: e.message, detail: String::new(), details: e.details }
     }
 }
 

@@ -7,13 +7,13 @@
 
 use super::App;
 use crate::agent::protocol::{AgentMessage, ServiceMessage};
-use crate::scheduler::driver::Event;
+use crate::scheduler::reactor::Event;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::State;
 use axum::response::Response;
 use futures::{SinkExt, StreamExt};
 use std::sync::Arc;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 
 /// Upgrades the request and serves the agent connection.
 pub async fn connect(State(app): State<Arc<App>>, ws: WebSocketUpgrade) -> Response {
@@ -32,18 +32,8 @@ async fn serve(app: Arc<App>, socket: WebSocket) {
     let hub = app.driver.hub.clone();
     let (tx, mut rx) = mpsc::unbounded_channel::<ServiceMessage>();
     let conn_id = hub.connect(&node_id, tx);
-    let (accept_tx, accept_rx) = oneshot::channel();
-    app.driver.notify(Event::AgentHello {
-        conn_id,
-        pool_id,
-        node_id: node_id.clone(),
-        token,
-        agent_version,
-        running,
-        finished,
-        accept: accept_tx,
-    });
-    if !accept_rx.await.unwrap_or(false) {
+    let hello = Event::AgentHello { pool_id, node_id: node_id.clone(), token, agent_version, running, finished };
+    if !app.driver.hello(hello).await {
         hub.disconnect(&node_id, conn_id);
         // An unknown node (its pool is gone): tell the agent to stop.
         if let Ok(text) = serde_json::to_string(&ServiceMessage::Shutdown { remove_files: true }) {
@@ -73,7 +63,7 @@ async fn serve(app: Arc<App>, socket: WebSocket) {
         }
     }
     writer.abort();
-    app.driver.notify(Event::AgentGone { node_id, conn_id });
+    app.driver.agent_gone(node_id, conn_id);
 }
 
 /// How long an upload waits for the reader to take the next piece before giving up.

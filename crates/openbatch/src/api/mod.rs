@@ -9,7 +9,8 @@ pub mod reply;
 pub mod router;
 pub mod version;
 
-use crate::scheduler::driver::{DriverHandle, ServiceInfo};
+use crate::scheduler::driver::DriverHandle;
+use crate::scheduler::reactor::ServiceInfo;
 use crate::store::Store;
 use auth::AccountKey;
 use axum::body::Bytes;

@@ -20,9 +20,14 @@ impl LocalProvider {
         LocalProvider { exe, data_dir: data_dir.to_path_buf(), service_url }
     }
 
+    /// The directory holding every pool's node roots.
+    pub fn nodes_dir(&self) -> PathBuf {
+        self.data_dir.join("nodes")
+    }
+
     /// The node root directory of a node.
     pub fn node_root(&self, pool_id: &str, node_id: &str) -> PathBuf {
-        self.data_dir.join("nodes").join(pool_id).join(node_id)
+        self.nodes_dir().join(pool_id).join(node_id)
     }
 
     /// The directory holding a pool's node roots.

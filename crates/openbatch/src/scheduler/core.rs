@@ -268,6 +268,52 @@ impl Core {
     }
 
     /// Number of tasks waiting in queues (all jobs).
+    /// The tasks of a job placed on nodes (preparing or running), by id.
+    pub fn placed_tasks_of_job(&self, job_id: &str) -> Vec<String> {
+        let mut v: Vec<String> = self.placed.keys().filter(|k| k.0 == job_id).map(|k| k.1.clone()).collect();
+        v.sort();
+        v
+    }
+
+    /// Checks the core's invariants: each node's used slots equal the slots of the tasks
+    /// placed on it and never exceed its total; each job's running count equals its
+    /// placements; no task is both queued and placed, nor queued twice.
+    pub fn sanity_check(&self) -> Result<(), String> {
+        let mut used: HashMap<(&str, &str), u32> = HashMap::new();
+        let mut running: HashMap<&str, u32> = HashMap::new();
+        for ((job, task), p) in &self.placed {
+            *used.entry((p.pool_id.as_str(), p.node_id.as_str())).or_default() += p.slots;
+            *running.entry(job.as_str()).or_default() += 1;
+            if self.jobs.get(job).is_some_and(|j| j.queue.iter().any(|(t, _)| t == task)) {
+                return Err(format!("task {job}/{task} is both queued and placed"));
+            }
+        }
+        for (pool_id, pool) in &self.pools {
+            for (node_id, n) in &pool.nodes {
+                let u = used.get(&(pool_id.as_str(), node_id.as_str())).copied().unwrap_or(0);
+                if n.used_slots != u {
+                    return Err(format!("node {pool_id}/{node_id} uses {} slots, placements say {u}", n.used_slots));
+                }
+                if n.used_slots > n.total_slots {
+                    return Err(format!("node {pool_id}/{node_id} uses {} of {} slots", n.used_slots, n.total_slots));
+                }
+            }
+        }
+        for (job_id, j) in &self.jobs {
+            let r = running.get(job_id.as_str()).copied().unwrap_or(0);
+            if j.running != r {
+                return Err(format!("job {job_id} counts {} running, placements say {r}", j.running));
+            }
+            let mut seen = std::collections::HashSet::new();
+            for (t, _) in &j.queue {
+                if !seen.insert(t) {
+                    return Err(format!("task {job_id}/{t} is queued twice"));
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn queued(&self) -> usize {
         self.jobs.values().map(|j| j.queue.len()).sum()
     }

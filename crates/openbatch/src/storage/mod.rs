@@ -106,6 +106,9 @@ pub struct OutputFileSpec {
 /// Why moving data failed, as the task's `failureInfo` shows it (category `UserError`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct TransferError {
+    /// Whether this failed the start of an execution (resource files) or its end (output
+    /// files).
+    pub kind: crate::agent::protocol::FailureKind,
     /// Batch error code, e.g. `BlobNotFound`, `ResourceContainerAccessDenied`,
     /// `BlobDownloadMiscError`, `FileUploadError`.
     pub code: &'static str,

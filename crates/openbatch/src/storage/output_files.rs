@@ -210,6 +210,7 @@ pub async fn upload_all(task_dir: &Path, wd: &Path, outputs: &[OutputFileSpec], 
     let mut uploaded = 0;
     for spec in outputs.iter().filter(|s| s.condition.applies(succeeded)) {
         let fail = |why: String| TransferError {
+            kind: crate::agent::protocol::FailureKind::FileUpload,
             code: "FileUploadError",
             message: "One or more output files could not be uploaded".into(),
             details: vec![

@@ -143,6 +143,7 @@ enum FetchFrom {
 
 fn transfer_error(code: &'static str, message: &str, shown: &str, url: &str, reason: String) -> TransferError {
     TransferError {
+        kind: crate::agent::protocol::FailureKind::PreProcessing,
         code,
         message: message.to_string(),
         details: vec![("FilePath".into(), shown.to_string()), ("Url".into(), redact(url)), ("Reason".into(), reason)],
@@ -192,6 +193,7 @@ pub async fn download_all(wd: &Path, files: &[ResourceFileSpec]) -> Result<usize
         }
     }
     let client = reqwest::Client::builder().connect_timeout(Duration::from_secs(30)).build().map_err(|e| TransferError {
+        kind: crate::agent::protocol::FailureKind::PreProcessing,
         code: "BlobDownloadMiscError",
         message: "The download client could not be created".into(),
         details: vec![("Reason".into(), e.to_string())],

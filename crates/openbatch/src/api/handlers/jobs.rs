@@ -10,7 +10,7 @@ use crate::model::job::{
     PoolInformation, PoolLifetimeOption,
 };
 use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock};
-use crate::scheduler::driver::Event;
+use crate::scheduler::reactor::Event;
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 
@@ -345,7 +345,7 @@ pub async fn delete(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
     let j = load(app, id).await?;
     ctx.precondition(&j.last_modified, false)?;
     let job_id = j.spec.id.clone();
-    app.driver.call(|reply| Event::DeleteJob { job_id, reply }).await?;
+    app.driver.call(Event::DeleteJob { job_id }).await?;
     Ok(Reply::empty(StatusCode::ACCEPTED))
 }
 
@@ -356,7 +356,7 @@ pub async fn terminate(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult
     ctx.precondition(&j.last_modified, false)?;
     let job_id = j.spec.id.clone();
     let reason = t.terminate_reason.unwrap_or_else(|| "UserTerminate".into());
-    app.driver.call(|reply| Event::TerminateJob { job_id: job_id.clone(), reason, reply }).await?;
+    app.driver.call(Event::TerminateJob { job_id: job_id.clone(), reason }).await?;
     let j = load(app, &job_id).await?;
     Ok(accepted(&format!("{}/terminate", url(&ctx.base, &job_id)), &j.last_modified))
 }
@@ -390,7 +390,7 @@ pub async fn disable(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<R
     let j = load(app, id).await?;
     ctx.precondition(&j.last_modified, false)?;
     let job_id = j.spec.id.clone();
-    app.driver.call(|reply| Event::DisableJob { job_id: job_id.clone(), option: d.disable_tasks, reply }).await?;
+    app.driver.call(Event::DisableJob { job_id: job_id.clone(), option: d.disable_tasks }).await?;
     let j = load(app, &job_id).await?;
     Ok(accepted(&format!("{}/disable", url(&ctx.base, &job_id)), &j.last_modified))
 }
@@ -401,7 +401,7 @@ pub async fn enable(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
     let j = load(app, id).await?;
     ctx.precondition(&j.last_modified, false)?;
     let job_id = j.spec.id.clone();
-    app.driver.call(|reply| Event::EnableJob { job_id: job_id.clone(), reply }).await?;
+    app.driver.call(Event::EnableJob { job_id: job_id.clone() }).await?;
     let j = load(app, &job_id).await?;
     Ok(accepted(&format!("{}/enable", url(&ctx.base, &job_id)), &j.last_modified))
 }

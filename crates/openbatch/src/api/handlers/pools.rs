@@ -6,7 +6,7 @@ use crate::api::reply::{entity, to_map, Reply};
 use crate::api::{App, Ctx};
 use crate::model::pool::{allocation_error, AllocationState, Pool, PoolPatch, PoolResize, PoolSpec, PoolState, PoolStatus};
 use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock};
-use crate::scheduler::driver::Event;
+use crate::scheduler::reactor::Event;
 use crate::storage::resource_files::AutoStorage;
 use axum::http::StatusCode;
 use serde_json::{Map, Value};

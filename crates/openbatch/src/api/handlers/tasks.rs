@@ -7,7 +7,7 @@ use crate::api::{parse_body, App, Ctx};
 use crate::model::job::{Job, JobState};
 use crate::model::task::{Task, TaskAddCollection, TaskExecutionInfo, TaskSpec, TaskState, TaskStatus, TaskUpdate};
 use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock, Timestamp};
-use crate::scheduler::driver::Event;
+use crate::scheduler::reactor::Event;
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 
@@ -240,7 +240,7 @@ pub async fn delete(app: &App, ctx: &Ctx, job_id: &str, task_id: &str) -> ApiRes
     let t = load(app, job_id, task_id).await?;
     ctx.precondition(&t.last_modified, false)?;
     let (job_id, task_id) = (t.job_id.clone(), t.spec.id.clone());
-    app.driver.call(|reply| Event::DeleteTask { job_id, task_id, reply }).await?;
+    app.driver.call(Event::DeleteTask { job_id, task_id }).await?;
     Ok(Reply::empty(StatusCode::OK))
 }
 
@@ -250,7 +250,7 @@ pub async fn terminate(app: &App, ctx: &Ctx, job_id: &str, task_id: &str) -> Api
     let t = load(app, job_id, task_id).await?;
     ctx.precondition(&t.last_modified, false)?;
     let (job_id, task_id) = (t.job_id.clone(), t.spec.id.clone());
-    app.driver.call(|reply| Event::TerminateTask { job_id: job_id.clone(), task_id: task_id.clone(), reply }).await?;
+    app.driver.call(Event::TerminateTask { job_id: job_id.clone(), task_id: task_id.clone() }).await?;
     let t = load(app, &job_id, &task_id).await?;
     Ok(Reply::updated(StatusCode::NO_CONTENT, &format!("{}/terminate", url(&ctx.base, &job_id, &task_id)), &t.last_modified))
 }

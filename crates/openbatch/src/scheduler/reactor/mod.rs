@@ -1,0 +1,412 @@
+//! The reactor: every Batch scheduling rule, as transitions of in-memory state and records.
+//!
+//! As HyperQueue's `tako` reactor does, each [`Event`] (a task added, an agent's result, a
+//! node lost, a job terminated, a timer tick) is a function of the reactor's state — the
+//! placement [`Core`], the node runtimes, the dependency tracker — and of the batch's
+//! [`Records`]; it changes them and appends [`Effect`]s to the outbox (send this to that
+//! agent, start or stop a node agent, answer that request). The reactor does no IO: records
+//! come through a [`Backing`] (a store transaction in the driver, maps in tests) and time
+//! from a [`TimeSource`]. The driver persists the records and carries out the effects once
+//! the batch has committed.
+//!
+//! The rules live in submodules along their seams: [`tasks`] (dispatch, results, retries,
+//! exit conditions, requeue), [`jobs`] (the job state machine), [`prep`] (job preparation
+//! and release tasks), [`nodes`] (agents, start tasks, node loss) and [`pools`] (resize and
+//! deletion).
+
+pub mod exec;
+mod jobs;
+mod nodes;
+mod pools;
+mod prep;
+pub mod records;
+mod tasks;
+#[cfg(test)]
+mod testenv;
+#[cfg(test)]
+mod tests;
+
+pub use records::{Backing, MemBacking, Records};
+
+use super::clock::TimeSource;
+use super::core::{Core, PrepState};
+use crate::agent::protocol::{AgentMessage, ExecKind, ExecResult, ServiceMessage};
+use crate::api::error::ApiResult;
+use crate::model::job::{DisableJobOption, Job, JobNode, JobState, PrepTaskState};
+use crate::model::node::{Node, NodeState, SchedulingState};
+use crate::model::pool::{NodeFillType, Pool};
+use crate::model::task::{Task, TaskState};
+use crate::model::time::Timestamp;
+use crate::storage::resource_files::AutoStorage;
+use crate::store::StoreResult;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// How long a node may stay disconnected before it counts as lost (seconds).
+pub const RECONNECT_GRACE_SECS: i64 = 5;
+
+/// What the service tells agents and writes into resources about itself.
+#[derive(Debug, Clone)]
+pub struct ServiceInfo {
+    pub account_name: String,
+    /// Base URL of the account (`http://127.0.0.1:10400`), for resource URLs.
+    pub account_url: String,
+    /// The account's linked storage (`autoStorageContainerName`), if configured.
+    pub auto_storage: Option<AutoStorage>,
+    /// The directory holding the node roots (`<data>/nodes`): a node's root is
+    /// `<nodes_dir>/<pool>/<node>`.
+    pub nodes_dir: PathBuf,
+}
+
+/// Identifies the request an event answers, so the driver can route the [`Answer`].
+pub type Ticket = usize;
+
+/// Something the reactor acts on.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A pool was added or changed (targets, start task, deletion): reconcile its nodes.
+    PoolChanged(String),
+    /// A job was added or changed: refresh its scheduling view.
+    JobChanged(String),
+    /// Active tasks were added to a job, in order, with their required slots.
+    TasksAdded { job_id: String, tasks: Vec<(String, u32)> },
+    /// Terminate Task (answers).
+    TerminateTask { job_id: String, task_id: String },
+    /// Delete Task (answers).
+    DeleteTask { job_id: String, task_id: String },
+    /// Terminate Job with a reason (answers).
+    TerminateJob { job_id: String, reason: String },
+    /// Delete Job (answers).
+    DeleteJob { job_id: String },
+    /// Disable Job with the fate of its running tasks (answers).
+    DisableJob { job_id: String, option: DisableJobOption },
+    /// Enable Job (answers).
+    EnableJob { job_id: String },
+    /// An agent connected and said hello (answers with whether it is accepted).
+    AgentHello {
+        pool_id: String,
+        node_id: String,
+        token: String,
+        agent_version: String,
+        running: Vec<(ExecKind, u64)>,
+        finished: Vec<ExecResult>,
+    },
+    /// A message from a connected agent (starts and completions).
+    Agent { node_id: String, msg: AgentMessage },
+    /// A node's current agent connection dropped.
+    AgentLost { node_id: String },
+    /// A node's agent process was started (the node is `starting`).
+    NodeSpawned { pool_id: String, node_id: String, pid: u32 },
+    /// Periodic housekeeping (lost nodes).
+    Tick,
+}
+
+/// The answer to an event that carries a [`Ticket`].
+#[derive(Debug, Clone)]
+pub enum Answer {
+    /// The result of an API operation.
+    Api(ApiResult<()>),
+    /// Whether an agent's hello was accepted.
+    Hello(bool),
+}
+
+/// What the driver carries out after the batch committed, in order.
+#[derive(Debug, Clone)]
+pub enum Effect {
+    /// Send a message to a node's agent.
+    Send { node_id: String, msg: ServiceMessage },
+    /// Tell a node's agent its result was stored.
+    Ack { node_id: String, dispatch_id: u64 },
+    /// Start a node agent (a new node, or the replacement of a lost one).
+    SpawnAgent { pool_id: String, node_id: String, token: String },
+    /// Kill a node agent process this service started.
+    KillAgent { pid: u32 },
+    /// Remove a deleted pool's node directories.
+    RemovePoolDir { pool_id: String },
+    /// Answer the request behind a ticket.
+    Answer { ticket: Ticket, answer: Answer },
+}
+
+/// The reactor's view of a node's agent.
+#[derive(Debug, Clone)]
+pub struct NodeRt {
+    pub pool_id: String,
+    pub connected: bool,
+    /// When `connected` last changed.
+    pub since: Timestamp,
+    /// The agent process, when this service started it.
+    pub pid: Option<u32>,
+}
+
+/// The reactor's state; see the module documentation.
+#[derive(Debug)]
+pub struct Reactor {
+    /// Placement of tasks into task slots.
+    pub core: Core,
+    /// Node agents by node id.
+    pub nodes: HashMap<String, NodeRt>,
+    next_dispatch: u64,
+    info: ServiceInfo,
+    clock: Arc<dyn TimeSource>,
+    out: Vec<Effect>,
+    /// Events the reactor raised for itself, handled in the same batch.
+    pending: VecDeque<Event>,
+    /// Jobs whose tasks changed in this batch (settled at its end).
+    touched_jobs: HashSet<String>,
+    /// Pools whose nodes changed in this batch (counts refreshed at its end).
+    touched_pools: HashSet<String>,
+}
+
+impl Reactor {
+    /// An empty reactor; `first_dispatch` must exceed every dispatch id handed out before
+    /// (the driver uses the current time in microseconds).
+    pub fn new(info: ServiceInfo, clock: Arc<dyn TimeSource>, first_dispatch: u64) -> Self {
+        Reactor {
+            core: Core::new(),
+            nodes: HashMap::new(),
+            next_dispatch: first_dispatch,
+            info,
+            clock,
+            out: Vec::new(),
+            pending: VecDeque::new(),
+            touched_jobs: HashSet::new(),
+            touched_pools: HashSet::new(),
+        }
+    }
+
+    /// The reactor's current time.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    fn dispatch_id(&mut self) -> u64 {
+        self.next_dispatch += 1;
+        self.next_dispatch
+    }
+
+    fn send(&mut self, node_id: &str, msg: ServiceMessage) {
+        self.out.push(Effect::Send { node_id: node_id.to_string(), msg });
+    }
+
+    fn answer(&mut self, ticket: Option<Ticket>, answer: Answer) {
+        if let Some(ticket) = ticket {
+            self.out.push(Effect::Answer { ticket, answer });
+        }
+    }
+
+    /// Rebuilds the in-memory state from every stored record (at start, and after a failed
+    /// batch). Node runtimes (connections, processes) are kept: they are not in the store.
+    pub fn restore(&mut self, pools: &[Pool], nodes: &[Node], jobs: &[Job], job_nodes: &[JobNode], tasks: Vec<Task>) {
+        self.core = Core::new();
+        let now = self.now();
+        for p in pools {
+            self.core.upsert_pool(&p.spec.id, p.spec.slots_per_node(), fill_of(p));
+        }
+        let mut known = HashSet::new();
+        for n in nodes {
+            known.insert(n.id.clone());
+            let rt =
+                self.nodes.entry(n.id.clone()).or_insert(NodeRt { pool_id: n.pool_id.clone(), connected: false, since: now, pid: None });
+            rt.pid = rt.pid.or(n.agent_pid);
+            let schedulable =
+                rt.connected && matches!(n.state, NodeState::Idle | NodeState::Running) && n.scheduling_state == SchedulingState::Enabled;
+            self.core.upsert_node(&n.pool_id, &n.id, schedulable);
+        }
+        self.nodes.retain(|id, _| known.contains(id));
+        for j in jobs {
+            self.upsert_job_core(j);
+        }
+        for jn in job_nodes {
+            if let Some(p) = &jn.job_preparation_task_execution_info {
+                let state = match (p.state, p.result) {
+                    (PrepTaskState::Completed, Some(crate::model::common::ExecutionResult::Success)) => PrepState::Ready,
+                    (PrepTaskState::Completed, _) => PrepState::Failed,
+                    // Still running: the agent reports it, or it runs again.
+                    (PrepTaskState::Running, _) => PrepState::Running,
+                };
+                self.core.set_prep(&jn.job_id, &jn.node_id, state);
+            }
+        }
+        let mut active: Vec<Task> = Vec::new();
+        for t in tasks {
+            match t.status.state {
+                TaskState::Active => active.push(t),
+                TaskState::Preparing | TaskState::Running => {
+                    if let Some(ni) = &t.status.node_info {
+                        self.core.restore_placement(&t.job_id, &t.spec.id, &ni.pool_id, &ni.node_id, t.spec.slots());
+                    }
+                }
+                TaskState::Completed => {}
+            }
+        }
+        active.sort_by_key(|a| a.creation_time);
+        for t in active {
+            self.core.enqueue_task(&t.job_id, &t.spec.id, t.spec.slots(), false);
+        }
+    }
+
+    fn upsert_job_core(&mut self, j: &Job) {
+        self.core.upsert_job(
+            &j.spec.id,
+            j.status.execution_info.pool_id.as_deref(),
+            j.spec.priority.unwrap_or(0),
+            j.status.state == JobState::Active,
+            j.spec.max_parallel_tasks.unwrap_or(-1),
+            j.spec.job_preparation_task.as_ref().map(|p| p.wait_for_success.unwrap_or(true)),
+        );
+    }
+
+    /// Applies a batch of events: each event, the events they raise, then a scheduling round
+    /// and the settling of touched jobs and pools. Records are flushed to the backing; the
+    /// effects are returned for the driver to carry out after it commits.
+    pub async fn apply<B: Backing>(&mut self, r: &mut Records<B>, events: Vec<(Event, Option<Ticket>)>) -> StoreResult<Vec<Effect>> {
+        self.out.clear();
+        self.pending.clear();
+        for (ev, ticket) in events {
+            self.handle(r, ev, ticket).await?;
+            while let Some(ev) = self.pending.pop_front() {
+                self.handle(r, ev, None).await?;
+            }
+        }
+        self.dispatch(r).await?;
+        // Settle pools and jobs from the written state.
+        r.flush().await?;
+        for pool_id in std::mem::take(&mut self.touched_pools) {
+            self.refresh_pool(r, &pool_id).await?;
+        }
+        for job_id in std::mem::take(&mut self.touched_jobs) {
+            self.settle_job(r, &job_id).await?;
+        }
+        while let Some(ev) = self.pending.pop_front() {
+            self.handle(r, ev, None).await?;
+        }
+        r.flush().await?;
+        Ok(std::mem::take(&mut self.out))
+    }
+
+    async fn handle<B: Backing>(&mut self, r: &mut Records<B>, ev: Event, ticket: Option<Ticket>) -> StoreResult<()> {
+        match ev {
+            Event::PoolChanged(pool_id) => self.reconcile_pool(r, &pool_id).await?,
+            Event::JobChanged(job_id) => {
+                if let Some(j) = r.get::<Job>("", &job_id).await? {
+                    self.upsert_job_core(&j);
+                    self.touched_jobs.insert(job_id);
+                }
+            }
+            Event::TasksAdded { job_id, tasks } => {
+                for (task_id, slots) in tasks {
+                    self.core.enqueue_task(&job_id, &task_id, slots, false);
+                }
+            }
+            Event::TerminateTask { job_id, task_id } => {
+                let a = self.terminate_task(r, &job_id, &task_id).await?;
+                self.answer(ticket, Answer::Api(a));
+            }
+            Event::DeleteTask { job_id, task_id } => {
+                let a = self.delete_task(r, &job_id, &task_id).await?;
+                self.answer(ticket, Answer::Api(a));
+            }
+            Event::TerminateJob { job_id, reason } => {
+                let a = self.terminate_job(r, &job_id, &reason).await?;
+                self.answer(ticket, Answer::Api(a));
+            }
+            Event::DeleteJob { job_id } => {
+                let a = self.delete_job(r, &job_id).await?;
+                self.answer(ticket, Answer::Api(a));
+            }
+            Event::DisableJob { job_id, option } => {
+                let a = self.disable_job(r, &job_id, option).await?;
+                self.answer(ticket, Answer::Api(a));
+            }
+            Event::EnableJob { job_id } => {
+                let a = self.enable_job(r, &job_id).await?;
+                self.answer(ticket, Answer::Api(a));
+            }
+            Event::AgentHello { pool_id, node_id, token, agent_version, running, finished } => {
+                let accepted = self.agent_hello(r, &pool_id, &node_id, &token, &agent_version, running, finished).await?;
+                self.answer(ticket, Answer::Hello(accepted));
+            }
+            Event::Agent { node_id, msg } => match msg {
+                AgentMessage::Started { kind: ExecKind::Task { job_id, task_id }, dispatch_id, started_ms } => {
+                    self.task_started(r, &job_id, &task_id, dispatch_id, started_ms).await?;
+                }
+                AgentMessage::Finished { result } => {
+                    self.out.push(Effect::Ack { node_id: node_id.clone(), dispatch_id: result.dispatch_id });
+                    self.finished(r, &node_id, result).await?;
+                }
+                _ => {}
+            },
+            Event::AgentLost { node_id } => {
+                let now = self.now();
+                if let Some(rt) = self.nodes.get_mut(&node_id) {
+                    rt.connected = false;
+                    rt.since = now;
+                    let pool_id = rt.pool_id.clone();
+                    self.core.upsert_node(&pool_id, &node_id, false);
+                }
+            }
+            Event::NodeSpawned { pool_id, node_id, pid } => self.node_spawned(r, &pool_id, &node_id, pid).await?,
+            Event::Tick => {
+                let now = self.now();
+                let lost: Vec<String> = self
+                    .nodes
+                    .iter()
+                    .filter(|(_, rt)| !rt.connected && (now - rt.since).num_seconds() >= RECONNECT_GRACE_SECS)
+                    .map(|(id, _)| id.clone())
+                    .collect();
+                for node_id in lost {
+                    self.replace_node(r, &node_id).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Checks the invariants between the reactor's memory and the records: every placed
+    /// task is preparing or running on its node, every node's running counts equal its
+    /// placements, and the core's own counters agree (see [`Core::sanity_check`]).
+    pub fn sanity_check(&self, tasks: &[Task], nodes: &[Node]) -> Result<(), String> {
+        self.core.sanity_check()?;
+        for t in tasks {
+            let placed = self.core.placement(&t.job_id, &t.spec.id);
+            let running = matches!(t.status.state, TaskState::Preparing | TaskState::Running);
+            if placed.is_some() != running {
+                return Err(format!("task {}/{} is {:?} but placed={:?}", t.job_id, t.spec.id, t.status.state, placed));
+            }
+            if let (Some((pool, node)), Some(ni)) = (placed, &t.status.node_info) {
+                if (pool, node) != (ni.pool_id.as_str(), ni.node_id.as_str()) {
+                    return Err(format!(
+                        "task {}/{} placed on {pool}/{node} but records say {}/{}",
+                        t.job_id, t.spec.id, ni.pool_id, ni.node_id
+                    ));
+                }
+            }
+        }
+        for n in nodes {
+            let placed = self.core.tasks_on_node(&n.pool_id, &n.id);
+            if placed.len() as i32 != n.running_tasks_count {
+                return Err(format!("node {} counts {} running tasks, {} placed", n.id, n.running_tasks_count, placed.len()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Sets a node's state, stamping the transition time when it changes.
+fn set_node_state(node: &mut Node, state: NodeState, now: Timestamp) {
+    if node.state != state {
+        node.state = state;
+        node.state_transition_time = now;
+    }
+}
+
+fn fill_of(p: &Pool) -> NodeFillType {
+    p.spec.task_scheduling_policy.as_ref().map(|t| t.node_fill_type).unwrap_or(NodeFillType::Spread)
+}
+
+/// Milliseconds since the epoch as a timestamp (agent times), or `fallback`.
+fn to_ts(ms: i64, fallback: Timestamp) -> Timestamp {
+    use chrono::TimeZone;
+    chrono::Utc.timestamp_millis_opt(ms).single().unwrap_or(fallback)
+}

@@ -1,0 +1,311 @@
+//! Tasks: dispatch to task slots, results, retries, requeue and termination.
+//!
+//! Rules (Azure Batch): a failed task is retried while `constraints.maxTaskRetryCount`
+//! allows (-1: without limit) and the failure is one a retry may cure; a task on a lost or
+//! removed node is requeued (its `requeueCount` grows, its retries do not); Terminate Task
+//! ends a task with `TaskEnded`; the account's lifetime statistics count every finished
+//! attempt.
+
+use super::exec::{ended_by_service, exec_spec, outcome, retryable, Runnable};
+use super::{set_node_state, to_ts, Backing, Reactor, Records};
+use crate::agent::protocol::{ExecKind, ExecResult, ServiceMessage};
+use crate::api::error::{ApiResult, BatchError, ResourceKind};
+use crate::model::common::ExecutionResult;
+use crate::model::job::{Job, JobLifetimeStats, JobState};
+use crate::model::node::{Node, NodeState};
+use crate::model::pool::{DeallocationOption, Pool};
+use crate::model::task::{Task, TaskNodeInfo, TaskState};
+use crate::store::StoreResult;
+
+impl Reactor {
+    /// Places queued tasks and sends them to their nodes (and starts the preparation tasks
+    /// the placements need).
+    pub(super) async fn dispatch<B: Backing>(&mut self, r: &mut Records<B>) -> StoreResult<()> {
+        let decisions = self.core.schedule();
+        for p in decisions.preparations {
+            self.start_preparation(r, &p, 0).await?;
+        }
+        for a in decisions.assignments {
+            let task = r.get::<Task>(&a.job_id, &a.task_id).await?;
+            let job = r.get::<Job>("", &a.job_id).await?;
+            let node = r.get::<Node>(&a.pool_id, &a.node_id).await?;
+            let (Some(mut task), Some(job), Some(mut node)) = (task, job, node) else {
+                self.core.finish_task(&a.job_id, &a.task_id);
+                continue;
+            };
+            if task.status.state != TaskState::Active {
+                self.core.finish_task(&a.job_id, &a.task_id);
+                continue;
+            }
+            let now = self.now();
+            task.dispatch = self.dispatch_id();
+            task.status.transition(TaskState::Preparing, now);
+            let dir = format!("workitems/{}/job-1/{}", job.spec.id, task.spec.id);
+            let node_url = format!("{}/pools/{}/nodes/{}", self.info.account_url, a.pool_id, a.node_id);
+            task.status.node_info = Some(TaskNodeInfo {
+                affinity_id: format!("TVM:{}", a.node_id),
+                node_url: node_url.clone(),
+                pool_id: a.pool_id.clone(),
+                node_id: a.node_id.clone(),
+                task_root_directory: dir.clone(),
+                task_root_directory_url: format!("{node_url}/files/{dir}"),
+            });
+            let pool_refs = r.get::<Pool>("", &a.pool_id).await?.and_then(|p| p.spec.application_package_references);
+            let kind = ExecKind::Task { job_id: job.spec.id.clone(), task_id: task.spec.id.clone() };
+            let spec = exec_spec(
+                kind,
+                task.dispatch,
+                Runnable::from(&task.spec),
+                Some(&job),
+                pool_refs.as_deref(),
+                self.info.auto_storage.as_ref(),
+            );
+            node.running_tasks_count += 1;
+            node.running_task_slots_count += a.slots as i32;
+            if node.state == NodeState::Idle {
+                set_node_state(&mut node, NodeState::Running, now);
+            }
+            self.send(&a.node_id, ServiceMessage::Run { spec });
+            r.put(task);
+            r.put(node);
+        }
+        Ok(())
+    }
+
+    /// An agent started a task's process: preparing → running.
+    pub(super) async fn task_started<B: Backing>(
+        &mut self,
+        r: &mut Records<B>,
+        job_id: &str,
+        task_id: &str,
+        dispatch_id: u64,
+        started_ms: i64,
+    ) -> StoreResult<()> {
+        if let Some(mut t) = r.get::<Task>(job_id, task_id).await? {
+            if t.dispatch == dispatch_id && t.status.state == TaskState::Preparing {
+                let at = to_ts(started_ms, self.now());
+                t.status.transition(TaskState::Running, at);
+                t.status.execution_info.start_time = Some(at);
+                r.put(t);
+            }
+        }
+        Ok(())
+    }
+
+    /// An execution ended on a node.
+    pub(super) async fn finished<B: Backing>(&mut self, r: &mut Records<B>, node_id: &str, res: ExecResult) -> StoreResult<()> {
+        let Some(pool_id) = self.nodes.get(node_id).map(|n| n.pool_id.clone()) else { return Ok(()) };
+        match res.kind.clone() {
+            ExecKind::JobPreparation { job_id } => self.preparation_finished(r, &pool_id, node_id, &job_id, res).await,
+            ExecKind::JobRelease { job_id } => self.release_finished(r, node_id, &job_id, res).await,
+            ExecKind::StartTask => self.start_task_finished(r, &pool_id, node_id, res).await,
+            ExecKind::Task { job_id, task_id } => self.task_finished(r, &pool_id, node_id, &job_id, &task_id, res).await,
+        }
+    }
+
+    async fn task_finished<B: Backing>(
+        &mut self,
+        r: &mut Records<B>,
+        pool_id: &str,
+        node_id: &str,
+        job_id: &str,
+        task_id: &str,
+        res: ExecResult,
+    ) -> StoreResult<()> {
+        let Some(mut node) = r.get::<Node>(pool_id, node_id).await? else { return Ok(()) };
+        let Some(mut task) = r.get::<Task>(job_id, task_id).await? else { return Ok(()) };
+        if task.dispatch != res.dispatch_id || matches!(task.status.state, TaskState::Active | TaskState::Completed) {
+            return Ok(());
+        }
+        let now = self.now();
+        let (result, failure) = outcome(&res);
+        release_slots(&mut node, task.spec.slots(), now);
+        node.total_tasks_run += 1;
+        if result == ExecutionResult::Success {
+            node.total_tasks_succeeded += 1;
+        }
+        self.core.finish_task(job_id, task_id);
+        self.touched_jobs.insert(job_id.to_string());
+        let max_retries = task.spec.constraints.as_ref().and_then(|c| c.max_task_retry_count).unwrap_or(0);
+        let retry = result == ExecutionResult::Failure
+            && retryable(&res)
+            && (max_retries < 0 || task.status.execution_info.retry_count < max_retries);
+        let started = res.started_ms.map(|s| to_ts(s, now));
+        let usage = res.usage.unwrap_or_default();
+        let mut s = r.get::<JobLifetimeStats>("", JobLifetimeStats::ID).await?.unwrap_or_else(|| JobLifetimeStats::new(now));
+        s.user_cpu_ms += usage.user_ms;
+        s.kernel_cpu_ms += usage.kernel_ms;
+        s.read_blocks += usage.read_blocks;
+        s.write_blocks += usage.write_blocks;
+        s.wall_clock_ms += res.started_ms.map(|st| (res.ended_ms - st).max(0) as u64).unwrap_or(0);
+        if retry {
+            s.retries += 1;
+        } else {
+            s.wait_ms += started.map(|st| (st - task.creation_time).num_milliseconds().max(0) as u64).unwrap_or(0);
+            if result == ExecutionResult::Success {
+                s.succeeded += 1;
+            } else {
+                s.failed += 1;
+            }
+        }
+        s.last_update_time = now;
+        r.put(s);
+        let exec = &mut task.status.execution_info;
+        if retry {
+            exec.retry_count += 1;
+            exec.last_retry_time = Some(now);
+            exec.end_time = None;
+            exec.exit_code = None;
+            exec.failure_info = None;
+            exec.result = None;
+            task.status.transition(TaskState::Active, now);
+            task.status.node_info = None;
+            self.core.enqueue_task(job_id, task_id, task.spec.slots(), true);
+        } else {
+            // A launch failure (no process) still went through running, as the service
+            // reports it: start and end at the moment of the attempt.
+            let ended = to_ts(res.ended_ms, now);
+            let start = *exec.start_time.get_or_insert(started.unwrap_or(ended));
+            exec.end_time = Some(ended.max(start));
+            exec.exit_code = res.exit_code;
+            exec.result = Some(result);
+            exec.failure_info = failure;
+            if task.status.state == TaskState::Preparing {
+                task.status.transition(TaskState::Running, start);
+            }
+            task.status.transition(TaskState::Completed, now);
+        }
+        r.put(task);
+        let leaving = node.state == NodeState::LeavingPool && node.running_tasks_count == 0;
+        r.put(node);
+        if leaving {
+            self.remove_node(r, pool_id, node_id, DeallocationOption::Requeue).await?;
+            self.touched_pools.insert(pool_id.to_string());
+        }
+        Ok(())
+    }
+
+    /// Puts a task placed on a node back in its job's queue (node lost or removed, job
+    /// disabled with `requeue`).
+    pub(super) async fn requeue_task<B: Backing>(&mut self, r: &mut Records<B>, job_id: &str, task_id: &str) -> StoreResult<()> {
+        let placement = self.core.placement(job_id, task_id).map(|(p, n)| (p.to_string(), n.to_string()));
+        self.core.finish_task(job_id, task_id);
+        let Some(mut task) = r.get::<Task>(job_id, task_id).await? else { return Ok(()) };
+        if !matches!(task.status.state, TaskState::Preparing | TaskState::Running) {
+            return Ok(());
+        }
+        let now = self.now();
+        if let Some((pool_id, node_id)) = placement {
+            if let Some(mut node) = r.get::<Node>(&pool_id, &node_id).await? {
+                release_slots(&mut node, task.spec.slots(), now);
+                r.put(node);
+            }
+        }
+        task.status.execution_info.requeue_count += 1;
+        task.status.execution_info.last_requeue_time = Some(now);
+        task.status.execution_info.start_time = None;
+        task.status.node_info = None;
+        task.dispatch = 0;
+        task.status.transition(TaskState::Active, now);
+        let slots = task.spec.slots();
+        r.put(task);
+        self.touched_jobs.insert(job_id.to_string());
+        // Disabled and terminating jobs keep their queue; the core does not schedule from it.
+        let queued_job =
+            r.get::<Job>("", job_id).await?.is_some_and(|j| !matches!(j.status.state, JobState::Completed | JobState::Deleting));
+        if queued_job {
+            self.core.enqueue_task(job_id, task_id, slots, true);
+        }
+        Ok(())
+    }
+
+    /// Ends a task that is placed or queued, as Terminate Task does: its process is killed,
+    /// it completes as failed with `code`/`message`. `counts_as_failed`: the lifetime
+    /// statistics count it (a task being deleted is not counted).
+    pub(super) async fn end_task<B: Backing>(
+        &mut self,
+        r: &mut Records<B>,
+        mut task: Task,
+        code: &str,
+        message: &str,
+        counts_as_failed: bool,
+    ) -> StoreResult<Task> {
+        let now = self.now();
+        let job_id = task.job_id.clone();
+        let task_id = task.spec.id.clone();
+        if let Some((pool_id, node_id)) = self.core.placement(&job_id, &task_id).map(|(p, n)| (p.to_string(), n.to_string())) {
+            let kind = ExecKind::Task { job_id: job_id.clone(), task_id: task_id.clone() };
+            self.send(&node_id, ServiceMessage::Kill { kind, dispatch_id: task.dispatch });
+            if let Some(mut node) = r.get::<Node>(&pool_id, &node_id).await? {
+                release_slots(&mut node, task.spec.slots(), now);
+                node.total_tasks_run += 1;
+                r.put(node);
+            }
+            self.core.finish_task(&job_id, &task_id);
+        } else {
+            self.core.dequeue_task(&job_id, &task_id);
+        }
+        let exec = &mut task.status.execution_info;
+        if exec.start_time.is_some() {
+            exec.end_time = Some(now);
+        }
+        exec.result = Some(ExecutionResult::Failure);
+        exec.failure_info = Some(ended_by_service(code, message));
+        task.dispatch = 0;
+        task.status.transition(TaskState::Completed, now);
+        task.last_modified = now;
+        self.touched_jobs.insert(job_id);
+        if counts_as_failed {
+            let started = task.status.execution_info.start_time;
+            if let Some(mut s) = r.get::<JobLifetimeStats>("", JobLifetimeStats::ID).await? {
+                s.failed += 1;
+                if let Some(st) = started {
+                    s.wall_clock_ms += (now - st).num_milliseconds().max(0) as u64;
+                    s.wait_ms += (st - task.creation_time).num_milliseconds().max(0) as u64;
+                }
+                s.last_update_time = now;
+                r.put(s);
+            }
+        }
+        Ok(task)
+    }
+
+    /// Terminate Task: 409 `TaskCompleted` when it already completed.
+    pub(super) async fn terminate_task<B: Backing>(
+        &mut self,
+        r: &mut Records<B>,
+        job_id: &str,
+        task_id: &str,
+    ) -> StoreResult<ApiResult<()>> {
+        let Some(task) = r.get::<Task>(job_id, task_id).await? else {
+            return Ok(Err(BatchError::not_found(ResourceKind::Task)));
+        };
+        if task.status.state == TaskState::Completed {
+            return Ok(Err(BatchError::conflict("TaskCompleted", "The specified task is already in a completed state.")));
+        }
+        let task = self.end_task(r, task, "TaskEnded", "Task Was Ended by User Request", true).await?;
+        r.put(task);
+        Ok(Ok(()))
+    }
+
+    /// Delete Task: a running task is ended first.
+    pub(super) async fn delete_task<B: Backing>(&mut self, r: &mut Records<B>, job_id: &str, task_id: &str) -> StoreResult<ApiResult<()>> {
+        let Some(task) = r.get::<Task>(job_id, task_id).await? else {
+            return Ok(Err(BatchError::not_found(ResourceKind::Task)));
+        };
+        if task.status.state != TaskState::Completed {
+            self.end_task(r, task, "TaskEnded", "The task was deleted", false).await?;
+        }
+        r.remove::<Task>(job_id, task_id);
+        Ok(Ok(()))
+    }
+}
+
+/// Gives back a task's slots on its node; a node left without tasks becomes idle.
+fn release_slots(node: &mut Node, slots: u32, now: crate::model::time::Timestamp) {
+    node.running_tasks_count = (node.running_tasks_count - 1).max(0);
+    node.running_task_slots_count = (node.running_task_slots_count - slots as i32).max(0);
+    if node.state == NodeState::Running && node.running_tasks_count == 0 {
+        set_node_state(node, NodeState::Idle, now);
+    }
+}

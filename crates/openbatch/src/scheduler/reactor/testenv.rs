@@ -1,0 +1,257 @@
+//! A test environment for the reactor: records in maps, a hand-moved clock, agents simulated
+//! from the effects. Every event is followed by the reactor's `sanity_check` against the
+//! records.
+
+use super::records::{Kind, MemBacking};
+use super::{Answer, Effect, Event, Reactor, Records, ServiceInfo};
+use crate::agent::protocol::{AgentMessage, ExecFailure, ExecKind, ExecResult, ExecSpec, FailureKind, ServiceMessage};
+use crate::api::error::ApiResult;
+use crate::model::job::{Job, JobExecutionInfo, JobLifetimeStats, JobState, JobStatus};
+use crate::model::node::Node;
+use crate::model::pool::{Pool, PoolSpec};
+use crate::model::task::{Task, TaskExecutionInfo, TaskSpec, TaskState, TaskStatus};
+use crate::scheduler::clock::ManualClock;
+use chrono::TimeZone;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Runs a future that never waits (the in-memory backing answers at once).
+fn run<F: std::future::Future>(f: F) -> F::Output {
+    futures::executor::block_on(f)
+}
+
+/// The reactor, its records and simulated agents.
+pub struct TestEnv {
+    pub reactor: Reactor,
+    pub store: MemBacking,
+    pub clock: ManualClock,
+    /// What each node's agent runs now, by dispatch id.
+    pub running: BTreeMap<String, BTreeMap<u64, ExecSpec>>,
+    /// Every effect so far.
+    pub effects: Vec<Effect>,
+    /// Agents the reactor asked to start and that have not said hello yet.
+    pub spawned: Vec<(String, String, String)>,
+    next_pid: u32,
+}
+
+impl TestEnv {
+    pub fn new() -> Self {
+        let start = chrono::Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("valid time");
+        let clock = ManualClock::new(start);
+        let info = ServiceInfo {
+            account_name: "test".into(),
+            account_url: "http://127.0.0.1:1".into(),
+            auto_storage: None,
+            nodes_dir: "/nonexistent/nodes".into(),
+        };
+        let mut env = TestEnv {
+            reactor: Reactor::new(info, Arc::new(clock.clone()), 1),
+            store: MemBacking::default(),
+            clock,
+            running: BTreeMap::new(),
+            effects: Vec::new(),
+            spawned: Vec::new(),
+            next_pid: 1000,
+        };
+        env.put(JobLifetimeStats::new(start));
+        env
+    }
+
+    /// Writes a record straight into the store.
+    pub fn put<T: Kind>(&mut self, r: T) {
+        use super::Backing;
+        run(self.store.write(&r)).expect("in-memory write");
+    }
+
+    pub fn all<T: Kind>(&self) -> Vec<T> {
+        self.store.all::<T>()
+    }
+
+    pub fn task(&self, job: &str, id: &str) -> Task {
+        self.all::<Task>().into_iter().find(|t| t.job_id == job && t.spec.id == id).expect("task exists")
+    }
+
+    pub fn job(&self, id: &str) -> Job {
+        self.all::<Job>().into_iter().find(|j| j.spec.id == id).expect("job exists")
+    }
+
+    pub fn nodes(&self, pool: &str) -> Vec<Node> {
+        self.all::<Node>().into_iter().filter(|n| n.pool_id == pool).collect()
+    }
+
+    /// Applies events as one batch; simulates the agents' side of the effects; checks the
+    /// invariants. Returns the answers by ticket.
+    pub fn batch(&mut self, events: Vec<(Event, Option<usize>)>) -> Vec<(usize, Answer)> {
+        let mut records = Records::new(std::mem::take(&mut self.store));
+        let effects = run(self.reactor.apply(&mut records, events)).expect("in-memory batch");
+        self.store = records.backing;
+        let mut answers = Vec::new();
+        for e in &effects {
+            match e {
+                Effect::Send { node_id, msg: ServiceMessage::Run { spec } } => {
+                    self.running.entry(node_id.clone()).or_default().insert(spec.dispatch_id, spec.clone());
+                }
+                Effect::Send { node_id, msg: ServiceMessage::Kill { dispatch_id, .. } } => {
+                    // The agent kills it; its late `TaskEnded` report is stale and not sent.
+                    if let Some(m) = self.running.get_mut(node_id) {
+                        m.remove(dispatch_id);
+                    }
+                }
+                Effect::Send { node_id, msg: ServiceMessage::Shutdown { .. } } => {
+                    self.running.remove(node_id);
+                }
+                Effect::SpawnAgent { pool_id, node_id, token } => self.spawned.push((pool_id.clone(), node_id.clone(), token.clone())),
+                Effect::Answer { ticket, answer } => answers.push((*ticket, answer.clone())),
+                _ => {}
+            }
+        }
+        self.effects.extend(effects);
+        self.check();
+        answers
+    }
+
+    /// Checks the reactor's invariants against the records.
+    pub fn check(&self) {
+        let tasks = self.all::<Task>();
+        let nodes = self.all::<Node>();
+        if let Err(e) = self.reactor.sanity_check(&tasks, &nodes) {
+            panic!("sanity check failed: {e}");
+        }
+    }
+
+    pub fn event(&mut self, ev: Event) {
+        self.batch(vec![(ev, None)]);
+    }
+
+    /// An event that answers; returns its answer.
+    pub fn call(&mut self, ev: Event) -> ApiResult<()> {
+        match self.batch(vec![(ev, Some(1))]).into_iter().find(|(t, _)| *t == 1) {
+            Some((_, Answer::Api(a))) => a,
+            other => panic!("no API answer: {other:?}"),
+        }
+    }
+
+    /// A pool with `nodes` dedicated nodes of `slots` task slots, whose agents all connect.
+    pub fn pool(&mut self, id: &str, nodes: i32, slots: i32) {
+        self.pool_with(id, json!({"id": id, "vmSize": "standard_d2s_v3", "targetDedicatedNodes": nodes, "taskSlotsPerNode": slots}));
+    }
+
+    pub fn pool_with(&mut self, id: &str, spec: Value) {
+        let spec: PoolSpec = serde_json::from_value(spec).expect("pool spec");
+        let now = self.reactor.now();
+        self.put(Pool::new(spec, now));
+        self.event(Event::PoolChanged(id.into()));
+        self.connect_spawned();
+    }
+
+    /// Starts the agents the reactor asked for: each reports its pid and says hello.
+    pub fn connect_spawned(&mut self) {
+        for (pool_id, node_id, token) in std::mem::take(&mut self.spawned) {
+            self.next_pid += 1;
+            let pid = self.next_pid;
+            self.event(Event::NodeSpawned { pool_id: pool_id.clone(), node_id: node_id.clone(), pid });
+            let hello = Event::AgentHello { pool_id, node_id, token, agent_version: "test".into(), running: vec![], finished: vec![] };
+            let answers = self.batch(vec![(hello, Some(7))]);
+            assert!(matches!(answers.as_slice(), [(7, Answer::Hello(true))]), "hello refused: {answers:?}");
+        }
+    }
+
+    /// A job on a pool, from a JobAddParameter-like JSON (`poolInfo` added).
+    pub fn job_with(&mut self, id: &str, pool: &str, mut spec: Value) {
+        spec["id"] = json!(id);
+        spec["poolInfo"] = json!({"poolId": pool});
+        let mut spec: crate::model::job::JobSpec = serde_json::from_value(spec).expect("job spec");
+        spec.normalize();
+        let now = self.reactor.now();
+        let job = Job {
+            status: JobStatus {
+                state: JobState::Active,
+                state_transition_time: now,
+                previous_state: None,
+                previous_state_transition_time: None,
+                execution_info: JobExecutionInfo {
+                    start_time: now,
+                    end_time: None,
+                    pool_id: Some(pool.into()),
+                    scheduling_error: None,
+                    terminate_reason: None,
+                },
+            },
+            spec,
+            creation_time: now,
+            last_modified: now,
+        };
+        self.put(job);
+        self.event(Event::JobChanged(id.into()));
+    }
+
+    pub fn job_on(&mut self, id: &str, pool: &str) {
+        self.job_with(id, pool, json!({}));
+    }
+
+    /// Adds tasks (TaskAddParameter-like JSON) to a job in one event.
+    pub fn add_tasks(&mut self, job: &str, specs: Vec<Value>) {
+        let now = self.reactor.now();
+        let mut added = Vec::new();
+        for s in specs {
+            let mut spec: TaskSpec = serde_json::from_value(s).expect("task spec");
+            spec.normalize(None);
+            added.push((spec.id.clone(), spec.slots()));
+            let task = Task {
+                job_id: job.into(),
+                dispatch: 0,
+                spec,
+                status: TaskStatus {
+                    state: TaskState::Active,
+                    state_transition_time: now,
+                    previous_state: None,
+                    previous_state_transition_time: None,
+                    execution_info: TaskExecutionInfo::default(),
+                    node_info: None,
+                },
+                creation_time: now,
+                last_modified: now,
+            };
+            self.put(task);
+        }
+        self.event(Event::TasksAdded { job_id: job.into(), tasks: added });
+    }
+
+    pub fn add_task(&mut self, job: &str, id: &str) {
+        self.add_tasks(job, vec![json!({"id": id, "commandLine": "true"})]);
+    }
+
+    /// Where a task runs now: (node, spec).
+    pub fn where_runs(&self, job: &str, task: &str) -> Option<(String, ExecSpec)> {
+        let kind = ExecKind::Task { job_id: job.into(), task_id: task.into() };
+        self.running.iter().find_map(|(n, m)| m.values().find(|s| s.kind == kind).map(|s| (n.clone(), s.clone())))
+    }
+
+    /// The running execution of `kind` ends with an exit code or a failure.
+    pub fn end(&mut self, kind: ExecKind, exit_code: Option<i32>, failure: Option<FailureKind>) {
+        let found = self.running.iter().find_map(|(n, m)| m.values().find(|s| s.kind == kind).map(|s| (n.clone(), s.dispatch_id)));
+        let (node_id, dispatch_id) = found.unwrap_or_else(|| panic!("{kind:?} is not running"));
+        self.running.get_mut(&node_id).map(|m| m.remove(&dispatch_id));
+        let now = self.reactor.now().timestamp_millis();
+        let failure =
+            failure.map(|kind| ExecFailure { kind, code: "X".into(), message: "x".into(), detail: String::new(), details: vec![] });
+        let result = ExecResult { kind, dispatch_id, started_ms: Some(now), ended_ms: now, exit_code, failure, usage: None };
+        self.event(Event::Agent { node_id, msg: AgentMessage::Finished { result } });
+    }
+
+    /// A task's process exits with `code`.
+    pub fn exit(&mut self, job: &str, task: &str, code: i32) {
+        self.end(ExecKind::Task { job_id: job.into(), task_id: task.into() }, Some(code), None);
+    }
+
+    pub fn state(&self, job: &str, task: &str) -> TaskState {
+        self.task(job, task).status.state
+    }
+
+    /// Moves the clock and lets the reactor's timer run.
+    pub fn advance(&mut self, secs: i64) {
+        self.clock.advance(chrono::Duration::seconds(secs));
+        self.event(Event::Tick);
+    }
+}
