@@ -44,6 +44,7 @@ pub enum Operation {
     TaskUpdate(String, String),
     TaskDelete(String, String),
     TaskTerminate(String, String),
+    TaskReactivate(String, String),
     FileListFromTask(String, String),
     FileFromTask { job: String, task: String, path: String, method: FileMethod },
 }
@@ -103,6 +104,7 @@ impl Operation {
             Operation::TaskUpdate(..) => ("PUT", "/jobs/{jobId}/tasks/{taskId}"),
             Operation::TaskDelete(..) => ("DELETE", "/jobs/{jobId}/tasks/{taskId}"),
             Operation::TaskTerminate(..) => ("POST", "/jobs/{jobId}/tasks/{taskId}/terminate"),
+            Operation::TaskReactivate(..) => ("POST", "/jobs/{jobId}/tasks/{taskId}/reactivate"),
             Operation::FileListFromTask(..) => ("GET", "/jobs/{jobId}/tasks/{taskId}/files"),
             Operation::FileFromTask { method, .. } => (file_method(method), "/jobs/{jobId}/tasks/{taskId}/files/{filePath}"),
         }
@@ -207,6 +209,7 @@ fn match_op(m: &str, s: &[&str]) -> Option<Operation> {
         ("PUT", ["jobs", j, "tasks", t]) => Operation::TaskUpdate(j.to_string(), t.to_string()),
         ("DELETE", ["jobs", j, "tasks", t]) => Operation::TaskDelete(j.to_string(), t.to_string()),
         ("POST", ["jobs", j, "tasks", t, "terminate"]) => Operation::TaskTerminate(j.to_string(), t.to_string()),
+        ("POST", ["jobs", j, "tasks", t, "reactivate"]) => Operation::TaskReactivate(j.to_string(), t.to_string()),
         ("GET", ["jobs", j, "tasks", t, "files"]) => Operation::FileListFromTask(j.to_string(), t.to_string()),
         (_, ["jobs", j, "tasks", t, "files", rest @ ..]) if !rest.is_empty() && file_method(m).is_some() => Operation::FileFromTask {
             job: j.to_string(),

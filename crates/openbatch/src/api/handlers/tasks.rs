@@ -254,3 +254,16 @@ pub async fn terminate(app: &App, ctx: &Ctx, job_id: &str, task_id: &str) -> Api
     let t = load(app, &job_id, &task_id).await?;
     Ok(Reply::updated(StatusCode::NO_CONTENT, &format!("{}/terminate", url(&ctx.base, &job_id, &task_id)), &t.last_modified))
 }
+
+/// Task Reactivate: a task that completed with a failure runs again, its retry count reset
+/// (204). 409 `TaskNotCompleted` for a task that has not completed,
+/// `TaskCompletedSuccessfully` for one that succeeded, and `JobCompleted`/`JobBeingTerminated`/
+/// `JobBeingDeleted` when its job is over (Task_Reactivate).
+pub async fn reactivate(app: &App, ctx: &Ctx, job_id: &str, task_id: &str) -> ApiResult<Reply> {
+    let t = load(app, job_id, task_id).await?;
+    ctx.precondition(&t.last_modified, false)?;
+    let (job_id, task_id) = (t.job_id.clone(), t.spec.id.clone());
+    app.driver.call(Event::ReactivateTask { job_id: job_id.clone(), task_id: task_id.clone() }).await?;
+    let t = load(app, &job_id, &task_id).await?;
+    Ok(Reply::updated(StatusCode::NO_CONTENT, &format!("{}/reactivate", url(&ctx.base, &job_id, &task_id)), &t.last_modified))
+}

@@ -73,6 +73,8 @@ pub enum Event {
     TasksAdded { job_id: String, tasks: Vec<(String, u32)> },
     /// Terminate Task (answers).
     TerminateTask { job_id: String, task_id: String },
+    /// Task Reactivate (answers).
+    ReactivateTask { job_id: String, task_id: String },
     /// Delete Task (answers).
     DeleteTask { job_id: String, task_id: String },
     /// Terminate Job with a reason (answers).
@@ -301,6 +303,10 @@ impl Reactor {
             }
             Event::TerminateTask { job_id, task_id } => {
                 let a = self.terminate_task(r, &job_id, &task_id).await?;
+                self.answer(ticket, Answer::Api(a));
+            }
+            Event::ReactivateTask { job_id, task_id } => {
+                let a = self.reactivate_task(r, &job_id, &task_id).await?;
                 self.answer(ticket, Answer::Api(a));
             }
             Event::DeleteTask { job_id, task_id } => {

@@ -288,6 +288,46 @@ impl Reactor {
         Ok(Ok(()))
     }
 
+    /// Task Reactivate: a task that completed with a failure becomes active again with its
+    /// retry count, exit code and failure information cleared (Task_Reactivate). 409 for a
+    /// task not completed or completed successfully, and for a job that is over.
+    pub(super) async fn reactivate_task<B: Backing>(&mut self, r: &mut Records<B>, job_id: &str, task_id: &str) -> StoreResult<ApiResult<()>> {
+        let Some(mut task) = r.get::<Task>(job_id, task_id).await? else {
+            return Ok(Err(BatchError::not_found(ResourceKind::Task)));
+        };
+        let Some(job) = r.get::<Job>("", job_id).await? else {
+            return Ok(Err(BatchError::not_found(ResourceKind::Job)));
+        };
+        match job.status.state {
+            JobState::Completed => return Ok(Err(BatchError::conflict("JobCompleted", "The specified job is already in a completed state."))),
+            JobState::Terminating => return Ok(Err(BatchError::conflict("JobBeingTerminated", "The specified job is being terminated."))),
+            JobState::Deleting => return Ok(Err(BatchError::being_deleted(ResourceKind::Job))),
+            _ => {}
+        }
+        if task.status.state != TaskState::Completed {
+            return Ok(Err(BatchError::conflict("TaskNotCompleted", "The specified task is not in a completed state; only a failed task can be reactivated.")));
+        }
+        if task.status.execution_info.result == Some(ExecutionResult::Success) {
+            return Ok(Err(BatchError::conflict("TaskCompletedSuccessfully", "The specified task completed successfully; only a failed task can be reactivated.")));
+        }
+        let now = self.now();
+        let exec = &mut task.status.execution_info;
+        exec.retry_count = 0;
+        exec.last_retry_time = None;
+        exec.start_time = None;
+        exec.end_time = None;
+        exec.exit_code = None;
+        exec.failure_info = None;
+        exec.result = None;
+        task.status.node_info = None;
+        task.dispatch = 0;
+        task.status.transition(TaskState::Active, now);
+        task.last_modified = now;
+        self.core.enqueue_task(job_id, task_id, task.spec.slots(), false);
+        r.put(task);
+        Ok(Ok(()))
+    }
+
     /// Delete Task: a running task is ended first.
     pub(super) async fn delete_task<B: Backing>(&mut self, r: &mut Records<B>, job_id: &str, task_id: &str) -> StoreResult<ApiResult<()>> {
         let Some(task) = r.get::<Task>(job_id, task_id).await? else {

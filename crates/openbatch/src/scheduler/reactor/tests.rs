@@ -319,3 +319,26 @@ fn restore_from_the_records_mid_run() {
     env.exit("j", "c", 0);
     assert!(["a", "b", "c"].iter().all(|t| env.state("j", t) == TaskState::Completed));
 }
+
+#[test]
+fn reactivate_runs_a_failed_task_again_with_its_retries_reset() {
+    let mut env = TestEnv::new();
+    env.pool("p", 1, 1);
+    env.job_on("j", "p");
+    env.add_tasks("j", vec![json!({"id": "t", "commandLine": "false", "constraints": {"maxTaskRetryCount": 1}})]);
+    env.add_task("j", "ok");
+    env.exit("j", "t", 1);
+    env.exit("j", "t", 1);
+    env.exit("j", "ok", 0);
+    assert_eq!(env.task("j", "t").status.execution_info.retry_count, 1);
+    let e = env.call(Event::ReactivateTask { job_id: "j".into(), task_id: "ok".into() }).expect_err("succeeded tasks stay");
+    assert_eq!(e.code, "TaskCompletedSuccessfully");
+    env.call(Event::ReactivateTask { job_id: "j".into(), task_id: "t".into() }).expect("reactivated");
+    let t = env.task("j", "t");
+    assert_eq!((t.status.execution_info.retry_count, t.status.execution_info.exit_code), (0, None));
+    assert!(env.where_runs("j", "t").is_some());
+    let e = env.call(Event::ReactivateTask { job_id: "j".into(), task_id: "t".into() }).expect_err("running");
+    assert_eq!(e.code, "TaskNotCompleted");
+    env.exit("j", "t", 0);
+    assert_eq!(env.task("j", "t").status.execution_info.result, Some(ExecutionResult::Success));
+}
