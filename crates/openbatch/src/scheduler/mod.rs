@@ -2,5 +2,6 @@
 //! agents and the node provider.
 
 pub mod core;
+pub mod deps;
 pub mod driver;
 pub mod hub;
