@@ -3,6 +3,7 @@
 
 pub mod clock;
 pub mod core;
+pub mod deps;
 pub mod driver;
 pub mod hub;
 pub mod reactor;
