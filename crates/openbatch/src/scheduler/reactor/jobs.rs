@@ -109,6 +109,8 @@ impl Reactor {
         r.remove_children::<JobNode>(job_id);
         r.remove::<Job>("", job_id);
         self.core.remove_job(job_id);
+        self.deps.remove_job(job_id);
+        self.job_deadlines.remove(job_id);
         self.touched_jobs.remove(job_id);
         Ok(Ok(()))
     }

@@ -14,6 +14,7 @@
 //! and release tasks), [`nodes`] (agents, start tasks, node loss) and [`pools`] (resize and
 //! deletion).
 
+pub mod dependencies;
 pub mod exec;
 mod jobs;
 mod nodes;
@@ -30,13 +31,14 @@ pub use records::{Backing, MemBacking, Records};
 
 use super::clock::TimeSource;
 use super::core::{Core, PrepState};
+use super::deps::DepTracker;
 use crate::agent::protocol::{AgentMessage, ExecKind, ExecResult, ServiceMessage};
 use crate::api::error::ApiResult;
 use crate::model::job::{DisableJobOption, Job, JobNode, JobState, PrepTaskState};
 use crate::model::node::{Node, NodeState, SchedulingState};
 use crate::model::pool::{NodeFillType, Pool};
 use crate::model::task::{Task, TaskState};
-use crate::model::time::Timestamp;
+use crate::model::time::{parse_duration, Timestamp};
 use crate::storage::resource_files::AutoStorage;
 use crate::store::StoreResult;
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -146,6 +148,12 @@ pub struct NodeRt {
 pub struct Reactor {
     /// Placement of tasks into task slots.
     pub core: Core,
+    /// Which tasks wait on which (jobs with `usesTaskDependencies`).
+    pub deps: DepTracker,
+    /// Record ids of tasks whose dependency key differs (integer ids with leading zeros).
+    dep_ids: HashMap<(String, String), String>,
+    /// When each unfinished job with a `maxWallClockTime` must end.
+    job_deadlines: HashMap<String, Timestamp>,
     /// Node agents by node id.
     pub nodes: HashMap<String, NodeRt>,
     next_dispatch: u64,
@@ -166,6 +174,9 @@ impl Reactor {
     pub fn new(info: ServiceInfo, clock: Arc<dyn TimeSource>, first_dispatch: u64) -> Self {
         Reactor {
             core: Core::new(),
+            deps: DepTracker::default(),
+            dep_ids: HashMap::new(),
+            job_deadlines: HashMap::new(),
             nodes: HashMap::new(),
             next_dispatch: first_dispatch,
             info,
@@ -201,6 +212,7 @@ impl Reactor {
     /// batch). Node runtimes (connections, processes) are kept: they are not in the store.
     pub fn restore(&mut self, pools: &[Pool], nodes: &[Node], jobs: &[Job], job_nodes: &[JobNode], tasks: Vec<Task>) {
         self.core = Core::new();
+        self.job_deadlines.clear();
         let now = self.now();
         for p in pools {
             self.core.upsert_pool(&p.spec.id, p.spec.slots_per_node(), fill_of(p));
@@ -230,10 +242,12 @@ impl Reactor {
                 self.core.set_prep(&jn.job_id, &jn.node_id, state);
             }
         }
+        let held = self.restore_dependencies(jobs, &tasks);
         let mut active: Vec<Task> = Vec::new();
         for t in tasks {
             match t.status.state {
-                TaskState::Active => active.push(t),
+                TaskState::Active if !held.contains(&(t.job_id.clone(), t.spec.id.clone())) => active.push(t),
+                TaskState::Active => {}
                 TaskState::Preparing | TaskState::Running => {
                     if let Some(ni) = &t.status.node_info {
                         self.core.restore_placement(&t.job_id, &t.spec.id, &ni.pool_id, &ni.node_id, t.spec.slots());
@@ -249,6 +263,16 @@ impl Reactor {
     }
 
     fn upsert_job_core(&mut self, j: &Job) {
+        let limit = j.spec.constraints.as_ref().and_then(|c| c.max_wall_clock_time.as_deref()).and_then(parse_duration).and_then(|d| d.0);
+        match (limit, j.status.state) {
+            (Some(d), JobState::Active | JobState::Disabling | JobState::Disabled) => {
+                let d = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
+                self.job_deadlines.insert(j.spec.id.clone(), j.creation_time.checked_add_signed(d).unwrap_or(j.creation_time));
+            }
+            _ => {
+                self.job_deadlines.remove(&j.spec.id);
+            }
+        }
         self.core.upsert_job(
             &j.spec.id,
             j.status.execution_info.pool_id.as_deref(),
@@ -296,11 +320,7 @@ impl Reactor {
                     self.touched_jobs.insert(job_id);
                 }
             }
-            Event::TasksAdded { job_id, tasks } => {
-                for (task_id, slots) in tasks {
-                    self.core.enqueue_task(&job_id, &task_id, slots, false);
-                }
-            }
+            Event::TasksAdded { job_id, tasks } => self.tasks_added(r, &job_id, tasks).await?,
             Event::TerminateTask { job_id, task_id } => {
                 let a = self.terminate_task(r, &job_id, &task_id).await?;
                 self.answer(ticket, Answer::Api(a));
@@ -363,6 +383,12 @@ impl Reactor {
                     .collect();
                 for node_id in lost {
                     self.replace_node(r, &node_id).await?;
+                }
+                // Jobs past their maxWallClockTime end, with their running tasks.
+                let expired: Vec<String> = self.job_deadlines.iter().filter(|(_, d)| **d <= now).map(|(j, _)| j.clone()).collect();
+                for job_id in expired {
+                    self.job_deadlines.remove(&job_id);
+                    self.pending.push_back(Event::TerminateJob { job_id, reason: "MaxWallClockTimeExpiry".into() });
                 }
             }
         }

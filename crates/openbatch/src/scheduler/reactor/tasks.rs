@@ -6,7 +6,7 @@
 //! ends a task with `TaskEnded`; the account's lifetime statistics count every finished
 //! attempt.
 
-use super::exec::{ended_by_service, exec_spec, outcome, retryable, Runnable};
+use super::exec::{ended_by_service, ending, exec_spec, outcome, retryable, Ending, Runnable};
 use super::{set_node_state, to_ts, Backing, Reactor, Records};
 use crate::agent::protocol::{ExecKind, ExecResult, ServiceMessage};
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
@@ -174,6 +174,7 @@ impl Reactor {
                 task.status.transition(TaskState::Running, start);
             }
             task.status.transition(TaskState::Completed, now);
+            self.task_completed(r, &task, ending(&res)).await?;
         }
         r.put(task);
         let leaving = node.state == NodeState::LeavingPool && node.running_tasks_count == 0;
@@ -254,6 +255,9 @@ impl Reactor {
         task.dispatch = 0;
         task.status.transition(TaskState::Completed, now);
         task.last_modified = now;
+        if counts_as_failed {
+            self.task_completed(r, &task, Ending::Killed).await?;
+        }
         self.touched_jobs.insert(job_id);
         if counts_as_failed {
             let started = task.status.execution_info.start_time;
@@ -324,6 +328,7 @@ impl Reactor {
         task.status.transition(TaskState::Active, now);
         task.last_modified = now;
         self.core.enqueue_task(job_id, task_id, task.spec.slots(), false);
+        self.deps.reactivated(job_id, &super::dependencies::dep_key(task_id));
         r.put(task);
         Ok(Ok(()))
     }
@@ -337,6 +342,7 @@ impl Reactor {
             self.end_task(r, task, "TaskEnded", "The task was deleted", false).await?;
         }
         r.remove::<Task>(job_id, task_id);
+        self.deps.removed(job_id, &super::dependencies::dep_key(task_id));
         Ok(Ok(()))
     }
 }
