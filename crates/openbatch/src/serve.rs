@@ -1,6 +1,6 @@
 //! `openbatch serve`: opens the store, starts the scheduler driver and the HTTP API.
 
-use crate::api::{self, auth::AccountKey, App};
+use crate::api::{self, auth::AccountKey, task_token::TaskTokens, App};
 use crate::nodes::local::LocalProvider;
 use crate::scheduler::driver::Driver;
 use crate::scheduler::reactor::ServiceInfo;
@@ -39,6 +39,7 @@ pub async fn run(mut cfg: ServeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)?;
     cfg.data_dir = cfg.data_dir.canonicalize()?;
     let account = AccountKey::new(&cfg.account, &cfg.key)?;
+    let task_tokens = Arc::new(TaskTokens::load_or_create(&cfg.data_dir, &cfg.account)?);
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let local = listener.local_addr()?;
     let agent_host = if local.ip().is_unspecified() { format!("127.0.0.1:{}", local.port()) } else { local.to_string() };
@@ -53,7 +54,8 @@ pub async fn run(mut cfg: ServeConfig) -> anyhow::Result<()> {
         nodes_dir: provider.nodes_dir(),
     };
     let driver = Driver::start(store.clone(), provider, info.clone()).await?;
-    let app = Arc::new(App { store, driver, account, info, public_url: cfg.public_url.clone(), data_dir: cfg.data_dir.clone() });
+    let app =
+        Arc::new(App { store, driver, account, info, public_url: cfg.public_url.clone(), data_dir: cfg.data_dir.clone(), task_tokens });
     print_banner(&cfg, &account_url);
     // TCP_NODELAY: small agent messages must not wait for delayed ACKs.
     use axum::serve::ListenerExt;

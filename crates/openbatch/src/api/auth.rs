@@ -11,8 +11,13 @@
 //! Releases differ in details, so every accepted variant is tried, each compared in constant
 //! time: `Content-Length: 0` signed as `0` or as empty, and the path signed as sent or with
 //! `%2F` decoded to `/` (azure-batch up to 4.1.3).
+//!
+//! `Authorization: Bearer <token>` is accepted too, for task authentication tokens (see
+//! `task_token`): [`authenticate`] tells who a request acts as, [`Principal::authorize`] what
+//! it may reach.
 
 use super::error::BatchError;
+use super::task_token::{self, TaskTokens, TokenClaims};
 use axum::http::{HeaderMap, Method, StatusCode};
 use base64::Engine;
 use hmac::{Hmac, Mac};
@@ -97,6 +102,62 @@ impl AccountKey {
             Err(failed("The MAC signature found in the HTTP request is not the same as any computed signature."))
         }
     }
+}
+
+/// Who a request acts as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Principal {
+    /// SharedKey with the account key: every operation.
+    Account,
+    /// A task authentication token: the operations on its job only.
+    Task(TokenClaims),
+}
+
+impl Principal {
+    /// Checks that the principal may call the operation at `raw_path` (as sent, before
+    /// routing). The account may call anything. A task token with `job` access may call
+    /// `/jobs/{jobId}` and every path under it, for its own job (ids compared percent-decoded,
+    /// as the router reads them). Errors: 403 `InsufficientAccountPermissions`.
+    pub fn authorize(&self, raw_path: &str) -> Result<(), BatchError> {
+        let Principal::Task(claims) = self else { return Ok(()) };
+        if !claims.has_job_access() {
+            return Err(task_token::forbidden("The authentication token grants no access scope that covers this operation."));
+        }
+        match super::router::target_job(raw_path) {
+            Some(job) if job == claims.job_id => Ok(()),
+            _ => Err(task_token::forbidden(format!(
+                "The authentication token of task {} grants access to the operations on job {} only.",
+                claims.task_id, claims.job_id
+            ))),
+        }
+    }
+}
+
+/// Authenticates a request: `Authorization: Bearer <task token>` is verified by `tokens`
+/// (errors as [`TaskTokens::verify`]: 400 `InvalidAuthenticationInfo` for a token that is not a
+/// JWT, 401 `AuthenticationFailed` for one that is not valid), anything else as SharedKey by
+/// `account` (errors as [`AccountKey::verify`]).
+pub fn authenticate(
+    account: &AccountKey,
+    tokens: &TaskTokens,
+    method: &Method,
+    raw_path: &str,
+    raw_query: Option<&str>,
+    headers: &HeaderMap,
+) -> Result<Principal, BatchError> {
+    let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if let Some(token) = bearer_token(auth) {
+        return tokens.verify(token).map(Principal::Task);
+    }
+    account.verify(method, raw_path, raw_query, headers).map(|()| Principal::Account)
+}
+
+/// The token of an `Authorization: Bearer <token>` value (the scheme is case-insensitive; a
+/// bare `Bearer` has an empty token).
+fn bearer_token(auth: &str) -> Option<&str> {
+    let auth = auth.trim();
+    let (scheme, token) = auth.split_once(' ').unwrap_or((auth, ""));
+    scheme.eq_ignore_ascii_case("bearer").then_some(token.trim())
 }
 
 /// All strings to sign that some official SDK release computes for this request.
@@ -262,5 +323,49 @@ mod tests {
         other.insert("authorization", HeaderValue::from_static("SharedKey other:AAAA"));
         assert_eq!(k.verify(&Method::DELETE, path, q, &other).unwrap_err().status, StatusCode::FORBIDDEN);
         assert_eq!(k.verify(&Method::DELETE, path, q, &h0).unwrap_err().code, "MissingRequiredHeader");
+    }
+
+    #[test]
+    fn bearer_tokens_act_as_their_task_on_its_job_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let tokens = TaskTokens::load_or_create(dir.path(), "acct").unwrap();
+        let token = tokens.issue("j 1", "t", chrono::Utc::now());
+        let k = key();
+        for scheme in ["Bearer", "bearer", "BEARER"] {
+            let h = headers(&[("authorization", &format!("{scheme} {token}"))]);
+            let p = authenticate(&k, &tokens, &Method::GET, "/jobs/j%201", None, &h).unwrap();
+            assert!(matches!(&p, Principal::Task(c) if c.job_id == "j 1" && c.task_id == "t"), "{p:?}");
+            for ok in ["/jobs/j%201", "/jobs/j%201/tasks", "/jobs/j%201/tasks/x/files/a%2Fb", "/jobs/j%201/terminate"] {
+                assert!(p.authorize(ok).is_ok(), "{ok}");
+            }
+            for denied in ["/jobs", "/jobs/j1", "/jobs/j%202/tasks", "/pools", "/pools/p/nodes", "/applications", "/jobschedules", "/"] {
+                let e = p.authorize(denied).unwrap_err();
+                assert_eq!((e.status, e.code.as_str()), (StatusCode::FORBIDDEN, "InsufficientAccountPermissions"), "{denied}");
+            }
+        }
+        // A token without the job scope reaches nothing.
+        let mut claims = tokens.verify(&token).unwrap();
+        claims.access.clear();
+        assert_eq!(Principal::Task(claims).authorize("/jobs/j%201").unwrap_err().status, StatusCode::FORBIDDEN);
+        // A bearer token that is not a JWT is 400, one that is not valid 401; never a fall-back
+        // to SharedKey.
+        for bad in ["Bearer", "Bearer ", "Bearer abc", "bearer abc.def.ghi"] {
+            let h = headers(&[("authorization", bad)]);
+            let e = authenticate(&k, &tokens, &Method::GET, "/jobs/j%201", None, &h).unwrap_err();
+            assert_eq!((e.status, e.code.as_str()), (StatusCode::BAD_REQUEST, "InvalidAuthenticationInfo"), "{bad}");
+        }
+        let other = TaskTokens::load_or_create(tempfile::tempdir().unwrap().path(), "acct").unwrap().issue("j 1", "t", chrono::Utc::now());
+        let h = headers(&[("authorization", &format!("Bearer {other}"))]);
+        let e = authenticate(&k, &tokens, &Method::GET, "/jobs/j%201", None, &h).unwrap_err();
+        assert_eq!((e.status, e.code.as_str()), (StatusCode::UNAUTHORIZED, "AuthenticationFailed"));
+        // SharedKey still acts as the account, allowed everywhere.
+        let h = headers(&[("ocp-date", "Mon, 01 Jan 2024 00:00:00 GMT")]);
+        let sts = string_to_sign_variants(&Method::GET, "/pools", None, &h, "acct").remove(0);
+        let mut signed = h.clone();
+        signed.insert("authorization", HeaderValue::from_str(&format!("SharedKey acct:{}", k.sign(&sts))).unwrap());
+        let p = authenticate(&k, &tokens, &Method::GET, "/pools", None, &signed).unwrap();
+        assert_eq!(p, Principal::Account);
+        assert!(p.authorize("/pools").is_ok());
+        assert_eq!(authenticate(&k, &tokens, &Method::GET, "/pools", None, &h).unwrap_err().code, "MissingRequiredHeader");
     }
 }

@@ -1,4 +1,4 @@
-//! The HTTP API: api-version check, SharedKey authentication, routing to the operation
+//! The HTTP API: api-version check, authentication (SharedKey, task tokens), routing to the operation
 //! handlers, and rendering of answers and Batch errors. See `router` for the operations.
 
 pub mod agent_ws;
@@ -7,6 +7,7 @@ pub mod error;
 pub mod handlers;
 pub mod reply;
 pub mod router;
+pub mod task_token;
 pub mod version;
 
 use crate::scheduler::driver::DriverHandle;
@@ -37,6 +38,9 @@ pub struct App {
     pub public_url: Option<String>,
     /// The data directory (application packages live in its `applications/`).
     pub data_dir: std::path::PathBuf,
+    /// Issues and verifies task authentication tokens (`authenticationTokenSettings`); the
+    /// scheduler gets a clone of the `Arc` to issue a task's token when it starts the task.
+    pub task_tokens: Arc<task_token::TaskTokens>,
 }
 
 /// What a handler knows about its request.
@@ -162,7 +166,8 @@ async fn dispatch(State(app): State<Arc<App>>, method: Method, uri: Uri, headers
     let is_head = method == Method::HEAD;
     let result: ApiResult<Reply> = async {
         let version = ApiVersion::from_query(query.get("api-version").map(String::as_str))?;
-        app.account.verify(&method, uri.path(), uri.query(), &headers)?;
+        let principal = auth::authenticate(&app.account, &app.task_tokens, &method, uri.path(), uri.query(), &headers)?;
+        principal.authorize(uri.path())?;
         let op = router::route(&method, uri.path()).map_err(|e| {
             // A documented operation of this api-version that openbatch lacks says so.
             match crate::versions::documented_operation(method.as_str(), uri.path(), version) {

@@ -141,10 +141,25 @@ fn decode(seg: &str) -> String {
     percent_encoding::percent_decode_str(seg).decode_utf8_lossy().into_owned()
 }
 
+/// The path's segments, percent-decoded one by one, empty ones left out.
+fn segments(raw_path: &str) -> Vec<String> {
+    raw_path.trim_matches('/').split('/').filter(|s| !s.is_empty()).map(decode).collect()
+}
+
+/// The job a path targets: the decoded `{jobId}` of `/jobs/{jobId}` and of every path under
+/// it, read as [`route`] reads it; `None` for every other path (`/jobs` itself included).
+pub fn target_job(raw_path: &str) -> Option<String> {
+    let mut segs = segments(raw_path).into_iter();
+    match (segs.next(), segs.next()) {
+        (Some(first), Some(job)) if first == "jobs" => Some(job),
+        _ => None,
+    }
+}
+
 /// Matches a request. Unknown paths answer 404 `ResourceNotFound`-style errors (as the real
 /// service does for a URI naming no resource); known paths with another method answer 405.
 pub fn route(method: &Method, raw_path: &str) -> Result<Operation, BatchError> {
-    let segs: Vec<String> = raw_path.trim_matches('/').split('/').filter(|s| !s.is_empty()).map(decode).collect();
+    let segs = segments(raw_path);
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     if let Some(op) = match_op(method.as_str(), &s) {
         return Ok(op);
@@ -248,5 +263,23 @@ mod tests {
         assert_eq!(route(&Method::GET, "/nothing").unwrap_err().status.as_u16(), 404);
         assert_eq!(route(&Method::GET, "/pools/p/resize").unwrap_err().code, "UnsupportedHttpVerb");
         assert_eq!(route(&Method::PUT, "/jobs/j/terminate").unwrap_err().code, "UnsupportedHttpVerb");
+    }
+
+    #[test]
+    fn target_job_reads_the_job_as_route_does() {
+        assert_eq!(target_job("/jobs/j").as_deref(), Some("j"));
+        assert_eq!(target_job("/jobs/j/tasks/t/files/a%2Fb").as_deref(), Some("j"));
+        assert_eq!(target_job("//jobs//my%20job/terminate").as_deref(), Some("my job"));
+        assert_eq!(target_job("/jobs/a%2Fb/tasks").as_deref(), Some("a/b"));
+        assert_eq!(route(&Method::GET, "/jobs/a%2Fb/tasks").unwrap(), Operation::TaskList("a/b".into()));
+        for other in ["/jobs", "/jobs/", "/", "/pools/p", "/pools/jobs/j", "/jobschedules/s/jobs", "/applications"] {
+            assert_eq!(target_job(other), None, "{other}");
+        }
+        // Every operation routed under /jobs/{jobId} targets that job.
+        for (m, p) in [("GET", "/jobs/x"), ("POST", "/jobs/x/tasks"), ("GET", "/jobs/x/taskcounts"), ("POST", "/jobs/x/terminate")] {
+            let m = Method::from_bytes(m.as_bytes()).unwrap();
+            assert!(route(&m, p).is_ok());
+            assert_eq!(target_job(p).as_deref(), Some("x"));
+        }
     }
 }

@@ -1,0 +1,218 @@
+//! Task authentication tokens over HTTP, against a real `openbatch serve` process: tokens are
+//! minted with `TaskTokens` loaded from the service's own data directory (the same secret
+//! file), sent as `Authorization: Bearer <token>` the way msrest's `BasicTokenAuthentication`
+//! and an `azure.core` `TokenCredential` send them, and must reach the token's job only.
+
+mod common;
+
+use chrono::{Duration as ChronoDuration, Utc};
+use common::*;
+use openbatch::api::task_token::{TaskTokens, SECRET_FILE};
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A request with `Authorization: Bearer <token>` (no SharedKey signature) to `base` + `path`.
+async fn bearer(client: &reqwest::Client, base: &str, method: Method, path: &str, token: &str, body: Option<Value>) -> Resp {
+    let sep = if path.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{path}{sep}api-version={API_VERSION}");
+    let mut rb =
+        client.request(method.clone(), &url).header("authorization", format!("Bearer {token}")).header("ocp-date", http_date_now());
+    if let Some(b) = body {
+        rb = rb.header("content-type", JSON_CT).body(serde_json::to_vec(&b).unwrap());
+    }
+    let r = rb.send().await.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
+    let status = r.status();
+    let headers = r.headers().clone();
+    let body = r.bytes().await.expect("read the body").to_vec();
+    Resp { method, url, status, headers, body }
+}
+
+/// The token with its payload's `jobId` replaced, keeping the original signature.
+fn tampered(token: &str, job: &str) -> String {
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let parts: Vec<&str> = token.split('.').collect();
+    let mut claims: Value = serde_json::from_slice(&engine.decode(parts[1]).unwrap()).unwrap();
+    claims["jobId"] = job.into();
+    format!("{}.{}.{}", parts[0], engine.encode(serde_json::to_vec(&claims).unwrap()), parts[2])
+}
+
+#[tokio::test]
+async fn a_task_token_reaches_its_own_job_only() {
+    let svc = Service::start().await;
+    svc.add_pool("p", 0, json!({})).await;
+    svc.add_job("j1", "p", json!({})).await;
+    svc.add_job("j2", "p", json!({})).await;
+    svc.add_task("j2", "other", "/bin/true", json!({})).await;
+
+    let data = svc.dir.path().join("data");
+    // The service created its secret at start, private to its user.
+    let mode = std::fs::metadata(data.join(SECRET_FILE)).expect("the service's secret file").permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    let tokens = TaskTokens::load_or_create(&data, ACCOUNT).unwrap();
+    let token = tokens.issue("j1", "t0", Utc::now());
+    let c = &svc.client;
+    let base = svc.base.as_str();
+
+    // Its own job: Get Job, Add Task, List Tasks, Get Task, task counts, a percent-encoded id.
+    let job = bearer(c, base, Method::GET, "/jobs/j1", &token, None).await;
+    job.expect_status(200);
+    assert_eq!(job.json()["id"], "j1");
+    bearer(c, base, Method::POST, "/jobs/j1/tasks", &token, Some(json!({"id": "child", "commandLine": "/bin/true"})))
+        .await
+        .expect_status(201);
+    let list = bearer(c, base, Method::GET, "/jobs/j1/tasks", &token, None).await;
+    list.expect_status(200);
+    let ids: Vec<String> = list.json()["value"].as_array().unwrap().iter().map(|t| t["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids, ["child"], "{list:?}");
+    bearer(c, base, Method::GET, "/jobs/j1/tasks/child", &token, None).await.expect_status(200);
+    bearer(c, base, Method::GET, "/jobs/j1/taskcounts", &token, None).await.expect_status(200);
+    bearer(c, base, Method::GET, "/jobs/%6A1", &token, None).await.expect_status(200);
+    bearer(c, base, Method::POST, "/jobs/j1/addtaskcollection", &token, Some(json!({"value": [{"id": "c2", "commandLine": "/bin/true"}]})))
+        .await
+        .expect_status(200);
+    // A job's operation the service lacks answers as it would to the account, not 403.
+    let r = bearer(c, base, Method::GET, "/jobs/j1/tasks/child/nothing", &token, None).await;
+    assert_ne!(r.status, StatusCode::FORBIDDEN, "{r:?}");
+
+    // Everything else: 403 InsufficientAccountPermissions with the Batch error body.
+    for (m, path) in [
+        (Method::GET, "/jobs/j2"),
+        (Method::GET, "/jobs/j2/tasks"),
+        (Method::GET, "/jobs/j2/tasks/other"),
+        (Method::POST, "/jobs/j2/terminate"),
+        (Method::GET, "/jobs/j1x"),
+        (Method::GET, "/jobs"),
+        (Method::POST, "/jobs"),
+        (Method::GET, "/pools"),
+        (Method::GET, "/pools/p"),
+        (Method::GET, "/pools/p/nodes"),
+        (Method::GET, "/supportedimages"),
+        (Method::GET, "/nodecounts"),
+        (Method::GET, "/applications"),
+        (Method::GET, "/jobschedules"),
+    ] {
+        let r = bearer(c, base, m, path, &token, None).await;
+        r.expect_error(403, "InsufficientAccountPermissions");
+        assert!(r.error_value("AuthorizationErrorDetail").is_some_and(|d| d.contains("j1")), "{r:?}");
+    }
+    // The other job is untouched.
+    assert_eq!(svc.get_json("/jobs/j2").await["state"], "active");
+
+    // JWTs that are not valid task tokens of this service: 401 AuthenticationFailed, whatever
+    // the path; bearer tokens that are not JWTs at all: 400 InvalidAuthenticationInfo.
+    let other_dir = tempfile::tempdir().unwrap();
+    let foreign = TaskTokens::load_or_create(other_dir.path(), ACCOUNT).unwrap().issue("j1", "t0", Utc::now());
+    let other_account = TaskTokens::load_or_create(&data, "another").unwrap().issue("j1", "t0", Utc::now());
+    let expired = tokens.issue("j1", "t0", Utc::now() - ChronoDuration::days(8));
+    for (what, bad, status, code) in [
+        ("tampered", tampered(&token, "j2"), 401, "AuthenticationFailed"),
+        ("another secret", foreign, 401, "AuthenticationFailed"),
+        ("another account", other_account, 401, "AuthenticationFailed"),
+        ("expired", expired, 401, "AuthenticationFailed"),
+        ("garbage", "not-a-token".to_string(), 400, "InvalidAuthenticationInfo"),
+        ("empty", String::new(), 400, "InvalidAuthenticationInfo"),
+    ] {
+        for path in ["/jobs/j1", "/jobs/j2", "/pools"] {
+            let r = bearer(c, base, Method::GET, path, &bad, None).await;
+            assert_eq!(r.status.as_u16(), status, "{what}: {r:?}");
+            r.expect_error(status, code);
+            assert!(r.error_value("AuthenticationErrorDetail").is_some(), "{what}: {r:?}");
+        }
+    }
+    let r = bearer(c, base, Method::GET, "/jobs/j1", &tokens.issue("j1", "t0", Utc::now() - ChronoDuration::days(8)), None).await;
+    assert!(r.error_value("AuthenticationErrorDetail").unwrap().contains("expired"), "{r:?}");
+
+    // Job Terminate with the token, then SharedKey still reaches everything.
+    bearer(c, base, Method::POST, "/jobs/j1/terminate", &token, None).await.expect_status(202);
+    svc.get("/pools").send().await.expect_status(200);
+    svc.get("/jobs").send().await.expect_status(200);
+}
+
+/// A service process this test starts on an existing data directory; killed (with its node
+/// agents, its process group) on drop.
+struct Restarted {
+    child: Child,
+    base: String,
+}
+
+impl Drop for Restarted {
+    fn drop(&mut self) {
+        // SAFETY: killpg on the process group this handle created (the service's pid).
+        unsafe {
+            libc::killpg(self.child.id() as i32, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `openbatch serve` in `dir` (data directory `dir/data`) with `key`, as the common
+/// helper does, and waits until it answers.
+async fn restart_in(dir: &Path, key: &str, client: &reqwest::Client) -> Restarted {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let log = std::fs::File::create(dir.join("service-restarted.log")).unwrap();
+    let child = Command::new(env!("CARGO_BIN_EXE_openbatch"))
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir", "data", "--account", ACCOUNT, "--key", key])
+        .current_dir(dir)
+        .env("OPENBATCH_LOG", "warn")
+        .env_remove("OPENBATCH_PUBLIC_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .expect("start the service again");
+    let mut svc = Restarted { child, base: format!("http://127.0.0.1:{port}") };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Ok(Some(status)) = svc.child.try_wait() {
+            panic!(
+                "the restarted service exited with {status}: {}",
+                std::fs::read_to_string(dir.join("service-restarted.log")).unwrap_or_default()
+            );
+        }
+        if let Ok(r) = client.get(format!("{}/supportedimages", svc.base)).send().await {
+            if r.headers().contains_key("request-id") {
+                return svc;
+            }
+        }
+        assert!(Instant::now() < deadline, "the restarted service did not answer within 20 s");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn task_tokens_survive_a_restart() {
+    let mut svc = Service::start().await;
+    svc.add_pool("p", 0, json!({})).await;
+    svc.add_job("j1", "p", json!({})).await;
+    let data = svc.dir.path().join("data");
+    let secret = std::fs::read(data.join(SECRET_FILE)).unwrap();
+    let token = TaskTokens::load_or_create(&data, ACCOUNT).unwrap().issue("j1", "t0", Utc::now());
+    bearer(&svc.client, &svc.base, Method::GET, "/jobs/j1", &token, None).await.expect_status(200);
+
+    // Stop the service (kill -9) but keep its directory, then serve the same data again.
+    let dir = std::mem::replace(&mut svc.dir, tempfile::tempdir().unwrap());
+    let key = svc.key.clone();
+    let client = svc.client.clone();
+    drop(svc);
+    let again = restart_in(dir.path(), &key, &client).await;
+
+    assert_eq!(std::fs::read(data.join(SECRET_FILE)).unwrap(), secret, "the secret was replaced");
+    let job = bearer(&client, &again.base, Method::GET, "/jobs/j1", &token, None).await;
+    job.expect_status(200);
+    assert_eq!(job.json()["id"], "j1");
+    bearer(&client, &again.base, Method::POST, "/jobs/j1/tasks", &token, Some(json!({"id": "after", "commandLine": "/bin/true"})))
+        .await
+        .expect_status(201);
+    bearer(&client, &again.base, Method::GET, "/pools", &token, None).await.expect_error(403, "InsufficientAccountPermissions");
+    // A token minted after the restart from the same file works too.
+    let fresh = TaskTokens::load_or_create(&data, ACCOUNT).unwrap().issue("j1", "t1", Utc::now());
+    bearer(&client, &again.base, Method::GET, "/jobs/j1/tasks/after", &fresh, None).await.expect_status(200);
+    drop(again);
+}
