@@ -52,6 +52,7 @@ pub async fn run(mut cfg: ServeConfig) -> anyhow::Result<()> {
         account_url: account_url.clone(),
         auto_storage: cfg.auto_storage.clone(),
         nodes_dir: provider.nodes_dir(),
+        task_tokens: Some(task_tokens.clone()),
     };
     let driver = Driver::start(store.clone(), provider, info.clone()).await?;
     let app =

@@ -59,6 +59,8 @@ pub struct ServiceInfo {
     /// The directory holding the node roots (`<data>/nodes`): a node's root is
     /// `<nodes_dir>/<pool>/<node>`.
     pub nodes_dir: PathBuf,
+    /// Issues the authentication tokens of tasks with `authenticationTokenSettings`.
+    pub task_tokens: Option<Arc<crate::api::task_token::TaskTokens>>,
 }
 
 /// Identifies the request an event answers, so the driver can route the [`Answer`].

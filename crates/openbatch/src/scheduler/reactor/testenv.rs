@@ -44,6 +44,7 @@ impl TestEnv {
             account_url: "http://127.0.0.1:1".into(),
             auto_storage: None,
             nodes_dir: "/nonexistent/nodes".into(),
+            task_tokens: None,
         };
         let mut env = TestEnv {
             reactor: Reactor::new(info, Arc::new(clock.clone()), 1),
