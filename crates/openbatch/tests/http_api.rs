@@ -883,13 +883,18 @@ async fn task_add_get_list_update_terminate_delete() {
             "MissingRequiredProperty",
         ),
         (json!({"environmentSettings": [{"name": "", "value": "x"}]}), "environmentSettings.name", "InvalidPropertyValue"),
-        (json!({"dependsOn": {"taskIds": ["t1"]}}), "dependsOn", "InvalidPropertyValue"),
     ] {
         let mut body = json!({"id": "refused", "commandLine": "/bin/true"});
         merge(&mut body, extra);
         let e = svc.post("/jobs/tj/tasks").json(body).send().await.expect_error(400, code);
         assert_eq!(e["values"][0]["value"], prop, "{e}");
     }
+    // The job was added without usesTaskDependencies (tests/lifecycle_api.rs covers the rest).
+    svc.post("/jobs/tj/tasks")
+        .json(json!({"id": "refused", "commandLine": "/bin/true", "dependsOn": {"taskIds": ["t1"]}}))
+        .send()
+        .await
+        .expect_error(400, "TaskDependenciesNotSpecifiedOnJob");
     svc.get("/jobs/tj/tasks/refused").send().await.expect_error(404, "TaskNotFound");
 
     svc.post("/jobs/tj/tasks").json(json!({"id": "t1", "commandLine": "x"})).send().await.expect_error(409, "TaskExists");

@@ -185,16 +185,17 @@ async fn resize_error_and_scheduling_error_before_2017_05() {
     assert!(old["executionInfo"].get("schedulingError").is_none(), "{old}");
     assert_eq!(svc.get_json("/jobs/j/tasks/exit2").await["executionInfo"]["failureInfo"]["code"], "FailureExitCode");
     assert_eq!(new["executionInfo"]["result"], "failure");
-    // exitConditions.schedulingError → preProcessingError is read per version too (exit
-    // conditions are then refused as not run yet, naming the canonical property).
-    let e = svc
-        .post("/jobs/j/tasks")
+    // exitConditions.schedulingError → preProcessingError is read per version too.
+    svc.post("/jobs/j/tasks")
         .api_version(V4_0)
         .json(json!({"id": "ec", "commandLine": "/bin/true", "exitConditions": {"schedulingError": {"jobAction": "none"}}}))
         .send()
         .await
-        .expect_error(400, "InvalidPropertyValue");
-    assert_eq!(e["values"][0]["value"], "exitConditions", "{e}");
+        .expect_status(201);
+    let ec = get_at(&svc, "/jobs/j/tasks/ec", V4_0).await;
+    assert_eq!(ec["exitConditions"], json!({"schedulingError": {"jobAction": "none"}}), "{ec}");
+    let ec = svc.get_json("/jobs/j/tasks/ec").await;
+    assert_eq!(ec["exitConditions"], json!({"preProcessingError": {"jobAction": "none"}}), "{ec}");
     let e = svc
         .post("/jobs/j/tasks")
         .api_version(V4_0)
@@ -390,13 +391,11 @@ async fn multi_instance_resource_file_and_os_version_changes() {
     let svc = Service::start().await;
     svc.add_pool("p", 0, json!({})).await;
     svc.add_job("j", "p", json!({})).await;
-    // 2017-09-01.6.0: coordinationCommandLine is required (multi-instance tasks themselves are
-    // then refused as not run yet).
+    // 2017-09-01.6.0: coordinationCommandLine is required; before, it was optional.
     let mi = json!({"id": "m", "commandLine": "/bin/true", "multiInstanceSettings": {"numberOfInstances": 2}});
     let e = svc.post("/jobs/j/tasks").api_version(V6_0).json(mi.clone()).send().await.expect_error(400, "MissingRequiredProperty");
     assert_eq!(e["values"][0]["value"], "multiInstanceSettings.coordinationCommandLine", "{e}");
-    let e = svc.post("/jobs/j/tasks").api_version(V5_1).json(mi).send().await.expect_error(400, "InvalidPropertyValue");
-    assert_eq!(e["values"][0]["value"], "multiInstanceSettings", "before 6.0 the request is well-formed: {e}");
+    svc.post("/jobs/j/tasks").api_version(V5_1).json(mi).send().await.expect_status(201);
     // 2018-12-01.8.0: ResourceFile.blobSource → httpUrl.
     let rf =
         |name: &str| json!({"id": "r", "commandLine": "/bin/true", "resourceFiles": [{name: "http://127.0.0.1:9/x", "filePath": "x"}]});

@@ -143,6 +143,29 @@ pub struct TaskConstraints {
     pub max_task_retry_count: Option<i32>,
 }
 
+batch_enum!(
+    /// AccessScope: what a task's authentication token grants — `job` (every operation on the
+    /// task's job), the only value the service has.
+    AccessScope { Job = "job" }
+);
+
+/// AuthenticationTokenSettings (2017-01-01.4.0 on): the Batch operations a task's
+/// authentication token (`AZ_BATCH_AUTHENTICATION_TOKEN`) may perform. Echoed on Get as sent.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct AuthenticationTokenSettings {
+    /// The scopes granted (`["job"]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access: Option<Vec<AccessScope>>,
+}
+
+impl AuthenticationTokenSettings {
+    /// True when the token may act on the task's job.
+    pub fn grants_job(&self) -> bool {
+        self.access.iter().flatten().any(|a| *a == AccessScope::Job)
+    }
+}
+
 /// JobConstraints: `maxWallClockTime` (ISO 8601) and `maxTaskRetryCount` for the job.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]

@@ -26,7 +26,9 @@ batch_enum!(
 );
 
 batch_enum!(
-    /// OnTaskFailure: `noaction` or `performexitoptionsjobaction`.
+    /// OnTaskFailure: what a task failure does to its job — `noaction` (the default, echoed
+    /// on Get) or `performexitoptionsjobaction` (the `jobAction` of the task's exit conditions;
+    /// see [`super::exit::ResolvedExitOptions::job_action_under`]).
     OnTaskFailure { NoAction = "noaction", PerformExitOptionsJobAction = "performexitoptionsjobaction" }
 );
 
@@ -71,42 +73,69 @@ impl PoolInformation {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct JobSpec {
+    /// The job id, unique (case-insensitively) in the account.
     pub id: String,
+    /// Display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// Whether the job's tasks may depend on each other (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub uses_task_dependencies: Option<bool>,
+    /// Priority from -1000 to 1000 (default 0).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<i32>,
+    /// Whether its tasks may be preempted by higher-priority jobs' tasks (default false).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_task_preemption: Option<bool>,
+    /// Most tasks running at once (-1, the default, for no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_parallel_tasks: Option<i32>,
+    /// Wall clock and the default task retry count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub constraints: Option<JobConstraints>,
+    /// The job manager task, created with the job (normalized with its defaults).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub job_manager_task: Option<Value>,
+    pub job_manager_task: Option<super::job_manager::JobManagerTask>,
+    /// Runs on a node before the job's first task there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_preparation_task: Option<JobPreparationTask>,
+    /// Runs on each node that ran the preparation task, when the job ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job_release_task: Option<JobReleaseTask>,
+    /// Environment variables of every task of the job.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub common_environment_settings: Option<Vec<EnvironmentSetting>>,
+    /// The pool the job runs on, or its auto pool.
     pub pool_info: PoolInformation,
+    /// What happens when all tasks complete (default `noaction`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_all_tasks_complete: Option<OnAllTasksComplete>,
+    /// What a task failure does to the job (default `noaction`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub on_task_failure: Option<OnTaskFailure>,
+    /// The job's network configuration (kept and echoed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub network_configuration: Option<Value>,
+    /// Name-value pairs for the caller.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metadata: Option<Vec<MetadataItem>>,
 }
 
 impl JobSpec {
+    /// The job's `onTaskFailure` (`noaction` when unset).
+    pub fn task_failure_mode(&self) -> OnTaskFailure {
+        self.on_task_failure.unwrap_or(OnTaskFailure::NoAction)
+    }
+
+    /// True when the job's tasks may depend on each other (`usesTaskDependencies`).
+    pub fn allows_dependencies(&self) -> bool {
+        self.uses_task_dependencies == Some(true)
+    }
+
     /// Fills in the defaults reported on Get (`priority 0`, `usesTaskDependencies false`,
     /// `allowTaskPreemption false`, `maxParallelTasks -1`, unlimited wall clock,
-    /// `maxTaskRetryCount 0`, `onAllTasksComplete`/`onTaskFailure` `noaction`).
+    /// `maxTaskRetryCount 0`, `onAllTasksComplete`/`onTaskFailure` `noaction`), and those of
+    /// the job manager, preparation and release tasks.
     pub fn normalize(&mut self) {
         self.priority.get_or_insert(0);
         self.uses_task_dependencies.get_or_insert(false);
@@ -114,9 +143,12 @@ impl JobSpec {
         self.max_parallel_tasks.get_or_insert(-1);
         let c = self.constraints.get_or_insert_with(JobConstraints::default);
         c.max_wall_clock_time.get_or_insert_with(|| super::time::UNLIMITED_DURATION.to_string());
-        c.max_task_retry_count.get_or_insert(0);
+        let c_retries = *c.max_task_retry_count.get_or_insert(0);
         self.on_all_tasks_complete.get_or_insert(OnAllTasksComplete::NoAction);
         self.on_task_failure.get_or_insert(OnTaskFailure::NoAction);
+        if let Some(m) = self.job_manager_task.as_mut() {
+            m.normalize(Some(c_retries));
+        }
         if let Some(p) = self.job_preparation_task.as_mut() {
             p.normalize();
         }

@@ -3,7 +3,11 @@
 
 pub mod application;
 pub mod common;
+pub mod dependencies;
+pub mod exit;
 pub mod job;
+pub mod job_manager;
+pub mod multi_instance;
 pub mod node;
 pub mod pool;
 pub mod task;

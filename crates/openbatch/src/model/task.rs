@@ -1,6 +1,9 @@
 //! Task: the canonical resource and the parameters of Task Add, AddCollection and Update.
 
 use super::common::*;
+use super::dependencies::TaskDependencies;
+use super::exit::{ExitConditions, ResolvedExitOptions, TaskOutcome};
+use super::multi_instance::MultiInstanceSettings;
 use super::time::{ts, ts_opt, Timestamp};
 use crate::batch_enum;
 use serde::{Deserialize, Serialize};
@@ -12,45 +15,65 @@ batch_enum!(
 );
 
 /// The properties a caller sets on a task (TaskAddParameter), normalized with defaults.
+/// Exit conditions, dependencies, multi-instance and token settings are typed (see
+/// [`super::exit`], [`super::dependencies`], [`super::multi_instance`]) and echoed on Get as
+/// sent, apart from `multiInstanceSettings.numberOfInstances`, which defaults to 1.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct TaskSpec {
+    /// The task id, unique (case-insensitively) within the job.
     pub id: String,
+    /// Display name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub display_name: Option<String>,
+    /// The command line (not run under a shell).
     pub command_line: String,
+    /// Container settings (refused at Task Add: openbatch runs no containers yet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub container_settings: Option<Value>,
+    /// How the service responds when the task completes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub exit_conditions: Option<Value>,
+    pub exit_conditions: Option<ExitConditions>,
+    /// Files downloaded into the working directory first (ResourceFile JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resource_files: Option<Vec<Value>>,
+    /// Files uploaded after the command line ran (OutputFile JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub output_files: Option<Vec<Value>>,
+    /// Environment variables of the task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub environment_settings: Option<Vec<EnvironmentSetting>>,
+    /// Where the task prefers to run (AffinityInformation JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub affinity_info: Option<Value>,
+    /// Wall clock, retention and retries.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub constraints: Option<TaskConstraints>,
+    /// Scheduling slots the task occupies (default 1; 1 for a multi-instance task).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub required_slots: Option<i32>,
+    /// The user the task runs as.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user_identity: Option<UserIdentity>,
+    /// Present for a multi-instance task.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub multi_instance_settings: Option<Value>,
+    pub multi_instance_settings: Option<MultiInstanceSettings>,
+    /// The tasks this one waits for (only in a job with `usesTaskDependencies`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub depends_on: Option<Value>,
+    pub depends_on: Option<TaskDependencies>,
+    /// Application packages deployed before it runs (ApplicationPackageReference JSON).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub application_package_references: Option<Vec<Value>>,
+    /// What the task's authentication token may do.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub authentication_token_settings: Option<Value>,
+    pub authentication_token_settings: Option<AuthenticationTokenSettings>,
 }
 
 impl TaskSpec {
     /// Fills in the defaults reported on Get: auto-user identity, unlimited wall clock,
     /// 7-day retention, `maxTaskRetryCount` from the job's constraints (else 0),
-    /// `requiredSlots 1`.
+    /// `requiredSlots 1`, and `multiInstanceSettings.numberOfInstances 1`. Exit conditions,
+    /// dependencies and token settings are kept as sent.
     pub fn normalize(&mut self, job_max_retries: Option<i32>) {
         self.user_identity = Some(UserIdentity::normalized(self.user_identity.take()));
         let c = self.constraints.get_or_insert_with(TaskConstraints::default);
@@ -58,11 +81,26 @@ impl TaskSpec {
         c.retention_time.get_or_insert_with(|| "P7D".to_string());
         c.max_task_retry_count.get_or_insert(job_max_retries.unwrap_or(0));
         self.required_slots.get_or_insert(1);
+        if let Some(m) = self.multi_instance_settings.as_mut() {
+            m.normalize();
+        }
     }
 
     /// Slots the task occupies on a node (default 1).
     pub fn slots(&self) -> u32 {
         self.required_slots.unwrap_or(1).max(1) as u32
+    }
+
+    /// Compute nodes the task needs: `numberOfInstances` for a multi-instance task, else 1.
+    pub fn instances(&self) -> u32 {
+        self.multi_instance_settings.as_ref().map_or(1, MultiInstanceSettings::instances)
+    }
+
+    /// What `outcome` means for the job and for the tasks that depend on this one, by the
+    /// task's exit conditions (the documented defaults when it has none). Combine with
+    /// [`ResolvedExitOptions::job_action_under`] and the job's `onTaskFailure`.
+    pub fn exit_options_for(&self, outcome: TaskOutcome) -> ResolvedExitOptions {
+        ExitConditions::resolve(self.exit_conditions.as_ref(), outcome)
     }
 }
 

@@ -9,6 +9,7 @@ use crate::model::job::{
     Job, JobDisable, JobExecutionInfo, JobPatch, JobSpec, JobState, JobStatus, JobTerminate, JobUpdate, OnAllTasksComplete,
     PoolInformation, PoolLifetimeOption,
 };
+use crate::model::job_manager::JobManagerTask;
 use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock};
 use crate::scheduler::reactor::Event;
 use axum::http::StatusCode;
@@ -98,7 +99,8 @@ fn auto_pool(ctx: &Ctx, info: &mut PoolInformation) -> ApiResult<Option<crate::m
     Ok(Some(spec))
 }
 
-/// Checks a job preparation or release task: a command line, and nothing openbatch cannot run.
+/// Checks a job manager, preparation or release task: a command line, and nothing openbatch
+/// cannot run.
 fn check_side_task(
     ctx: &Ctx,
     name: &str,
@@ -119,6 +121,49 @@ fn check_side_task(
         ));
     }
     super::check_environment(env)
+}
+
+/// Checks a job manager task: a Batch id, a command line, at least one slot, ISO 8601
+/// constraints, and nothing openbatch cannot run (containers, named pool users); its files and
+/// environment as for a task. (`id`, `commandLine` missing: 400 `MissingRequiredProperty`
+/// from the request parser.)
+///
+/// Errors: 400 `InvalidPropertyValue` naming the property below `jobManagerTask`.
+fn check_job_manager(ctx: &Ctx, m: &JobManagerTask) -> ApiResult<()> {
+    if check_id(&m.id).is_err() {
+        return Err(BatchError::invalid_property(
+            "jobManagerTask.id",
+            m.id.clone(),
+            "An id must be 1 to 64 characters: letters, digits, hyphens and underscores.",
+        ));
+    }
+    if let Some(n) = m.required_slots.filter(|n| *n < 1) {
+        return Err(BatchError::invalid_property("jobManagerTask.requiredSlots", n.to_string(), "requiredSlots must be at least 1."));
+    }
+    super::tasks::check_constraints("jobManagerTask.constraints", m.constraints.as_ref())?;
+    if m.user_identity.as_ref().is_some_and(|u| u.username.is_some()) {
+        return Err(BatchError::invalid_property(
+            "jobManagerTask.userIdentity.username",
+            "",
+            "openbatch does not support named pool users yet; the job was not added.",
+        ));
+    }
+    check_side_task(
+        ctx,
+        "jobManagerTask",
+        &m.command_line,
+        m.resource_files.as_deref(),
+        m.container_settings.is_some(),
+        m.environment_settings.as_deref(),
+    )?;
+    crate::storage::output_files::check_all(m.output_files.as_deref()).map_err(|(p, v, why)| {
+        let p = format!("jobManagerTask.{p}");
+        if v.is_empty() && why == crate::storage::output_files::REQUIRED {
+            BatchError::missing_property(&p)
+        } else {
+            BatchError::invalid_property(&p, v, why)
+        }
+    })
 }
 
 fn check_common(priority: Option<i32>, constraints: &Option<JobConstraints>, max_parallel: Option<i32>) -> ApiResult<()> {
@@ -150,8 +195,8 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
     check_id(&spec.id)?;
     check_pool_info(&spec.pool_info)?;
     check_common(spec.priority, &spec.constraints, spec.max_parallel_tasks)?;
-    if spec.job_manager_task.is_some() {
-        return Err(BatchError::invalid_property("jobManagerTask", "", "openbatch does not run job manager tasks yet."));
+    if let Some(m) = &spec.job_manager_task {
+        check_job_manager(ctx, m)?;
     }
     if let Some(p) = &spec.job_preparation_task {
         check_side_task(
@@ -188,6 +233,14 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
         }
     }
     super::check_environment(spec.common_environment_settings.as_deref())?;
+    if let Some(m) = &spec.job_manager_task {
+        super::applications::check_references(
+            app,
+            "jobManagerTask.applicationPackageReferences",
+            m.application_package_references.as_deref(),
+        )
+        .await?;
+    }
     let auto = auto_pool(ctx, &mut spec.pool_info)?;
     spec.normalize();
     let now = Clock::now();

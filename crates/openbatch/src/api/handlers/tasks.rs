@@ -4,7 +4,11 @@ use super::check_id;
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::api::reply::{entity, to_map, Reply};
 use crate::api::{parse_body, App, Ctx};
-use crate::model::job::{Job, JobState};
+use crate::model::common::TaskConstraints;
+use crate::model::dependencies::TaskDependencies;
+use crate::model::exit::{ExitConditions, JobAction};
+use crate::model::job::{Job, JobSpec, JobState, OnTaskFailure};
+use crate::model::multi_instance::MultiInstanceSettings;
 use crate::model::task::{Task, TaskAddCollection, TaskExecutionInfo, TaskSpec, TaskState, TaskStatus, TaskUpdate};
 use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock, Timestamp};
 use crate::scheduler::reactor::Event;
@@ -57,6 +61,165 @@ async fn open_job(app: &App, id: &str) -> ApiResult<Job> {
     }
 }
 
+/// Checks a task's constraints (`prefix` names where they sit, e.g. `constraints` or
+/// `jobManagerTask.constraints`): the durations must be ISO 8601.
+///
+/// Errors: 400 `InvalidPropertyValue` naming the duration.
+pub(super) fn check_constraints(prefix: &str, c: Option<&TaskConstraints>) -> ApiResult<()> {
+    let Some(c) = c else { return Ok(()) };
+    for (name, v) in [("maxWallClockTime", &c.max_wall_clock_time), ("retentionTime", &c.retention_time)] {
+        if let Some(v) = v {
+            if parse_duration(v).is_none() {
+                return Err(BatchError::invalid_property(&format!("{prefix}.{name}"), v.clone(), "Not an ISO 8601 duration."));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks what a task asks of its job's lifecycle: dependencies, exit conditions and
+/// multi-instance settings (see [`check_dependencies`], [`check_exit_conditions`],
+/// [`check_multi_instance`]).
+fn check_lifecycle(ctx: &Ctx, spec: &TaskSpec, job: &JobSpec) -> ApiResult<()> {
+    if let Some(deps) = &spec.depends_on {
+        check_dependencies(&spec.id, deps, job)?;
+    }
+    if let Some(ec) = &spec.exit_conditions {
+        check_exit_conditions(ec, job.task_failure_mode())?;
+    }
+    if let Some(mi) = &spec.multi_instance_settings {
+        check_multi_instance(ctx, mi, spec.required_slots)?;
+    }
+    Ok(())
+}
+
+/// Checks `dependsOn` of the task `task_id` in `job`.
+///
+/// Errors (400): `TaskDependenciesNotSpecifiedOnJob` when the job's `usesTaskDependencies` is
+/// not true; `TaskDependencyListTooLong` when the ids of `taskIds` add up to more than 64000
+/// characters (both from the specification's TaskAddParameter.dependsOn and
+/// TaskDependencies.taskIds); `InvalidPropertyValue` for a range whose start is negative or
+/// above its end, and for a task that depends on itself (by id or by a range holding its id).
+fn check_dependencies(task_id: &str, deps: &TaskDependencies, job: &JobSpec) -> ApiResult<()> {
+    if !job.allows_dependencies() {
+        return Err(BatchError::new(
+            StatusCode::BAD_REQUEST,
+            "TaskDependenciesNotSpecifiedOnJob",
+            "The task depends on other tasks, but its job was not added with usesTaskDependencies set to true.",
+        ));
+    }
+    let chars = deps.task_ids_chars();
+    if chars > TaskDependencies::MAX_TASK_IDS_CHARS {
+        return Err(BatchError::new(
+            StatusCode::BAD_REQUEST,
+            "TaskDependencyListTooLong",
+            format!(
+                "The ids in dependsOn.taskIds add up to {chars} characters, more than the {} allowed; depend on task id ranges instead.",
+                TaskDependencies::MAX_TASK_IDS_CHARS
+            ),
+        ));
+    }
+    for (i, r) in deps.ranges().iter().enumerate() {
+        if r.start < 0 {
+            return Err(BatchError::invalid_property(
+                &format!("dependsOn.taskIdRanges[{i}].start"),
+                r.start.to_string(),
+                "A task id range starts at 0 or above.",
+            ));
+        }
+        if r.start > r.end {
+            return Err(BatchError::invalid_property(
+                &format!("dependsOn.taskIdRanges[{i}]"),
+                format!("{}-{}", r.start, r.end),
+                "The start of a task id range cannot be greater than its end.",
+            ));
+        }
+    }
+    if deps.task_ids().iter().any(|id| id.eq_ignore_ascii_case(task_id)) {
+        return Err(BatchError::invalid_property("dependsOn.taskIds", task_id, "A task cannot depend on itself."));
+    }
+    if let Some(i) = deps.ranges().iter().position(|r| r.contains(task_id)) {
+        let r = deps.ranges()[i];
+        return Err(BatchError::invalid_property(
+            &format!("dependsOn.taskIdRanges[{i}]"),
+            format!("{}-{}", r.start, r.end),
+            format!("The range holds the task's own id {task_id}; a task cannot depend on itself."),
+        ));
+    }
+    Ok(())
+}
+
+/// Checks `exitConditions` against the job's `onTaskFailure`.
+///
+/// Errors (400 `InvalidPropertyValue`): an exit code range whose start is above its end; a
+/// `jobAction` other than `none` while the job's `onTaskFailure` is `noaction` (ExitOptions.
+/// jobAction: "specifying this property returns an error and the add Task request fails with
+/// an invalid property value error"; `none`, which changes nothing, is taken).
+fn check_exit_conditions(ec: &ExitConditions, on_task_failure: OnTaskFailure) -> ApiResult<()> {
+    for (i, r) in ec.exit_code_ranges.iter().flatten().enumerate() {
+        if r.start > r.end {
+            return Err(BatchError::invalid_property(
+                &format!("exitConditions.exitCodeRanges[{i}]"),
+                format!("{}-{}", r.start, r.end),
+                "The start of an exit code range cannot be greater than its end.",
+            ));
+        }
+    }
+    if on_task_failure == OnTaskFailure::NoAction {
+        for (path, o) in ec.all_options() {
+            if let Some(action) = o.job_action.filter(|a| *a != JobAction::None) {
+                return Err(BatchError::invalid_property(
+                    &format!("exitConditions.{path}.jobAction"),
+                    action.as_str(),
+                    "A job action needs a job whose onTaskFailure is performexitoptionsjobaction; this job's is noaction.",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Checks `multiInstanceSettings` (the pool's inter-node communication is the scheduler's
+/// check when it places the task).
+///
+/// Errors (400 `InvalidPropertyValue`): `numberOfInstances` below 1 or above
+/// [`MultiInstanceSettings::MAX_INSTANCES`]; an empty `coordinationCommandLine`;
+/// `requiredSlots` other than 1 ("For multi-instance Tasks, this must be 1"); a bad common
+/// resource file (as for `resourceFiles`).
+fn check_multi_instance(ctx: &Ctx, mi: &MultiInstanceSettings, required_slots: Option<i32>) -> ApiResult<()> {
+    if let Some(n) = mi.number_of_instances {
+        if n < 1 {
+            return Err(BatchError::invalid_property(
+                "multiInstanceSettings.numberOfInstances",
+                n.to_string(),
+                "A multi-instance task runs on at least 1 compute node.",
+            ));
+        }
+        if n > MultiInstanceSettings::MAX_INSTANCES {
+            return Err(BatchError::invalid_property(
+                "multiInstanceSettings.numberOfInstances",
+                n.to_string(),
+                format!("openbatch runs a multi-instance task on at most {} compute nodes.", MultiInstanceSettings::MAX_INSTANCES),
+            ));
+        }
+    }
+    if mi.coordination_command_line.as_ref().is_some_and(|c| c.trim().is_empty()) {
+        return Err(BatchError::invalid_property(
+            "multiInstanceSettings.coordinationCommandLine",
+            "",
+            "The coordination command line cannot be empty.",
+        ));
+    }
+    if let Some(n) = required_slots.filter(|n| *n != 1) {
+        return Err(BatchError::invalid_property(
+            "requiredSlots",
+            n.to_string(),
+            "A multi-instance task takes one slot on each of its compute nodes; requiredSlots must be 1.",
+        ));
+    }
+    super::check_resource_files("multiInstanceSettings.commonResourceFiles", mi.common_resource_files.as_deref(), ctx.auto_storage.as_ref())
+}
+
 /// Validates and normalizes a task add parameter into a new task.
 fn new_task(ctx: &Ctx, job: &Job, value: Value, now: Timestamp) -> ApiResult<Task> {
     let mut spec: TaskSpec = ctx.parse_value("TaskAddParameter", value)?;
@@ -69,20 +232,9 @@ fn new_task(ctx: &Ctx, job: &Job, value: Value, now: Timestamp) -> ApiResult<Tas
             return Err(BatchError::invalid_property("requiredSlots", n.to_string(), "requiredSlots must be at least 1."));
         }
     }
-    if let Some(c) = &spec.constraints {
-        for (name, v) in [("constraints.maxWallClockTime", &c.max_wall_clock_time), ("constraints.retentionTime", &c.retention_time)] {
-            if let Some(v) = v {
-                if parse_duration(v).is_none() {
-                    return Err(BatchError::invalid_property(name, v.clone(), "Not an ISO 8601 duration."));
-                }
-            }
-        }
-    }
+    check_constraints("constraints", spec.constraints.as_ref())?;
     let unsupported = [
-        ("multiInstanceSettings", spec.multi_instance_settings.is_some(), "multi-instance tasks"),
-        ("dependsOn", spec.depends_on.is_some(), "task dependencies"),
         ("containerSettings", spec.container_settings.is_some(), "container tasks"),
-        ("exitConditions", spec.exit_conditions.is_some(), "exit conditions"),
         ("userIdentity.username", spec.user_identity.as_ref().is_some_and(|u| u.username.is_some()), "named pool users"),
     ];
     if let Some((name, _, what)) = unsupported.iter().find(|(_, used, _)| *used) {
@@ -91,6 +243,7 @@ fn new_task(ctx: &Ctx, job: &Job, value: Value, now: Timestamp) -> ApiResult<Tas
     super::check_environment(spec.environment_settings.as_deref())?;
     super::check_resource_files("resourceFiles", spec.resource_files.as_deref(), ctx.auto_storage.as_ref())?;
     super::check_output_files(spec.output_files.as_deref())?;
+    check_lifecycle(ctx, &spec, &job.spec)?;
     spec.normalize(job.spec.constraints.as_ref().and_then(|c| c.max_task_retry_count));
     Ok(Task {
         job_id: job.spec.id.clone(),
