@@ -197,3 +197,25 @@ pub struct Task {
     #[serde(with = "ts")]
     pub last_modified: Timestamp,
 }
+
+impl Task {
+    /// A new active task of `job_id` (Task Add, or the task the service adds for a job
+    /// manager).
+    pub fn new_active(job_id: &str, spec: TaskSpec, now: Timestamp) -> Task {
+        Task {
+            job_id: job_id.to_string(),
+            dispatch: 0,
+            spec,
+            status: TaskStatus {
+                state: TaskState::Active,
+                state_transition_time: now,
+                previous_state: None,
+                previous_state_transition_time: None,
+                execution_info: TaskExecutionInfo::default(),
+                node_info: None,
+            },
+            creation_time: now,
+            last_modified: now,
+        }
+    }
+}

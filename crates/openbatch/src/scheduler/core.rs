@@ -268,6 +268,16 @@ impl Core {
     }
 
     /// Number of tasks waiting in queues (all jobs).
+    /// The task slots a node of the pool offers (0 for an unknown pool).
+    pub fn slots_per_node(&self, pool_id: &str) -> u32 {
+        self.pools.get(pool_id).map(|p| p.slots_per_node).unwrap_or(0)
+    }
+
+    /// The slots a placed task occupies on its node.
+    pub fn placed_slots(&self, job_id: &str, task_id: &str) -> Option<u32> {
+        self.placed.get(&(job_id.to_string(), task_id.to_string())).map(|p| p.slots)
+    }
+
     /// The tasks of a job placed on nodes (preparing or running), by id.
     pub fn placed_tasks_of_job(&self, job_id: &str) -> Vec<String> {
         let mut v: Vec<String> = self.placed.keys().filter(|k| k.0 == job_id).map(|k| k.1.clone()).collect();

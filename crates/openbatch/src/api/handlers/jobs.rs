@@ -10,6 +10,7 @@ use crate::model::job::{
     PoolInformation, PoolLifetimeOption,
 };
 use crate::model::job_manager::JobManagerTask;
+use crate::model::task::Task;
 use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock};
 use crate::scheduler::reactor::Event;
 use axum::http::StatusCode;
@@ -266,7 +267,19 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
         tx.put(&crate::model::pool::Pool::new(spec, now)).await?;
     }
     tx.put(&job).await?;
+    // The job manager task starts with the job: the service adds it as the job's first task.
+    let manager = job.spec.job_manager_task.as_ref().map(|m| {
+        let mut spec = m.task_spec();
+        spec.normalize(job.spec.constraints.as_ref().and_then(|c| c.max_task_retry_count));
+        Task::new_active(&job.spec.id, spec, now)
+    });
+    if let Some(t) = &manager {
+        tx.put(t).await?;
+    }
     tx.commit().await?;
+    if let Some(t) = manager {
+        app.driver.notify(Event::TasksAdded { job_id: job.spec.id.clone(), tasks: vec![(t.spec.id.clone(), t.spec.slots())] });
+    }
     if let Some(id) = auto_id {
         app.driver.notify(Event::PoolChanged(id));
     }

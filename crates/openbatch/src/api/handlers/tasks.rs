@@ -9,7 +9,7 @@ use crate::model::dependencies::TaskDependencies;
 use crate::model::exit::{ExitConditions, JobAction};
 use crate::model::job::{Job, JobSpec, JobState, OnTaskFailure};
 use crate::model::multi_instance::MultiInstanceSettings;
-use crate::model::task::{Task, TaskAddCollection, TaskExecutionInfo, TaskSpec, TaskState, TaskStatus, TaskUpdate};
+use crate::model::task::{Task, TaskAddCollection, TaskSpec, TaskState, TaskUpdate};
 use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock, Timestamp};
 use crate::scheduler::reactor::Event;
 use axum::http::StatusCode;
@@ -245,21 +245,7 @@ fn new_task(ctx: &Ctx, job: &Job, value: Value, now: Timestamp) -> ApiResult<Tas
     super::check_output_files(spec.output_files.as_deref())?;
     check_lifecycle(ctx, &spec, &job.spec)?;
     spec.normalize(job.spec.constraints.as_ref().and_then(|c| c.max_task_retry_count));
-    Ok(Task {
-        job_id: job.spec.id.clone(),
-        dispatch: 0,
-        spec,
-        status: TaskStatus {
-            state: TaskState::Active,
-            state_transition_time: now,
-            previous_state: None,
-            previous_state_transition_time: None,
-            execution_info: TaskExecutionInfo::default(),
-            node_info: None,
-        },
-        creation_time: now,
-        last_modified: now,
-    })
+    Ok(Task::new_active(&job.spec.id, spec, now))
 }
 
 /// Task Add: 201; 409 `TaskExists`.

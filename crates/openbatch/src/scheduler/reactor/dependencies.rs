@@ -58,7 +58,7 @@ pub fn exit_actions(spec: &TaskSpec, ending: Ending) -> (DepOutcome, JobAction) 
     let outcome = match ending {
         Ending::ExitCode(c) => TaskOutcome::ExitCode(c),
         Ending::PreProcessingError => TaskOutcome::PreProcessingError,
-        Ending::FileUploadError => TaskOutcome::FileUploadError,
+        Ending::FileUploadError(exit_code) => TaskOutcome::FileUploadError { exit_code },
         // A task the wall clock or the service ended has no exit code of its own: it counts
         // as a failure exit (the default exit options).
         Ending::TimedOut | Ending::Killed => TaskOutcome::ExitCode(-1),
@@ -82,7 +82,7 @@ fn stored_ending(t: &Task) -> Ending {
     match (exec.result, exec.exit_code, exec.failure_info.as_ref().and_then(|f| f.code.as_deref())) {
         (Some(ExecutionResult::Success), c, _) => Ending::ExitCode(c.unwrap_or(0)),
         (_, _, Some("TaskEnded")) => Ending::Killed,
-        (_, _, Some("FileUploadError")) => Ending::FileUploadError,
+        (_, c, Some("FileUploadError")) => Ending::FileUploadError(c),
         (_, Some(c), Some("FailureExitCode")) => Ending::ExitCode(c),
         (_, Some(c), None) => Ending::ExitCode(c),
         _ => Ending::PreProcessingError,
@@ -92,8 +92,18 @@ fn stored_ending(t: &Task) -> Ending {
 impl Reactor {
     /// Tasks were added to a job: each is queued, unless its dependencies hold it back.
     pub(super) async fn tasks_added<B: Backing>(&mut self, r: &mut Records<B>, job_id: &str, tasks: Vec<(String, u32)>) -> StoreResult<()> {
-        let uses_deps = r.get::<Job>("", job_id).await?.is_some_and(|j| j.spec.uses_task_dependencies == Some(true));
+        let job = r.get::<Job>("", job_id).await?;
+        let uses_deps = job.as_ref().is_some_and(|j| j.spec.uses_task_dependencies == Some(true));
+        let manager = job.as_ref().and_then(|j| j.spec.job_manager_task.as_ref()).map(|m| m.id.clone());
         for (task_id, slots) in tasks {
+            if manager.as_deref() == Some(task_id.as_str()) {
+                // The job manager task goes first, and may take a whole node.
+                if let Some(t) = r.get::<Task>(job_id, &task_id).await? {
+                    let slots = self.queue_slots(job.as_ref(), &t);
+                    self.core.enqueue_task(job_id, &task_id, slots, true);
+                }
+                continue;
+            }
             if uses_deps {
                 let Some(t) = r.get::<Task>(job_id, &task_id).await? else { continue };
                 self.remember_key(job_id, &task_id);
@@ -120,6 +130,15 @@ impl Reactor {
                     }
                 }
             }
+        }
+        if Self::manager_ends_job(&job, task)
+            && matches!(
+                job.status.state,
+                crate::model::job::JobState::Active | crate::model::job::JobState::Disabling | crate::model::job::JobState::Disabled
+            )
+        {
+            self.pending.push_back(Event::TerminateJob { job_id: task.job_id.clone(), reason: "JMComplete".into() });
+            return Ok(());
         }
         if job.spec.on_task_failure == Some(OnTaskFailure::PerformExitOptionsJobAction) {
             match action {

@@ -114,8 +114,9 @@ pub enum Ending {
     /// The task could not start: resource files, application packages, its directory, or
     /// launching the program failed (exit conditions' `preProcessingError`).
     PreProcessingError,
-    /// The process ended but its output files could not be uploaded (`fileUploadError`).
-    FileUploadError,
+    /// The process ended (with this exit code, when it ran) but its output files could not be
+    /// uploaded (`fileUploadError`).
+    FileUploadError(Option<i32>),
     /// The wall-clock limit ended it.
     TimedOut,
     /// The service ended it (Terminate, node removal).
@@ -128,7 +129,7 @@ pub fn ending(r: &ExecResult) -> Ending {
         None => Ending::ExitCode(r.exit_code.unwrap_or(-1)),
         Some(f) => match f.kind {
             FailureKind::PreProcessing => Ending::PreProcessingError,
-            FailureKind::FileUpload => Ending::FileUploadError,
+            FailureKind::FileUpload => Ending::FileUploadError(r.exit_code),
             FailureKind::WallClockTimeout => Ending::TimedOut,
             FailureKind::Killed => Ending::Killed,
             FailureKind::Other => Ending::ExitCode(r.exit_code.unwrap_or(-1)),
@@ -141,7 +142,7 @@ pub fn ending(r: &ExecResult) -> Ending {
 pub fn retryable(r: &ExecResult) -> bool {
     match ending(r) {
         Ending::ExitCode(c) => c != 0,
-        Ending::TimedOut | Ending::FileUploadError => true,
+        Ending::TimedOut | Ending::FileUploadError(_) => true,
         Ending::PreProcessingError | Ending::Killed => false,
     }
 }

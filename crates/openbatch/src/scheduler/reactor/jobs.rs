@@ -17,6 +17,22 @@ use crate::store::StoreResult;
 const RUNNING: &[&str] = &["preparing", "running"];
 
 impl Reactor {
+    /// The slots a queued task needs: a job manager task with `runExclusive` (the default)
+    /// takes a whole node, every other task its `requiredSlots`.
+    pub(super) fn queue_slots(&self, job: Option<&Job>, task: &Task) -> u32 {
+        let exclusive_manager = job.and_then(|j| j.spec.job_manager_task.as_ref()).is_some_and(|m| m.id == task.spec.id && m.exclusive());
+        match (exclusive_manager, job.and_then(|j| j.status.execution_info.pool_id.as_deref())) {
+            (true, Some(pool_id)) => self.core.slots_per_node(pool_id).max(1),
+            _ => task.spec.slots(),
+        }
+    }
+
+    /// Whether `task` is its job's manager task with `killJobOnCompletion` (the default):
+    /// the job then terminates with `JMComplete` when the task completes.
+    pub(super) fn manager_ends_job(job: &Job, task: &Task) -> bool {
+        job.spec.job_manager_task.as_ref().is_some_and(|m| m.id == task.spec.id && m.kills_job())
+    }
+
     /// Terminate Job: 409 when completed, terminating or being deleted.
     pub(super) async fn terminate_job<B: Backing>(&mut self, r: &mut Records<B>, job_id: &str, reason: &str) -> StoreResult<ApiResult<()>> {
         let Some(mut job) = r.get::<Job>("", job_id).await? else {

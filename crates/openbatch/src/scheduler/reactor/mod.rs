@@ -259,8 +259,10 @@ impl Reactor {
             }
         }
         active.sort_by_key(|a| a.creation_time);
+        let by_id: HashMap<&str, &Job> = jobs.iter().map(|j| (j.spec.id.as_str(), j)).collect();
         for t in active {
-            self.core.enqueue_task(&t.job_id, &t.spec.id, t.spec.slots(), false);
+            let slots = self.queue_slots(by_id.get(t.job_id.as_str()).copied(), &t);
+            self.core.enqueue_task(&t.job_id, &t.spec.id, slots, false);
         }
     }
 

@@ -119,7 +119,8 @@ impl Reactor {
         }
         let now = self.now();
         let (result, failure) = outcome(&res);
-        release_slots(&mut node, task.spec.slots(), now);
+        let slots = self.core.placed_slots(job_id, task_id).unwrap_or_else(|| task.spec.slots());
+        release_slots(&mut node, slots, now);
         node.total_tasks_run += 1;
         if result == ExecutionResult::Success {
             node.total_tasks_succeeded += 1;
@@ -160,7 +161,9 @@ impl Reactor {
             exec.result = None;
             task.status.transition(TaskState::Active, now);
             task.status.node_info = None;
-            self.core.enqueue_task(job_id, task_id, task.spec.slots(), true);
+            let job = r.get::<Job>("", job_id).await?;
+            let slots = self.queue_slots(job.as_ref(), &task);
+            self.core.enqueue_task(job_id, task_id, slots, true);
         } else {
             // A launch failure (no process) still went through running, as the service
             // reports it: start and end at the moment of the attempt.
@@ -190,6 +193,7 @@ impl Reactor {
     /// disabled with `requeue`).
     pub(super) async fn requeue_task<B: Backing>(&mut self, r: &mut Records<B>, job_id: &str, task_id: &str) -> StoreResult<()> {
         let placement = self.core.placement(job_id, task_id).map(|(p, n)| (p.to_string(), n.to_string()));
+        let placed_slots = self.core.placed_slots(job_id, task_id);
         self.core.finish_task(job_id, task_id);
         let Some(mut task) = r.get::<Task>(job_id, task_id).await? else { return Ok(()) };
         if !matches!(task.status.state, TaskState::Preparing | TaskState::Running) {
@@ -198,7 +202,7 @@ impl Reactor {
         let now = self.now();
         if let Some((pool_id, node_id)) = placement {
             if let Some(mut node) = r.get::<Node>(&pool_id, &node_id).await? {
-                release_slots(&mut node, task.spec.slots(), now);
+                release_slots(&mut node, placed_slots.unwrap_or_else(|| task.spec.slots()), now);
                 r.put(node);
             }
         }
@@ -208,15 +212,14 @@ impl Reactor {
         task.status.node_info = None;
         task.dispatch = 0;
         task.status.transition(TaskState::Active, now);
-        let slots = task.spec.slots();
-        r.put(task);
-        self.touched_jobs.insert(job_id.to_string());
+        let job = r.get::<Job>("", job_id).await?;
         // Disabled and terminating jobs keep their queue; the core does not schedule from it.
-        let queued_job =
-            r.get::<Job>("", job_id).await?.is_some_and(|j| !matches!(j.status.state, JobState::Completed | JobState::Deleting));
-        if queued_job {
+        if let Some(job) = job.filter(|j| !matches!(j.status.state, JobState::Completed | JobState::Deleting)) {
+            let slots = self.queue_slots(Some(&job), &task);
             self.core.enqueue_task(job_id, task_id, slots, true);
         }
+        r.put(task);
+        self.touched_jobs.insert(job_id.to_string());
         Ok(())
     }
 
@@ -237,8 +240,9 @@ impl Reactor {
         if let Some((pool_id, node_id)) = self.core.placement(&job_id, &task_id).map(|(p, n)| (p.to_string(), n.to_string())) {
             let kind = ExecKind::Task { job_id: job_id.clone(), task_id: task_id.clone() };
             self.send(&node_id, ServiceMessage::Kill { kind, dispatch_id: task.dispatch });
+            let slots = self.core.placed_slots(&job_id, &task_id).unwrap_or_else(|| task.spec.slots());
             if let Some(mut node) = r.get::<Node>(&pool_id, &node_id).await? {
-                release_slots(&mut node, task.spec.slots(), now);
+                release_slots(&mut node, slots, now);
                 node.total_tasks_run += 1;
                 r.put(node);
             }
@@ -295,7 +299,12 @@ impl Reactor {
     /// Task Reactivate: a task that completed with a failure becomes active again with its
     /// retry count, exit code and failure information cleared (Task_Reactivate). 409 for a
     /// task not completed or completed successfully, and for a job that is over.
-    pub(super) async fn reactivate_task<B: Backing>(&mut self, r: &mut Records<B>, job_id: &str, task_id: &str) -> StoreResult<ApiResult<()>> {
+    pub(super) async fn reactivate_task<B: Backing>(
+        &mut self,
+        r: &mut Records<B>,
+        job_id: &str,
+        task_id: &str,
+    ) -> StoreResult<ApiResult<()>> {
         let Some(mut task) = r.get::<Task>(job_id, task_id).await? else {
             return Ok(Err(BatchError::not_found(ResourceKind::Task)));
         };
@@ -303,16 +312,24 @@ impl Reactor {
             return Ok(Err(BatchError::not_found(ResourceKind::Job)));
         };
         match job.status.state {
-            JobState::Completed => return Ok(Err(BatchError::conflict("JobCompleted", "The specified job is already in a completed state."))),
+            JobState::Completed => {
+                return Ok(Err(BatchError::conflict("JobCompleted", "The specified job is already in a completed state.")))
+            }
             JobState::Terminating => return Ok(Err(BatchError::conflict("JobBeingTerminated", "The specified job is being terminated."))),
             JobState::Deleting => return Ok(Err(BatchError::being_deleted(ResourceKind::Job))),
             _ => {}
         }
         if task.status.state != TaskState::Completed {
-            return Ok(Err(BatchError::conflict("TaskNotCompleted", "The specified task is not in a completed state; only a failed task can be reactivated.")));
+            return Ok(Err(BatchError::conflict(
+                "TaskNotCompleted",
+                "The specified task is not in a completed state; only a failed task can be reactivated.",
+            )));
         }
         if task.status.execution_info.result == Some(ExecutionResult::Success) {
-            return Ok(Err(BatchError::conflict("TaskCompletedSuccessfully", "The specified task completed successfully; only a failed task can be reactivated.")));
+            return Ok(Err(BatchError::conflict(
+                "TaskCompletedSuccessfully",
+                "The specified task completed successfully; only a failed task can be reactivated.",
+            )));
         }
         let now = self.now();
         let exec = &mut task.status.execution_info;
@@ -327,7 +344,8 @@ impl Reactor {
         task.dispatch = 0;
         task.status.transition(TaskState::Active, now);
         task.last_modified = now;
-        self.core.enqueue_task(job_id, task_id, task.spec.slots(), false);
+        let slots = self.queue_slots(Some(&job), &task);
+        self.core.enqueue_task(job_id, task_id, slots, false);
         self.deps.reactivated(job_id, &super::dependencies::dep_key(task_id));
         r.put(task);
         Ok(Ok(()))
