@@ -16,22 +16,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// A request with `Authorization: Bearer <token>` (no SharedKey signature) to `base` + `path`.
-async fn bearer(client: &reqwest::Client, base: &str, method: Method, path: &str, token: &str, body: Option<Value>) -> Resp {
-    let sep = if path.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{path}{sep}api-version={API_VERSION}");
-    let mut rb =
-        client.request(method.clone(), &url).header("authorization", format!("Bearer {token}")).header("ocp-date", http_date_now());
-    if let Some(b) = body {
-        rb = rb.header("content-type", JSON_CT).body(serde_json::to_vec(&b).unwrap());
-    }
-    let r = rb.send().await.unwrap_or_else(|e| panic!("{method} {url}: {e}"));
-    let status = r.status();
-    let headers = r.headers().clone();
-    let body = r.bytes().await.expect("read the body").to_vec();
-    Resp { method, url, status, headers, body }
-}
-
 /// The token with its payload's `jobId` replaced, keeping the original signature.
 fn tampered(token: &str, job: &str) -> String {
     use base64::Engine;

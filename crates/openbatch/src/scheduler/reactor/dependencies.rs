@@ -93,6 +93,11 @@ impl Reactor {
     /// Tasks were added to a job: each is queued, unless its dependencies hold it back.
     pub(super) async fn tasks_added<B: Backing>(&mut self, r: &mut Records<B>, job_id: &str, tasks: Vec<(String, u32)>) -> StoreResult<()> {
         let job = r.get::<Job>("", job_id).await?;
+        // The job's own event may come later in the batch (a job manager's task is added
+        // with its job): the core learns of the job first.
+        if let Some(j) = &job {
+            self.upsert_job_core(j);
+        }
         let uses_deps = job.as_ref().is_some_and(|j| j.spec.uses_task_dependencies == Some(true));
         let manager = job.as_ref().and_then(|j| j.spec.job_manager_task.as_ref()).map(|m| m.id.clone());
         for (task_id, slots) in tasks {

@@ -26,6 +26,8 @@ mod tasks;
 mod testenv;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_lifecycle;
 
 pub use records::{Backing, MemBacking, Records};
 

@@ -52,7 +52,7 @@ impl Reactor {
             });
             let pool_refs = r.get::<Pool>("", &a.pool_id).await?.and_then(|p| p.spec.application_package_references);
             let kind = ExecKind::Task { job_id: job.spec.id.clone(), task_id: task.spec.id.clone() };
-            let spec = exec_spec(
+            let mut spec = exec_spec(
                 kind,
                 task.dispatch,
                 Runnable::from(&task.spec),
@@ -60,6 +60,11 @@ impl Reactor {
                 pool_refs.as_deref(),
                 self.info.auto_storage.as_ref(),
             );
+            // A task with job access gets a token for its job (AZ_BATCH_AUTHENTICATION_TOKEN).
+            let grants_job = task.spec.authentication_token_settings.as_ref().is_some_and(|a| a.grants_job());
+            if let (Some(tokens), true) = (&self.info.task_tokens, grants_job) {
+                spec.environment.push((crate::api::task_token::ENV_VAR.to_string(), tokens.issue(&job.spec.id, &task.spec.id, now)));
+            }
             node.running_tasks_count += 1;
             node.running_task_slots_count += a.slots as i32;
             if node.state == NodeState::Idle {

@@ -1,0 +1,253 @@
+//! Reactor tests of the job and task lifecycle rules: dependencies, exit conditions, the job
+//! manager task, job wall-clock limits.
+
+use super::testenv::TestEnv;
+use super::Event;
+use crate::agent::protocol::{ExecKind, FailureKind};
+use crate::model::job::JobState;
+use crate::model::task::TaskState;
+use serde_json::json;
+
+fn deps_job(env: &mut TestEnv, extra: serde_json::Value) {
+    env.pool("p", 1, 4);
+    let mut spec = json!({"usesTaskDependencies": true});
+    if let (Some(s), Some(e)) = (spec.as_object_mut(), extra.as_object()) {
+        s.extend(e.clone());
+    }
+    env.job_with("j", "p", spec);
+}
+
+fn task(id: &str, extra: serde_json::Value) -> serde_json::Value {
+    let mut t = json!({"id": id, "commandLine": "true"});
+    if let (Some(s), Some(e)) = (t.as_object_mut(), extra.as_object()) {
+        s.extend(e.clone());
+    }
+    t
+}
+
+#[test]
+fn a_chain_runs_in_order() {
+    let mut env = TestEnv::new();
+    deps_job(&mut env, json!({}));
+    env.add_tasks(
+        "j",
+        vec![
+            task("c", json!({"dependsOn": {"taskIds": ["b"]}})),
+            task("b", json!({"dependsOn": {"taskIds": ["a"]}})),
+            task("a", json!({})),
+        ],
+    );
+    assert!(env.where_runs("j", "a").is_some());
+    assert!(env.where_runs("j", "b").is_none() && env.where_runs("j", "c").is_none());
+    assert_eq!(env.reactor.deps.waiting_on("j", "b"), 1);
+    env.exit("j", "a", 0);
+    assert!(env.where_runs("j", "b").is_some() && env.where_runs("j", "c").is_none());
+    env.exit("j", "b", 0);
+    env.exit("j", "c", 0);
+    assert_eq!(env.state("j", "c"), TaskState::Completed);
+}
+
+#[test]
+fn a_dependency_on_a_task_added_later_waits_for_it() {
+    let mut env = TestEnv::new();
+    deps_job(&mut env, json!({}));
+    env.add_tasks("j", vec![task("d", json!({"dependsOn": {"taskIds": ["later"]}}))]);
+    env.advance(1);
+    assert!(env.where_runs("j", "d").is_none());
+    env.add_task("j", "later");
+    env.exit("j", "later", 0);
+    assert!(env.where_runs("j", "d").is_some());
+}
+
+#[test]
+fn ranges_count_integer_ids_with_leading_zeros() {
+    let mut env = TestEnv::new();
+    deps_job(&mut env, json!({}));
+    env.add_tasks(
+        "j",
+        vec![
+            task("merge", json!({"dependsOn": {"taskIdRanges": [{"start": 1, "end": 3}]}})),
+            task("01", json!({})),
+            task("2", json!({})),
+            task("003", json!({})),
+        ],
+    );
+    for id in ["01", "2"] {
+        env.exit("j", id, 0);
+    }
+    assert!(env.where_runs("j", "merge").is_none());
+    env.exit("j", "003", 0);
+    assert!(env.where_runs("j", "merge").is_some(), "003 is task 3 for a range");
+}
+
+#[test]
+fn a_failure_blocks_unless_its_exit_conditions_satisfy() {
+    let mut env = TestEnv::new();
+    deps_job(&mut env, json!({}));
+    let satisfy = json!({"exitConditions": {"exitCodes": [{"code": 3, "exitOptions": {"dependencyAction": "satisfy"}}]}});
+    env.add_tasks(
+        "j",
+        vec![
+            task("soft", satisfy),
+            task("hard", json!({})),
+            task("after-soft", json!({"dependsOn": {"taskIds": ["soft"]}})),
+            task("after-hard", json!({"dependsOn": {"taskIds": ["hard"]}})),
+        ],
+    );
+    env.exit("j", "soft", 3);
+    env.exit("j", "hard", 2);
+    assert!(env.where_runs("j", "after-soft").is_some(), "exit 3 satisfies");
+    env.advance(1);
+    assert!(env.where_runs("j", "after-hard").is_none(), "a failure blocks");
+    assert_eq!(env.state("j", "after-hard"), TaskState::Active);
+    // A success can block too, when the exit conditions say so.
+    let block = json!({"exitConditions": {"exitCodes": [{"code": 0, "exitOptions": {"dependencyAction": "block"}}]}});
+    env.add_tasks("j", vec![task("z", block), task("after-z", json!({"dependsOn": {"taskIds": ["z"]}}))]);
+    env.exit("j", "z", 0);
+    assert!(env.where_runs("j", "after-z").is_none());
+}
+
+#[test]
+fn a_blocked_dependent_runs_after_its_dependency_is_reactivated_and_succeeds() {
+    let mut env = TestEnv::new();
+    deps_job(&mut env, json!({}));
+    env.add_tasks("j", vec![task("a", json!({})), task("b", json!({"dependsOn": {"taskIds": ["a"]}}))]);
+    env.exit("j", "a", 1);
+    assert!(env.where_runs("j", "b").is_none());
+    env.call(Event::ReactivateTask { job_id: "j".into(), task_id: "a".into() }).expect("reactivated");
+    env.exit("j", "a", 0);
+    assert!(env.where_runs("j", "b").is_some());
+}
+
+#[test]
+fn a_retry_that_succeeds_releases_dependents_once() {
+    let mut env = TestEnv::new();
+    deps_job(&mut env, json!({}));
+    env.add_tasks(
+        "j",
+        vec![task("a", json!({"constraints": {"maxTaskRetryCount": 1}})), task("b", json!({"dependsOn": {"taskIds": ["a"]}}))],
+    );
+    env.exit("j", "a", 1);
+    assert!(env.where_runs("j", "b").is_none(), "a retry is not a completion");
+    env.exit("j", "a", 0);
+    assert!(env.where_runs("j", "b").is_some());
+}
+
+#[test]
+fn a_dependency_deleted_keeps_its_dependents_waiting() {
+    let mut env = TestEnv::new();
+    deps_job(&mut env, json!({}));
+    env.add_tasks("j", vec![task("a", json!({})), task("b", json!({"dependsOn": {"taskIds": ["a"]}}))]);
+    env.call(Event::DeleteTask { job_id: "j".into(), task_id: "a".into() }).expect("deleted");
+    env.advance(1);
+    assert!(env.where_runs("j", "b").is_none());
+    env.add_task("j", "a");
+    env.exit("j", "a", 0);
+    assert!(env.where_runs("j", "b").is_some(), "a new task with the id counts");
+}
+
+#[test]
+fn dependencies_survive_a_restore() {
+    let mut env = TestEnv::new();
+    deps_job(&mut env, json!({}));
+    env.add_tasks(
+        "j",
+        vec![
+            task("a", json!({})),
+            task("b", json!({"dependsOn": {"taskIds": ["a"]}})),
+            task("c", json!({"dependsOn": {"taskIds": ["x"]}})),
+        ],
+    );
+    env.exit("j", "a", 0);
+    env.exit("j", "b", 0);
+    env.add_tasks("j", vec![task("d", json!({"dependsOn": {"taskIds": ["b"]}})), task("e", json!({"dependsOn": {"taskIds": ["d"]}}))]);
+    let (pools, nodes, jobs, rows, tasks) = (env.all(), env.all(), env.all(), env.all(), env.all());
+    env.reactor.restore(&pools, &nodes, &jobs, &rows, tasks);
+    env.check();
+    assert_eq!(env.reactor.deps.waiting_on("j", "c"), 1);
+    assert_eq!(env.reactor.deps.waiting_on("j", "e"), 1);
+    env.exit("j", "d", 0);
+    assert!(env.where_runs("j", "e").is_some());
+}
+
+#[test]
+fn a_long_chain_resolves() {
+    let mut env = TestEnv::new();
+    deps_job(&mut env, json!({}));
+    let n = 500;
+    let specs: Vec<_> = (0..n)
+        .map(|i| if i == 0 { task("0", json!({})) } else { task(&i.to_string(), json!({"dependsOn": {"taskIds": [(i - 1).to_string()]}})) })
+        .collect();
+    env.add_tasks("j", specs);
+    for i in 0..n {
+        env.exit("j", &i.to_string(), 0);
+    }
+    assert_eq!(env.state("j", &(n - 1).to_string()), TaskState::Completed);
+}
+
+#[test]
+fn perform_exit_options_job_action_terminates_or_disables_the_job() {
+    let mut env = TestEnv::new();
+    env.pool("p", 1, 2);
+    env.job_with("j", "p", json!({"onTaskFailure": "performexitoptionsjobaction"}));
+    let keep = json!({"exitConditions": {"exitCodes": [{"code": 5, "exitOptions": {"jobAction": "none"}}]}});
+    env.add_tasks("j", vec![task("five", keep)]);
+    env.exit("j", "five", 5);
+    assert_eq!(env.job("j").status.state, JobState::Active, "exit 5 maps to no job action");
+    env.add_task("j", "bad");
+    env.add_task("j", "other");
+    env.exit("j", "bad", 1);
+    let j = env.job("j");
+    assert_eq!(j.status.state, JobState::Completed);
+    assert_eq!(j.status.execution_info.terminate_reason.as_deref(), Some("TaskFailed"));
+    assert_eq!(env.state("j", "other"), TaskState::Completed, "running tasks end with the job");
+
+    env.job_with("k", "p", json!({"onTaskFailure": "performexitoptionsjobaction"}));
+    let disable = json!({"exitConditions": {"preProcessingError": {"jobAction": "disable"}}});
+    env.add_tasks("k", vec![task("t", disable)]);
+    env.end(ExecKind::Task { job_id: "k".into(), task_id: "t".into() }, None, Some(FailureKind::PreProcessing));
+    assert_eq!(env.job("k").status.state, JobState::Disabled);
+}
+
+#[test]
+fn no_job_action_without_perform_exit_options() {
+    let mut env = TestEnv::new();
+    env.pool("p", 1, 1);
+    env.job_on("j", "p");
+    env.add_task("j", "bad");
+    env.exit("j", "bad", 1);
+    assert_eq!(env.job("j").status.state, JobState::Active);
+}
+
+#[test]
+fn the_job_manager_runs_first_on_a_whole_node_and_ends_the_job() {
+    let mut env = TestEnv::new();
+    env.pool("p", 1, 4);
+    env.job_with("j", "p", json!({"jobManagerTask": {"id": "jm", "commandLine": "manage"}}));
+    // The service adds the job manager's task with the job (the handler does; here by hand).
+    env.add_tasks("j", vec![json!({"id": "jm", "commandLine": "manage"})]);
+    env.add_task("j", "t");
+    assert!(env.where_runs("j", "jm").is_some());
+    assert!(env.where_runs("j", "t").is_none(), "runExclusive: the node is the manager's");
+    assert_eq!(env.nodes("p")[0].running_task_slots_count, 4);
+    env.exit("j", "jm", 0);
+    let j = env.job("j");
+    assert_eq!(j.status.state, JobState::Completed);
+    assert_eq!(j.status.execution_info.terminate_reason.as_deref(), Some("JMComplete"));
+    assert_eq!(env.nodes("p")[0].running_task_slots_count, 0);
+}
+
+#[test]
+fn a_job_past_its_max_wall_clock_time_is_terminated() {
+    let mut env = TestEnv::new();
+    env.pool("p", 1, 1);
+    env.job_with("j", "p", json!({"constraints": {"maxWallClockTime": "PT10S"}}));
+    env.add_task("j", "t");
+    env.advance(5);
+    assert_eq!(env.job("j").status.state, JobState::Active);
+    env.advance(6);
+    let j = env.job("j");
+    assert_eq!(j.status.state, JobState::Completed);
+    assert_eq!(j.status.execution_info.terminate_reason.as_deref(), Some("MaxWallClockTimeExpiry"));
+    assert_eq!(env.state("j", "t"), TaskState::Completed);
+}
