@@ -51,6 +51,8 @@ pub struct Assignment {
     pub pool_id: String,
     pub node_id: String,
     pub slots: u32,
+    /// The other nodes of a multi-instance task, each also giving `slots` (empty otherwise).
+    pub others: Vec<String>,
 }
 
 #[derive(Debug)]
@@ -85,6 +87,14 @@ struct Placement {
     pool_id: String,
     node_id: String,
     slots: u32,
+    /// The other nodes of a multi-instance task (the primary is `node_id`).
+    others: Vec<String>,
+}
+
+impl Placement {
+    fn nodes(&self) -> impl Iterator<Item = &String> {
+        std::iter::once(&self.node_id).chain(self.others.iter())
+    }
 }
 
 /// The scheduler's in-memory view; see the module documentation for its rules.
@@ -95,6 +105,8 @@ pub struct Core {
     placed: HashMap<TaskKey, Placement>,
     /// Preparation task state per (job, node).
     prep: HashMap<(String, String), PrepState>,
+    /// Instances of multi-instance tasks (tasks not listed have one).
+    instances: HashMap<TaskKey, u32>,
     next_order: u64,
 }
 
@@ -136,7 +148,7 @@ impl Core {
         }
         self.prep.retain(|(_, n), _| n != node_id);
         let gone: Vec<TaskKey> =
-            self.placed.iter().filter(|(_, p)| p.pool_id == pool_id && p.node_id == node_id).map(|(k, _)| k.clone()).collect();
+            self.placed.iter().filter(|(_, p)| p.pool_id == pool_id && p.nodes().any(|n| n == node_id)).map(|(k, _)| k.clone()).collect();
         for k in &gone {
             self.finish_task(&k.0, &k.1);
         }
@@ -220,6 +232,31 @@ impl Core {
     }
 
     /// A queued task leaves the queue without running (deleted or terminated while active).
+    /// Queues a multi-instance task: it needs `instances` distinct nodes with `slots` free
+    /// each (Azure Batch: multiInstanceSettings.numberOfInstances).
+    pub fn enqueue_multi(&mut self, job_id: &str, task_id: &str, slots: u32, instances: u32, front: bool) {
+        if instances > 1 {
+            self.instances.insert((job_id.to_string(), task_id.to_string()), instances);
+        }
+        self.enqueue_task(job_id, task_id, slots, front);
+    }
+
+    /// Restores the placement of a multi-instance task on `nodes` (primary first).
+    pub fn restore_multi(&mut self, job_id: &str, task_id: &str, pool_id: &str, nodes: &[String], slots: u32) {
+        let Some((primary, others)) = nodes.split_first() else { return };
+        self.restore_placement(job_id, task_id, pool_id, primary, slots);
+        for n in others {
+            if let Some(s) = self.pools.get_mut(pool_id).and_then(|p| p.nodes.get_mut(n)) {
+                s.used_slots += slots;
+            }
+        }
+        let key = (job_id.to_string(), task_id.to_string());
+        self.instances.insert(key.clone(), nodes.len() as u32);
+        if let Some(p) = self.placed.get_mut(&key) {
+            p.others = others.to_vec();
+        }
+    }
+
     pub fn dequeue_task(&mut self, job_id: &str, task_id: &str) {
         if let Some(j) = self.jobs.get_mut(job_id) {
             j.queue.retain(|(t, _)| t != task_id);
@@ -236,7 +273,7 @@ impl Core {
         }
         self.placed.insert(
             (job_id.to_string(), task_id.to_string()),
-            Placement { pool_id: pool_id.to_string(), node_id: node_id.to_string(), slots },
+            Placement { pool_id: pool_id.to_string(), node_id: node_id.to_string(), slots, others: Vec::new() },
         );
     }
 
@@ -247,9 +284,14 @@ impl Core {
     }
 
     fn release(&mut self, key: &TaskKey) {
+        if !self.jobs.get(&key.0).is_some_and(|j| j.queue.iter().any(|(t, _)| *t == key.1)) {
+            self.instances.remove(key);
+        }
         if let Some(p) = self.placed.remove(key) {
-            if let Some(n) = self.pools.get_mut(&p.pool_id).and_then(|pool| pool.nodes.get_mut(&p.node_id)) {
-                n.used_slots = n.used_slots.saturating_sub(p.slots);
+            for node_id in p.nodes() {
+                if let Some(n) = self.pools.get_mut(&p.pool_id).and_then(|pool| pool.nodes.get_mut(node_id)) {
+                    n.used_slots = n.used_slots.saturating_sub(p.slots);
+                }
             }
             if let Some(j) = self.jobs.get_mut(&key.0) {
                 j.running = j.running.saturating_sub(1);
@@ -264,10 +306,9 @@ impl Core {
 
     /// Tasks placed on a node.
     pub fn tasks_on_node(&self, pool_id: &str, node_id: &str) -> Vec<TaskKey> {
-        self.placed.iter().filter(|(_, p)| p.pool_id == pool_id && p.node_id == node_id).map(|(k, _)| k.clone()).collect()
+        self.placed.iter().filter(|(_, p)| p.pool_id == pool_id && p.nodes().any(|n| n == node_id)).map(|(k, _)| k.clone()).collect()
     }
 
-    /// Number of tasks waiting in queues (all jobs).
     /// The task slots a node of the pool offers (0 for an unknown pool).
     pub fn slots_per_node(&self, pool_id: &str) -> u32 {
         self.pools.get(pool_id).map(|p| p.slots_per_node).unwrap_or(0)
@@ -292,7 +333,9 @@ impl Core {
         let mut used: HashMap<(&str, &str), u32> = HashMap::new();
         let mut running: HashMap<&str, u32> = HashMap::new();
         for ((job, task), p) in &self.placed {
-            *used.entry((p.pool_id.as_str(), p.node_id.as_str())).or_default() += p.slots;
+            for node_id in p.nodes() {
+                *used.entry((p.pool_id.as_str(), node_id.as_str())).or_default() += p.slots;
+            }
             *running.entry(job.as_str()).or_default() += 1;
             if self.jobs.get(job).is_some_and(|j| j.queue.iter().any(|(t, _)| t == task)) {
                 return Err(format!("task {job}/{task} is both queued and placed"));
@@ -324,6 +367,7 @@ impl Core {
         Ok(())
     }
 
+    /// Number of tasks waiting in queues (all jobs).
     pub fn queued(&self) -> usize {
         self.jobs.values().map(|j| j.queue.len()).sum()
     }
@@ -333,7 +377,7 @@ impl Core {
     /// `waitForSuccess` its tasks go only to nodes where the preparation succeeded.
     pub fn schedule(&mut self) -> Decisions {
         let mut out = Decisions::default();
-        let Core { pools, jobs, placed, prep, .. } = self;
+        let Core { pools, jobs, placed, prep, instances, .. } = self;
         let mut order: Vec<(i32, u64, String)> = jobs
             .iter()
             .filter(|(_, j)| j.schedulable && !j.queue.is_empty() && j.pool_id.is_some())
@@ -365,6 +409,36 @@ impl Core {
                     job.queue.push_front((task_id, slots));
                     break;
                 }
+                let wanted = instances.get(&(job_id.clone(), task_id.clone())).copied().unwrap_or(1);
+                if wanted > 1 {
+                    // A multi-instance task needs `wanted` distinct nodes at once, the
+                    // emptiest first; the primary is the first of them.
+                    let mut free: Vec<(&String, u32)> = pool
+                        .nodes
+                        .iter()
+                        .filter(|(id, n)| n.schedulable && n.total_slots.saturating_sub(n.used_slots) >= slots && allowed(id))
+                        .map(|(id, n)| (id, n.total_slots - n.used_slots))
+                        .collect();
+                    if free.len() < wanted as usize {
+                        skipped.push_back((task_id, slots));
+                        continue;
+                    }
+                    free.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+                    let chosen: Vec<String> = free.into_iter().take(wanted as usize).map(|(id, _)| id.clone()).collect();
+                    for id in &chosen {
+                        if let Some(n) = pool.nodes.get_mut(id) {
+                            n.used_slots += slots;
+                        }
+                    }
+                    job.running += 1;
+                    let (node_id, others) = (chosen[0].clone(), chosen[1..].to_vec());
+                    placed.insert(
+                        (job_id.clone(), task_id.clone()),
+                        Placement { pool_id: pool_id.clone(), node_id: node_id.clone(), slots, others: others.clone() },
+                    );
+                    out.assignments.push(Assignment { job_id: job_id.clone(), task_id, pool_id: pool_id.clone(), node_id, slots, others });
+                    continue;
+                }
                 let candidate = pool
                     .nodes
                     .iter()
@@ -394,8 +468,18 @@ impl Core {
                     n.used_slots += slots;
                 }
                 job.running += 1;
-                placed.insert((job_id.clone(), task_id.clone()), Placement { pool_id: pool_id.clone(), node_id: node_id.clone(), slots });
-                out.assignments.push(Assignment { job_id: job_id.clone(), task_id, pool_id: pool_id.clone(), node_id, slots });
+                placed.insert(
+                    (job_id.clone(), task_id.clone()),
+                    Placement { pool_id: pool_id.clone(), node_id: node_id.clone(), slots, others: Vec::new() },
+                );
+                out.assignments.push(Assignment {
+                    job_id: job_id.clone(),
+                    task_id,
+                    pool_id: pool_id.clone(),
+                    node_id,
+                    slots,
+                    others: Vec::new(),
+                });
             }
             while let Some(t) = skipped.pop_back() {
                 job.queue.push_front(t);
