@@ -71,6 +71,13 @@ pub fn environment(ctx: &NodeContext, spec: &ExecSpec, task_dir: &Path) -> Vec<(
         ("AZ_BATCH_TASK_WORKING_DIR".to_string(), wd),
         ("AZ_BATCH_CERTIFICATES_DIR".to_string(), task_dir.join("certs").display().to_string()),
     ];
+    if let Some(m) = &spec.multi_instance {
+        env.push(("AZ_BATCH_HOST_LIST".into(), m.hosts.join(",")));
+        env.push(("AZ_BATCH_NODE_LIST".into(), m.hosts.join(";")));
+        env.push(("AZ_BATCH_MASTER_NODE".into(), m.master.clone()));
+        env.push(("AZ_BATCH_IS_CURRENT_NODE_MASTER".into(), m.is_master.to_string()));
+        env.push(("AZ_BATCH_TASK_SHARED_DIR".into(), m.shared_dir.clone()));
+    }
     match &spec.kind {
         ExecKind::StartTask => {
             env.push(("AZ_BATCH_TASK_USER".into(), "_azbatchtask_start".into()));
@@ -145,6 +152,23 @@ pub async fn run(ctx: &NodeContext, spec: &ExecSpec, kill: oneshot::Receiver<()>
             return result;
         }
     };
+    if let Some(m) = &spec.multi_instance {
+        let shared = Path::new(&m.shared_dir);
+        let prepared = match std::fs::create_dir_all(shared) {
+            Ok(()) => crate::storage::resource_files::download_all(shared, &m.common_resource_files).await.map(|_| ()),
+            Err(e) => Err(crate::storage::TransferError {
+                kind: FailureKind::PreProcessing,
+                code: "ResourceDirectoryCreateFailed",
+                message: "The task's shared directory could not be created".into(),
+                details: vec![("Reason".into(), e.to_string())],
+            }),
+        };
+        if let Err(e) = prepared {
+            result.failure = Some(e.into());
+            result.ended_ms = now_ms();
+            return result;
+        }
+    }
     if let Err(e) = crate::storage::resource_files::download_all(&wd, &spec.resource_files).await {
         result.failure = Some(e.into());
         result.ended_ms = now_ms();

@@ -55,6 +55,27 @@ pub struct ExecSpec {
     /// command starts, each announced in an `AZ_BATCH_APP_PACKAGE_*` variable.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub app_packages: Vec<AppPackageRef>,
+    /// Set for the instances of a multi-instance task.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi_instance: Option<MultiInstanceEnv>,
+}
+
+/// What an instance of a multi-instance task learns about the others (the `AZ_BATCH_HOST_LIST`,
+/// `AZ_BATCH_NODE_LIST`, `AZ_BATCH_MASTER_NODE`, `AZ_BATCH_IS_CURRENT_NODE_MASTER` and
+/// `AZ_BATCH_TASK_SHARED_DIR` variables), and the common resource files it downloads into the
+/// shared directory before its coordination command.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MultiInstanceEnv {
+    /// The IP addresses of the task's nodes, primary first.
+    pub hosts: Vec<String>,
+    /// `IP:port` of the primary.
+    pub master: String,
+    pub is_master: bool,
+    /// The absolute shared directory, the same path for every instance.
+    pub shared_dir: String,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub common_resource_files: Vec<crate::storage::ResourceFileSpec>,
 }
 
 /// An application package an execution uses: `version` `None` means the application's
@@ -232,7 +253,7 @@ pub enum ServiceMessage {
     /// The connection is accepted; the account the node serves.
     Welcome { account_name: String, account_url: String, pool_id: String, node_id: String, is_dedicated: bool },
     /// Run an execution.
-    Run { spec: ExecSpec },
+    Run { spec: Box<ExecSpec> },
     /// Kill an execution (its whole process group); it then reports `TaskEnded`.
     Kill { kind: ExecKind, dispatch_id: u64 },
     /// These results are stored; forget them.

@@ -45,6 +45,7 @@ pub enum Operation {
     TaskDelete(String, String),
     TaskTerminate(String, String),
     TaskReactivate(String, String),
+    TaskListSubtasks(String, String),
     FileListFromTask(String, String),
     FileFromTask { job: String, task: String, path: String, method: FileMethod },
 }
@@ -105,6 +106,7 @@ impl Operation {
             Operation::TaskDelete(..) => ("DELETE", "/jobs/{jobId}/tasks/{taskId}"),
             Operation::TaskTerminate(..) => ("POST", "/jobs/{jobId}/tasks/{taskId}/terminate"),
             Operation::TaskReactivate(..) => ("POST", "/jobs/{jobId}/tasks/{taskId}/reactivate"),
+            Operation::TaskListSubtasks(..) => ("GET", "/jobs/{jobId}/tasks/{taskId}/subtasksinfo"),
             Operation::FileListFromTask(..) => ("GET", "/jobs/{jobId}/tasks/{taskId}/files"),
             Operation::FileFromTask { method, .. } => (file_method(method), "/jobs/{jobId}/tasks/{taskId}/files/{filePath}"),
         }
@@ -130,6 +132,7 @@ impl Operation {
                 | Operation::JobGet(_)
                 | Operation::JobTaskCounts(_)
                 | Operation::JobPrepReleaseStatus(_)
+                | Operation::TaskListSubtasks(..)
                 | Operation::TaskList(_)
                 | Operation::TaskGet(..)
                 | Operation::FileListFromTask(..)
@@ -225,6 +228,7 @@ fn match_op(m: &str, s: &[&str]) -> Option<Operation> {
         ("DELETE", ["jobs", j, "tasks", t]) => Operation::TaskDelete(j.to_string(), t.to_string()),
         ("POST", ["jobs", j, "tasks", t, "terminate"]) => Operation::TaskTerminate(j.to_string(), t.to_string()),
         ("POST", ["jobs", j, "tasks", t, "reactivate"]) => Operation::TaskReactivate(j.to_string(), t.to_string()),
+        ("GET", ["jobs", j, "tasks", t, "subtasksinfo"]) => Operation::TaskListSubtasks(j.to_string(), t.to_string()),
         ("GET", ["jobs", j, "tasks", t, "files"]) => Operation::FileListFromTask(j.to_string(), t.to_string()),
         (_, ["jobs", j, "tasks", t, "files", rest @ ..]) if !rest.is_empty() && file_method(m).is_some() => Operation::FileFromTask {
             job: j.to_string(),

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// MultiInstanceSettings: how many nodes a multi-instance task needs and how they coordinate.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct MultiInstanceSettings {
     /// Compute nodes the task needs (primary included); 1 when omitted.
@@ -63,4 +63,44 @@ mod tests {
         let m: MultiInstanceSettings = serde_json::from_value(serde_json::json!({"numberOfInstances": 4})).unwrap();
         assert_eq!(m.instances(), 4);
     }
+}
+
+crate::batch_enum!(
+    /// SubtaskState.
+    SubtaskState { Preparing = "preparing", Running = "running", Completed = "completed" }
+);
+
+/// SubtaskInformation: one instance of a multi-instance task (List Subtasks). Instance 0 is
+/// the primary, which the task itself stands for; List Subtasks shows the others.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct SubtaskInfo {
+    pub id: i32,
+    pub node_info: crate::model::task::TaskNodeInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::model::time::ts_opt")]
+    pub start_time: Option<crate::model::time::Timestamp>,
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "crate::model::time::ts_opt")]
+    pub end_time: Option<crate::model::time::Timestamp>,
+    /// The exit code of the instance's coordination command.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_info: Option<crate::model::common::FailureInfo>,
+    pub state: SubtaskState,
+    #[serde(with = "crate::model::time::ts")]
+    pub state_transition_time: crate::model::time::Timestamp,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<crate::model::common::ExecutionResult>,
+}
+
+/// The service's record of a multi-instance task's current attempt (never rendered as
+/// such): the nodes it holds (primary first), the dispatch id its coordination commands run
+/// under, how many of them have yet to succeed, and each instance's information.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct MultiRun {
+    pub coordination_dispatch: u64,
+    pub nodes: Vec<String>,
+    pub pending: u32,
+    pub subtasks: Vec<SubtaskInfo>,
 }

@@ -190,6 +190,10 @@ pub struct Task {
     /// The current attempt's dispatch id (0 when not placed); agents echo it (never rendered).
     #[serde(default)]
     pub dispatch: u64,
+    /// The current attempt of a multi-instance task (never rendered; List Subtasks shows its
+    /// subtasks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub multi: Option<super::multi_instance::MultiRun>,
     pub spec: TaskSpec,
     pub status: TaskStatus,
     #[serde(with = "ts")]
@@ -205,6 +209,7 @@ impl Task {
         Task {
             job_id: job_id.to_string(),
             dispatch: 0,
+            multi: None,
             spec,
             status: TaskStatus {
                 state: TaskState::Active,

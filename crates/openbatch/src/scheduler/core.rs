@@ -258,6 +258,7 @@ impl Core {
     }
 
     pub fn dequeue_task(&mut self, job_id: &str, task_id: &str) {
+        self.instances.remove(&(job_id.to_string(), task_id.to_string()));
         if let Some(j) = self.jobs.get_mut(job_id) {
             j.queue.retain(|(t, _)| t != task_id);
         }
@@ -312,6 +313,13 @@ impl Core {
     /// The task slots a node of the pool offers (0 for an unknown pool).
     pub fn slots_per_node(&self, pool_id: &str) -> u32 {
         self.pools.get(pool_id).map(|p| p.slots_per_node).unwrap_or(0)
+    }
+
+    /// Where a placed task runs: its pool, its nodes (primary first) and the slots it holds
+    /// on each.
+    pub fn placement_nodes(&self, job_id: &str, task_id: &str) -> Option<(String, Vec<String>, u32)> {
+        let p = self.placed.get(&(job_id.to_string(), task_id.to_string()))?;
+        Some((p.pool_id.clone(), p.nodes().cloned().collect(), p.slots))
     }
 
     /// The slots a placed task occupies on its node.

@@ -15,9 +15,12 @@
 //!   (and complete) later.
 //! * A range `{start, end}` (inclusive, both ends) stands for the task ids that are the
 //!   *canonical decimal spellings* of the integers `start..=end`: the spec's example range 9..12
-//!   stands for the tasks `'9'`, `'10'`, `'11'` and `'12'`. So `"7"` is in 1..10, while `"007"`,
-//!   `"+7"`, `"-0"`, `"7a"` and `"seven"` are in no range (they are ordinary string ids, still
-//!   reachable through `taskIds`); see [`canonical_int`]. Negative integers are spelled `"-5"`.
+//!   stands for the tasks `'9'`, `'10'`, `'11'` and `'12'`. So `"7"` is in 1..10, while `"+7"`,
+//!   `"7a"` and `"seven"` are in no range (they are ordinary string ids, still reachable through
+//!   `taskIds`); see [`canonical_int`]. Negative integers are spelled `"-5"`. The reactor gives
+//!   this tracker task ids without leading zeros and in lower case (Batch compares ids without
+//!   regard to case, and leading zeros are not significant in ranges), so `"007"` reaches it
+//!   as `"7"`.
 //! * Every id of a range counts, including ids no task has yet: like a `taskIds` entry, a missing
 //!   id keeps the dependent waiting until a task with that id is added and satisfies. (The spec
 //!   says all tasks with ids in the range must complete successfully and does not exempt absent

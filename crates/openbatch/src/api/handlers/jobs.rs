@@ -12,7 +12,7 @@ use crate::model::job::{
 use crate::model::job_manager::JobManagerTask;
 use crate::model::task::Task;
 use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock};
-use crate::scheduler::reactor::Event;
+use crate::scheduler::reactor::{AddedTask, Event};
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 
@@ -278,7 +278,7 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
     }
     tx.commit().await?;
     if let Some(t) = manager {
-        app.driver.notify(Event::TasksAdded { job_id: job.spec.id.clone(), tasks: vec![(t.spec.id.clone(), t.spec.slots())] });
+        app.driver.notify(Event::TasksAdded { job_id: job.spec.id.clone(), tasks: vec![AddedTask::from(&t)] });
     }
     if let Some(id) = auto_id {
         app.driver.notify(Event::PoolChanged(id));

@@ -66,6 +66,7 @@ pub async fn handle(app: &App, op: Operation, ctx: &Ctx, body: &[u8]) -> ApiResu
         Operation::TaskDelete(job, task) => tasks::delete(app, ctx, &job, &task).await,
         Operation::TaskTerminate(job, task) => tasks::terminate(app, ctx, &job, &task).await,
         Operation::TaskReactivate(job, task) => tasks::reactivate(app, ctx, &job, &task).await,
+        Operation::TaskListSubtasks(job, task) => tasks::list_subtasks(app, ctx, &job, &task).await,
         Operation::FileListFromTask(job, task) => files::list_from_task(app, ctx, &job, &task).await,
         Operation::FileFromTask { job, task, path, method } => files::from_task(app, ctx, &job, &task, &path, method).await,
     }

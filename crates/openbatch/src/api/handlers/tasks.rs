@@ -11,7 +11,7 @@ use crate::model::job::{Job, JobSpec, JobState, OnTaskFailure};
 use crate::model::multi_instance::MultiInstanceSettings;
 use crate::model::task::{Task, TaskAddCollection, TaskSpec, TaskState, TaskUpdate};
 use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock, Timestamp};
-use crate::scheduler::reactor::Event;
+use crate::scheduler::reactor::{AddedTask, Event};
 use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 
@@ -261,7 +261,7 @@ pub async fn add(app: &App, ctx: &Ctx, job_id: &str, body: &[u8]) -> ApiResult<R
     }
     tx.put(&task).await?;
     tx.commit().await?;
-    app.driver.notify(Event::TasksAdded { job_id: job.spec.id.clone(), tasks: vec![(task.spec.id.clone(), task.spec.slots())] });
+    app.driver.notify(Event::TasksAdded { job_id: job.spec.id.clone(), tasks: vec![AddedTask::from(&task)] });
     Ok(Reply::created(&url(&ctx.base, &job.spec.id, &task.spec.id), &now))
 }
 
@@ -283,7 +283,7 @@ pub async fn add_collection(app: &App, ctx: &Ctx, job_id: &str, body: &[u8]) -> 
     let job = open_job(app, job_id).await?;
     let now = Clock::now();
     let mut results: Vec<Value> = Vec::with_capacity(coll.value.len());
-    let mut added: Vec<(String, u32)> = Vec::new();
+    let mut added: Vec<AddedTask> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut tx = app.store.begin().await?;
     for value in coll.value {
@@ -311,7 +311,7 @@ pub async fn add_collection(app: &App, ctx: &Ctx, job_id: &str, body: &[u8]) -> 
                         "location": url(&ctx.base, &job.spec.id, &task.spec.id),
                     }),
                 ));
-                added.push((task.spec.id.clone(), task.spec.slots()));
+                added.push(AddedTask::from(&task));
             }
             Err(e) if e.status.is_server_error() => return Err(e),
             Err(e) => {
@@ -405,4 +405,18 @@ pub async fn reactivate(app: &App, ctx: &Ctx, job_id: &str, task_id: &str) -> Ap
     app.driver.call(Event::ReactivateTask { job_id: job_id.clone(), task_id: task_id.clone() }).await?;
     let t = load(app, &job_id, &task_id).await?;
     Ok(Reply::updated(StatusCode::NO_CONTENT, &format!("{}/reactivate", url(&ctx.base, &job_id, &task_id)), &t.last_modified))
+}
+
+/// Task List Subtasks: the subtasks of a multi-instance task's current (or last) attempt —
+/// every instance but the primary, which the task itself stands for — with their state, node
+/// and coordination command result; an empty list for any other task (Task_ListSubtasks).
+pub async fn list_subtasks(app: &App, ctx: &Ctx, job_id: &str, task_id: &str) -> ApiResult<Reply> {
+    let t = load(app, job_id, task_id).await?;
+    let subtasks: Vec<Value> =
+        t.multi.iter().flat_map(|m| m.subtasks.iter().skip(1)).filter_map(|s| serde_json::to_value(s).ok()).collect();
+    let body = serde_json::json!({
+        "odata.metadata": format!("{}/$metadata#subtaskinfo", ctx.base),
+        "value": subtasks,
+    });
+    Ok(Reply::json(ctx.view("CloudTaskListSubtasksResult", body)))
 }

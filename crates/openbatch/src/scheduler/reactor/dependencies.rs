@@ -26,9 +26,12 @@ pub enum JobAction {
     Terminate,
 }
 
-/// The id under which the dependency tracker knows a task: an integer id without its leading
-/// zeros (`"004"` → `"4"`), any other id as it is.
+/// The id under which the dependency tracker knows a task: task ids compare without regard to
+/// case, as everywhere in Batch, and an integer id loses its leading zeros (`"004"` → `"4"`).
 pub fn dep_key(id: &str) -> Cow<'_, str> {
+    if id.bytes().any(|b| b.is_ascii_uppercase()) {
+        return Cow::Owned(dep_key(&id.to_ascii_lowercase()).into_owned());
+    }
     let (neg, digits) = match id.strip_prefix('-') {
         Some(d) => (true, d),
         None => (false, id),
@@ -91,7 +94,12 @@ fn stored_ending(t: &Task) -> Ending {
 
 impl Reactor {
     /// Tasks were added to a job: each is queued, unless its dependencies hold it back.
-    pub(super) async fn tasks_added<B: Backing>(&mut self, r: &mut Records<B>, job_id: &str, tasks: Vec<(String, u32)>) -> StoreResult<()> {
+    pub(super) async fn tasks_added<B: Backing>(
+        &mut self,
+        r: &mut Records<B>,
+        job_id: &str,
+        tasks: Vec<super::AddedTask>,
+    ) -> StoreResult<()> {
         let job = r.get::<Job>("", job_id).await?;
         // The job's own event may come later in the batch (a job manager's task is added
         // with its job): the core learns of the job first.
@@ -100,21 +108,25 @@ impl Reactor {
         }
         let uses_deps = job.as_ref().is_some_and(|j| j.spec.uses_task_dependencies == Some(true));
         let manager = job.as_ref().and_then(|j| j.spec.job_manager_task.as_ref()).map(|m| m.id.clone());
-        for (task_id, slots) in tasks {
+        for super::AddedTask { id: task_id, slots, instances } in tasks {
+            let multi = instances > 1;
             if manager.as_deref() == Some(task_id.as_str()) {
                 // The job manager task goes first, and may take a whole node.
                 if let Some(t) = r.get::<Task>(job_id, &task_id).await? {
-                    let slots = self.queue_slots(job.as_ref(), &t);
-                    self.core.enqueue_task(job_id, &task_id, slots, true);
+                    self.enqueue(job.as_ref(), &t, true);
                 }
                 continue;
             }
-            if uses_deps {
+            if uses_deps || multi {
                 let Some(t) = r.get::<Task>(job_id, &task_id).await? else { continue };
-                self.remember_key(job_id, &task_id);
-                if self.deps.add_task(job_id, &dep_key(&task_id), &depends_on(&t.spec)) == Readiness::Waiting {
-                    continue;
+                if uses_deps {
+                    self.remember_key(job_id, &task_id);
+                    if self.deps.add_task(job_id, &dep_key(&task_id), &depends_on(&t.spec)) == Readiness::Waiting {
+                        continue;
+                    }
                 }
+                self.enqueue(job.as_ref(), &t, false);
+                continue;
             }
             self.core.enqueue_task(job_id, &task_id, slots, false);
         }
@@ -131,7 +143,7 @@ impl Reactor {
                 // The tracker knows integer ids without leading zeros; the record has its own.
                 if let Some(t) = self.find_dependent(r, &task.job_id, &id).await? {
                     if t.status.state == TaskState::Active {
-                        self.core.enqueue_task(&task.job_id, &t.spec.id, t.spec.slots(), false);
+                        self.enqueue(Some(&job), &t, false);
                     }
                 }
             }
@@ -145,7 +157,9 @@ impl Reactor {
             self.pending.push_back(Event::TerminateJob { job_id: task.job_id.clone(), reason: "JMComplete".into() });
             return Ok(());
         }
-        if job.spec.on_task_failure == Some(OnTaskFailure::PerformExitOptionsJobAction) {
+        // onTaskFailure is about failures: a task that succeeded takes no job action.
+        let failed = task.status.execution_info.result != Some(ExecutionResult::Success);
+        if failed && job.spec.on_task_failure == Some(OnTaskFailure::PerformExitOptionsJobAction) {
             match action {
                 JobAction::None => {}
                 JobAction::Disable => {

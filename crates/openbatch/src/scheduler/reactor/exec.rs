@@ -103,6 +103,7 @@ pub fn exec_spec(
         resource_files: resource_files::specs(run.resource_files, auto_storage),
         output_files: output_files::specs(run.output_files),
         app_packages: [pool_packages, run.app_packages].into_iter().flat_map(AppPackageRef::from_api).collect(),
+        multi_instance: None,
     }
 }
 

@@ -27,6 +27,12 @@ impl Reactor {
         }
     }
 
+    /// Queues a task (with its instances, for a multi-instance task).
+    pub(super) fn enqueue(&mut self, job: Option<&Job>, task: &Task, front: bool) {
+        let slots = self.queue_slots(job, task);
+        self.core.enqueue_multi(&task.job_id, &task.spec.id, slots, task.spec.instances(), front);
+    }
+
     /// Whether `task` is its job's manager task with `killJobOnCompletion` (the default):
     /// the job then terminates with `JMComplete` when the task completes.
     pub(super) fn manager_ends_job(job: &Job, task: &Task) -> bool {
@@ -150,13 +156,8 @@ impl Reactor {
         self.upsert_job_core(&job);
         match option {
             DisableJobOption::Requeue => {
+                // Requeueing kills the running processes.
                 for task_id in self.core.placed_tasks_of_job(job_id) {
-                    if let Some(t) = r.get::<Task>(job_id, &task_id).await? {
-                        if let Some(node_id) = self.core.placement(job_id, &task_id).map(|(_, n)| n.to_string()) {
-                            let kind = crate::agent::protocol::ExecKind::Task { job_id: job_id.to_string(), task_id: task_id.clone() };
-                            self.send(&node_id, crate::agent::protocol::ServiceMessage::Kill { kind, dispatch_id: t.dispatch });
-                        }
-                    }
                     self.requeue_task(r, job_id, &task_id).await?;
                 }
             }

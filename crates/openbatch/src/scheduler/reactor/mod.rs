@@ -17,6 +17,7 @@
 pub mod dependencies;
 pub mod exec;
 mod jobs;
+mod multi;
 mod nodes;
 mod pools;
 mod prep;
@@ -65,6 +66,21 @@ pub struct ServiceInfo {
     pub task_tokens: Option<Arc<crate::api::task_token::TaskTokens>>,
 }
 
+/// A task just added, as the scheduler needs it: its id, the slots it needs on a node, and
+/// its instances (more than 1 for a multi-instance task).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AddedTask {
+    pub id: String,
+    pub slots: u32,
+    pub instances: u32,
+}
+
+impl From<&Task> for AddedTask {
+    fn from(t: &Task) -> Self {
+        AddedTask { id: t.spec.id.clone(), slots: t.spec.slots(), instances: t.spec.instances() }
+    }
+}
+
 /// Identifies the request an event answers, so the driver can route the [`Answer`].
 pub type Ticket = usize;
 
@@ -75,8 +91,8 @@ pub enum Event {
     PoolChanged(String),
     /// A job was added or changed: refresh its scheduling view.
     JobChanged(String),
-    /// Active tasks were added to a job, in order, with their required slots.
-    TasksAdded { job_id: String, tasks: Vec<(String, u32)> },
+    /// Active tasks were added to a job, in order.
+    TasksAdded { job_id: String, tasks: Vec<AddedTask> },
     /// Terminate Task (answers).
     TerminateTask { job_id: String, task_id: String },
     /// Task Reactivate (answers).
@@ -252,19 +268,18 @@ impl Reactor {
             match t.status.state {
                 TaskState::Active if !held.contains(&(t.job_id.clone(), t.spec.id.clone())) => active.push(t),
                 TaskState::Active => {}
-                TaskState::Preparing | TaskState::Running => {
-                    if let Some(ni) = &t.status.node_info {
-                        self.core.restore_placement(&t.job_id, &t.spec.id, &ni.pool_id, &ni.node_id, t.spec.slots());
-                    }
-                }
+                TaskState::Preparing | TaskState::Running => match (&t.multi, &t.status.node_info) {
+                    (Some(m), Some(ni)) => self.core.restore_multi(&t.job_id, &t.spec.id, &ni.pool_id, &m.nodes, t.spec.slots()),
+                    (None, Some(ni)) => self.core.restore_placement(&t.job_id, &t.spec.id, &ni.pool_id, &ni.node_id, t.spec.slots()),
+                    _ => {}
+                },
                 TaskState::Completed => {}
             }
         }
         active.sort_by_key(|a| a.creation_time);
         let by_id: HashMap<&str, &Job> = jobs.iter().map(|j| (j.spec.id.as_str(), j)).collect();
         for t in active {
-            let slots = self.queue_slots(by_id.get(t.job_id.as_str()).copied(), &t);
-            self.core.enqueue_task(&t.job_id, &t.spec.id, slots, false);
+            self.enqueue(by_id.get(t.job_id.as_str()).copied(), &t, false);
         }
     }
 
@@ -361,7 +376,7 @@ impl Reactor {
             }
             Event::Agent { node_id, msg } => match msg {
                 AgentMessage::Started { kind: ExecKind::Task { job_id, task_id }, dispatch_id, started_ms } => {
-                    self.task_started(r, &job_id, &task_id, dispatch_id, started_ms).await?;
+                    self.task_started(r, &node_id, (&job_id, &task_id), dispatch_id, started_ms).await?;
                 }
                 AgentMessage::Finished { result } => {
                     self.out.push(Effect::Ack { node_id: node_id.clone(), dispatch_id: result.dispatch_id });

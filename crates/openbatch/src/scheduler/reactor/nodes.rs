@@ -25,7 +25,7 @@ impl Reactor {
         let dispatch_id = self.dispatch_id();
         let spec =
             exec_spec(ExecKind::StartTask, dispatch_id, Runnable::from(&st), None, pool_refs.as_deref(), self.info.auto_storage.as_ref());
-        self.send(&node.id, ServiceMessage::Run { spec });
+        self.send(&node.id, ServiceMessage::Run { spec: Box::new(spec) });
         Ok(())
     }
 
@@ -147,10 +147,10 @@ impl Reactor {
         for (kind, dispatch_id) in running {
             let expected = match &kind {
                 ExecKind::StartTask => node.start_task_info.as_ref().is_some_and(|i| i.state == StartTaskState::Running),
-                ExecKind::Task { job_id, task_id } => r
-                    .get::<Task>(job_id, task_id)
-                    .await?
-                    .is_some_and(|t| t.dispatch == dispatch_id && matches!(t.status.state, TaskState::Preparing | TaskState::Running)),
+                ExecKind::Task { job_id, task_id } => r.get::<Task>(job_id, task_id).await?.is_some_and(|t| {
+                    let ours = t.dispatch == dispatch_id || t.multi.as_ref().is_some_and(|m| m.coordination_dispatch == dispatch_id);
+                    ours && matches!(t.status.state, TaskState::Preparing | TaskState::Running)
+                }),
                 ExecKind::JobPreparation { job_id } => {
                     r.get::<JobNode>(job_id, node_id).await?.is_some_and(|j| j.prep_dispatch == dispatch_id)
                 }

@@ -40,7 +40,7 @@ impl Reactor {
         row.prep_dispatch = self.dispatch_id();
         let kind = ExecKind::JobPreparation { job_id: job.spec.id.clone() };
         let spec = exec_spec(kind, row.prep_dispatch, Runnable::from(&prep), Some(&job), None, self.info.auto_storage.as_ref());
-        self.send(&p.node_id, ServiceMessage::Run { spec });
+        self.send(&p.node_id, ServiceMessage::Run { spec: Box::new(spec) });
         r.put(row);
         Ok(())
     }
@@ -93,7 +93,7 @@ impl Reactor {
         row.release_dispatch = self.dispatch_id();
         let kind = ExecKind::JobRelease { job_id: job.spec.id.clone() };
         let spec = exec_spec(kind, row.release_dispatch, Runnable::from(&release), Some(job), None, self.info.auto_storage.as_ref());
-        self.send(node_id, ServiceMessage::Run { spec });
+        self.send(node_id, ServiceMessage::Run { spec: Box::new(spec) });
         r.put(row);
         Ok(true)
     }

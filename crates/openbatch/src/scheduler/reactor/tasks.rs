@@ -8,7 +8,7 @@
 
 use super::exec::{ended_by_service, ending, exec_spec, outcome, retryable, Ending, Runnable};
 use super::{set_node_state, to_ts, Backing, Reactor, Records};
-use crate::agent::protocol::{ExecKind, ExecResult, ServiceMessage};
+use crate::agent::protocol::{ExecKind, ExecResult, ExecSpec, ServiceMessage};
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::model::common::ExecutionResult;
 use crate::model::job::{Job, JobLifetimeStats, JobState};
@@ -37,57 +37,82 @@ impl Reactor {
                 self.core.finish_task(&a.job_id, &a.task_id);
                 continue;
             }
+            if !a.others.is_empty() {
+                self.dispatch_multi(r, &a, task, &job).await?;
+                continue;
+            }
             let now = self.now();
             task.dispatch = self.dispatch_id();
             task.status.transition(TaskState::Preparing, now);
-            let dir = format!("workitems/{}/job-1/{}", job.spec.id, task.spec.id);
-            let node_url = format!("{}/pools/{}/nodes/{}", self.info.account_url, a.pool_id, a.node_id);
-            task.status.node_info = Some(TaskNodeInfo {
-                affinity_id: format!("TVM:{}", a.node_id),
-                node_url: node_url.clone(),
-                pool_id: a.pool_id.clone(),
-                node_id: a.node_id.clone(),
-                task_root_directory: dir.clone(),
-                task_root_directory_url: format!("{node_url}/files/{dir}"),
-            });
-            let pool_refs = r.get::<Pool>("", &a.pool_id).await?.and_then(|p| p.spec.application_package_references);
-            let kind = ExecKind::Task { job_id: job.spec.id.clone(), task_id: task.spec.id.clone() };
-            let mut spec = exec_spec(
-                kind,
-                task.dispatch,
-                Runnable::from(&task.spec),
-                Some(&job),
-                pool_refs.as_deref(),
-                self.info.auto_storage.as_ref(),
-            );
-            // A task with job access gets a token for its job (AZ_BATCH_AUTHENTICATION_TOKEN).
-            let grants_job = task.spec.authentication_token_settings.as_ref().is_some_and(|a| a.grants_job());
-            if let (Some(tokens), true) = (&self.info.task_tokens, grants_job) {
-                spec.environment.push((crate::api::task_token::ENV_VAR.to_string(), tokens.issue(&job.spec.id, &task.spec.id, now)));
-            }
+            task.status.node_info = Some(self.node_info(&a.pool_id, &a.node_id, &task));
+            let spec = self.task_exec(r, &job, &task, &a.pool_id).await?;
             node.running_tasks_count += 1;
             node.running_task_slots_count += a.slots as i32;
             if node.state == NodeState::Idle {
                 set_node_state(&mut node, NodeState::Running, now);
             }
-            self.send(&a.node_id, ServiceMessage::Run { spec });
+            self.send(&a.node_id, ServiceMessage::Run { spec: Box::new(spec) });
             r.put(task);
             r.put(node);
         }
         Ok(())
     }
 
-    /// An agent started a task's process: preparing → running.
+    /// Where a task runs on a node: its directory and URLs (ComputeNodeInformation).
+    pub(super) fn node_info(&self, pool_id: &str, node_id: &str, task: &Task) -> TaskNodeInfo {
+        let dir = format!("workitems/{}/job-1/{}", task.job_id, task.spec.id);
+        let node_url = format!("{}/pools/{}/nodes/{}", self.info.account_url, pool_id, node_id);
+        TaskNodeInfo {
+            affinity_id: format!("TVM:{node_id}"),
+            node_url: node_url.clone(),
+            pool_id: pool_id.to_string(),
+            node_id: node_id.to_string(),
+            task_root_directory: dir.clone(),
+            task_root_directory_url: format!("{node_url}/files/{dir}"),
+        }
+    }
+
+    /// What the agent runs for a task's command line; a task with job access gets a token for
+    /// its job (`AZ_BATCH_AUTHENTICATION_TOKEN`).
+    pub(super) async fn task_exec<B: Backing>(
+        &mut self,
+        r: &mut Records<B>,
+        job: &Job,
+        task: &Task,
+        pool_id: &str,
+    ) -> StoreResult<ExecSpec> {
+        let pool_refs = r.get::<Pool>("", pool_id).await?.and_then(|p| p.spec.application_package_references);
+        let kind = ExecKind::Task { job_id: job.spec.id.clone(), task_id: task.spec.id.clone() };
+        let auto = self.info.auto_storage.as_ref();
+        let mut spec = exec_spec(kind, task.dispatch, Runnable::from(&task.spec), Some(job), pool_refs.as_deref(), auto);
+        let grants_job = task.spec.authentication_token_settings.as_ref().is_some_and(|a| a.grants_job());
+        if let (Some(tokens), true) = (&self.info.task_tokens, grants_job) {
+            spec.environment.push((crate::api::task_token::ENV_VAR.to_string(), tokens.issue(&job.spec.id, &task.spec.id, self.now())));
+        }
+        Ok(spec)
+    }
+
+    /// An agent started a task's process (or an instance's coordination command): preparing
+    /// → running.
     pub(super) async fn task_started<B: Backing>(
         &mut self,
         r: &mut Records<B>,
-        job_id: &str,
-        task_id: &str,
+        node_id: &str,
+        (job_id, task_id): (&str, &str),
         dispatch_id: u64,
         started_ms: i64,
     ) -> StoreResult<()> {
         if let Some(mut t) = r.get::<Task>(job_id, task_id).await? {
-            if t.dispatch == dispatch_id && t.status.state == TaskState::Preparing {
+            let at = to_ts(started_ms, self.now());
+            if let Some(m) = t.multi.as_mut().filter(|m| m.coordination_dispatch == dispatch_id) {
+                if let Some(st) = m.subtasks.iter_mut().find(|s| s.node_info.node_id == node_id) {
+                    st.start_time = Some(at);
+                    st.state = crate::model::multi_instance::SubtaskState::Running;
+                    st.state_transition_time = at;
+                }
+            }
+            let ours = t.dispatch == dispatch_id || t.multi.as_ref().is_some_and(|m| m.coordination_dispatch == dispatch_id);
+            if ours && t.status.state == TaskState::Preparing {
                 let at = to_ts(started_ms, self.now());
                 t.status.transition(TaskState::Running, at);
                 t.status.execution_info.start_time = Some(at);
@@ -104,33 +129,39 @@ impl Reactor {
             ExecKind::JobPreparation { job_id } => self.preparation_finished(r, &pool_id, node_id, &job_id, res).await,
             ExecKind::JobRelease { job_id } => self.release_finished(r, node_id, &job_id, res).await,
             ExecKind::StartTask => self.start_task_finished(r, &pool_id, node_id, res).await,
-            ExecKind::Task { job_id, task_id } => self.task_finished(r, &pool_id, node_id, &job_id, &task_id, res).await,
+            ExecKind::Task { job_id, task_id } => self.task_finished(r, node_id, &job_id, &task_id, res).await,
         }
     }
 
     async fn task_finished<B: Backing>(
         &mut self,
         r: &mut Records<B>,
-        pool_id: &str,
         node_id: &str,
         job_id: &str,
         task_id: &str,
         res: ExecResult,
     ) -> StoreResult<()> {
-        let Some(mut node) = r.get::<Node>(pool_id, node_id).await? else { return Ok(()) };
-        let Some(mut task) = r.get::<Task>(job_id, task_id).await? else { return Ok(()) };
-        if task.dispatch != res.dispatch_id || matches!(task.status.state, TaskState::Active | TaskState::Completed) {
+        let Some(task) = r.get::<Task>(job_id, task_id).await? else { return Ok(()) };
+        if matches!(task.status.state, TaskState::Active | TaskState::Completed) {
             return Ok(());
         }
+        if task.multi.as_ref().is_some_and(|m| m.coordination_dispatch == res.dispatch_id) {
+            return self.coordination_finished(r, node_id, task, res).await;
+        }
+        if task.dispatch != res.dispatch_id {
+            return Ok(());
+        }
+        self.attempt_ended(r, task, res).await
+    }
+
+    /// A task's attempt ended with `res`: it is retried, or completes.
+    pub(super) async fn attempt_ended<B: Backing>(&mut self, r: &mut Records<B>, mut task: Task, res: ExecResult) -> StoreResult<()> {
+        let job_id = task.job_id.clone();
+        let job_id = job_id.as_str();
         let now = self.now();
         let (result, failure) = outcome(&res);
-        let slots = self.core.placed_slots(job_id, task_id).unwrap_or_else(|| task.spec.slots());
-        release_slots(&mut node, slots, now);
-        node.total_tasks_run += 1;
-        if result == ExecutionResult::Success {
-            node.total_tasks_succeeded += 1;
-        }
-        self.core.finish_task(job_id, task_id);
+        let freed = self.release_placement(r, &task, Some(result)).await?;
+        self.close_subtasks(&mut task, now);
         self.touched_jobs.insert(job_id.to_string());
         let max_retries = task.spec.constraints.as_ref().and_then(|c| c.max_task_retry_count).unwrap_or(0);
         let retry = result == ExecutionResult::Failure
@@ -167,8 +198,8 @@ impl Reactor {
             task.status.transition(TaskState::Active, now);
             task.status.node_info = None;
             let job = r.get::<Job>("", job_id).await?;
-            let slots = self.queue_slots(job.as_ref(), &task);
-            self.core.enqueue_task(job_id, task_id, slots, true);
+            task.multi = None;
+            self.enqueue(job.as_ref(), &task, true);
         } else {
             // A launch failure (no process) still went through running, as the service
             // reports it: start and end at the moment of the attempt.
@@ -185,32 +216,59 @@ impl Reactor {
             self.task_completed(r, &task, ending(&res)).await?;
         }
         r.put(task);
-        let leaving = node.state == NodeState::LeavingPool && node.running_tasks_count == 0;
-        r.put(node);
-        if leaving {
-            self.remove_node(r, pool_id, node_id, DeallocationOption::Requeue).await?;
-            self.touched_pools.insert(pool_id.to_string());
+        // Nodes leaving their pool once their tasks finish go now.
+        for (pool_id, node_id) in freed {
+            let leaving =
+                r.get::<Node>(&pool_id, &node_id).await?.is_some_and(|n| n.state == NodeState::LeavingPool && n.running_tasks_count == 0);
+            if leaving {
+                self.remove_node(r, &pool_id, &node_id, DeallocationOption::Requeue).await?;
+                self.touched_pools.insert(pool_id);
+            }
         }
         Ok(())
+    }
+
+    /// Gives back the slots a placed task holds on each of its nodes (one, or every node of a
+    /// multi-instance task) and takes it out of the core; `counted`: the attempt ended with
+    /// this result and counts in the primary node's totals. Returns the nodes.
+    pub(super) async fn release_placement<B: Backing>(
+        &mut self,
+        r: &mut Records<B>,
+        task: &Task,
+        counted: Option<ExecutionResult>,
+    ) -> StoreResult<Vec<(String, String)>> {
+        let (job_id, task_id) = (task.job_id.as_str(), task.spec.id.as_str());
+        let Some((pool_id, nodes, slots)) = self.core.placement_nodes(job_id, task_id) else { return Ok(Vec::new()) };
+        self.core.finish_task(job_id, task_id);
+        let now = self.now();
+        for (i, node_id) in nodes.iter().enumerate() {
+            if let Some(mut node) = r.get::<Node>(&pool_id, node_id).await? {
+                release_slots(&mut node, slots, now);
+                if let (0, Some(result)) = (i, counted) {
+                    node.total_tasks_run += 1;
+                    node.total_tasks_succeeded += i32::from(result == ExecutionResult::Success);
+                }
+                r.put(node);
+            }
+        }
+        Ok(nodes.into_iter().map(|n| (pool_id.clone(), n)).collect())
     }
 
     /// Puts a task placed on a node back in its job's queue (node lost or removed, job
     /// disabled with `requeue`).
     pub(super) async fn requeue_task<B: Backing>(&mut self, r: &mut Records<B>, job_id: &str, task_id: &str) -> StoreResult<()> {
-        let placement = self.core.placement(job_id, task_id).map(|(p, n)| (p.to_string(), n.to_string()));
-        let placed_slots = self.core.placed_slots(job_id, task_id);
-        self.core.finish_task(job_id, task_id);
-        let Some(mut task) = r.get::<Task>(job_id, task_id).await? else { return Ok(()) };
+        let Some(mut task) = r.get::<Task>(job_id, task_id).await? else {
+            self.core.finish_task(job_id, task_id);
+            return Ok(());
+        };
         if !matches!(task.status.state, TaskState::Preparing | TaskState::Running) {
+            self.core.finish_task(job_id, task_id);
             return Ok(());
         }
         let now = self.now();
-        if let Some((pool_id, node_id)) = placement {
-            if let Some(mut node) = r.get::<Node>(&pool_id, &node_id).await? {
-                release_slots(&mut node, placed_slots.unwrap_or_else(|| task.spec.slots()), now);
-                r.put(node);
-            }
-        }
+        self.kill_instances(&task);
+        self.release_placement(r, &task, None).await?;
+        task.multi = None;
         task.status.execution_info.requeue_count += 1;
         task.status.execution_info.last_requeue_time = Some(now);
         task.status.execution_info.start_time = None;
@@ -220,8 +278,7 @@ impl Reactor {
         let job = r.get::<Job>("", job_id).await?;
         // Disabled and terminating jobs keep their queue; the core does not schedule from it.
         if let Some(job) = job.filter(|j| !matches!(j.status.state, JobState::Completed | JobState::Deleting)) {
-            let slots = self.queue_slots(Some(&job), &task);
-            self.core.enqueue_task(job_id, task_id, slots, true);
+            self.enqueue(Some(&job), &task, true);
         }
         r.put(task);
         self.touched_jobs.insert(job_id.to_string());
@@ -242,16 +299,10 @@ impl Reactor {
         let now = self.now();
         let job_id = task.job_id.clone();
         let task_id = task.spec.id.clone();
-        if let Some((pool_id, node_id)) = self.core.placement(&job_id, &task_id).map(|(p, n)| (p.to_string(), n.to_string())) {
-            let kind = ExecKind::Task { job_id: job_id.clone(), task_id: task_id.clone() };
-            self.send(&node_id, ServiceMessage::Kill { kind, dispatch_id: task.dispatch });
-            let slots = self.core.placed_slots(&job_id, &task_id).unwrap_or_else(|| task.spec.slots());
-            if let Some(mut node) = r.get::<Node>(&pool_id, &node_id).await? {
-                release_slots(&mut node, slots, now);
-                node.total_tasks_run += 1;
-                r.put(node);
-            }
-            self.core.finish_task(&job_id, &task_id);
+        if self.core.placement(&job_id, &task_id).is_some() {
+            self.kill_instances(&task);
+            self.release_placement(r, &task, Some(ExecutionResult::Failure)).await?;
+            self.close_subtasks(&mut task, now);
         } else {
             self.core.dequeue_task(&job_id, &task_id);
         }
@@ -349,8 +400,8 @@ impl Reactor {
         task.dispatch = 0;
         task.status.transition(TaskState::Active, now);
         task.last_modified = now;
-        let slots = self.queue_slots(Some(&job), &task);
-        self.core.enqueue_task(job_id, task_id, slots, false);
+        task.multi = None;
+        self.enqueue(Some(&job), &task, false);
         self.deps.reactivated(job_id, &super::dependencies::dep_key(task_id));
         r.put(task);
         Ok(Ok(()))

@@ -9,7 +9,7 @@ use crate::api::error::ApiResult;
 use crate::model::job::{Job, JobExecutionInfo, JobLifetimeStats, JobState, JobStatus};
 use crate::model::node::Node;
 use crate::model::pool::{Pool, PoolSpec};
-use crate::model::task::{Task, TaskExecutionInfo, TaskSpec, TaskState, TaskStatus};
+use crate::model::task::{Task, TaskSpec, TaskState};
 use crate::scheduler::clock::ManualClock;
 use chrono::TimeZone;
 use serde_json::{json, Value};
@@ -91,7 +91,7 @@ impl TestEnv {
         for e in &effects {
             match e {
                 Effect::Send { node_id, msg: ServiceMessage::Run { spec } } => {
-                    self.running.entry(node_id.clone()).or_default().insert(spec.dispatch_id, spec.clone());
+                    self.running.entry(node_id.clone()).or_default().insert(spec.dispatch_id, (**spec).clone());
                 }
                 Effect::Send { node_id, msg: ServiceMessage::Kill { dispatch_id, .. } } => {
                     // The agent kills it; its late `TaskEnded` report is stale and not sent.
@@ -198,22 +198,8 @@ impl TestEnv {
         for s in specs {
             let mut spec: TaskSpec = serde_json::from_value(s).expect("task spec");
             spec.normalize(None);
-            added.push((spec.id.clone(), spec.slots()));
-            let task = Task {
-                job_id: job.into(),
-                dispatch: 0,
-                spec,
-                status: TaskStatus {
-                    state: TaskState::Active,
-                    state_transition_time: now,
-                    previous_state: None,
-                    previous_state_transition_time: None,
-                    execution_info: TaskExecutionInfo::default(),
-                    node_info: None,
-                },
-                creation_time: now,
-                last_modified: now,
-            };
+            added.push(super::AddedTask { id: spec.id.clone(), slots: spec.slots(), instances: spec.instances() });
+            let task = Task::new_active(job, spec, now);
             self.put(task);
         }
         self.event(Event::TasksAdded { job_id: job.into(), tasks: added });

@@ -251,3 +251,113 @@ fn a_job_past_its_max_wall_clock_time_is_terminated() {
     assert_eq!(j.status.execution_info.terminate_reason.as_deref(), Some("MaxWallClockTimeExpiry"));
     assert_eq!(env.state("j", "t"), TaskState::Completed);
 }
+
+fn mi_pool(env: &mut TestEnv, nodes: i32, inter_node: bool) {
+    let spec = json!({"id": "p", "vmSize": "standard_d2s_v3", "targetDedicatedNodes": nodes, "taskSlotsPerNode": 1, "enableInterNodeCommunication": inter_node});
+    env.pool_with("p", spec);
+    env.job_on("j", "p");
+}
+
+fn mi_task(instances: i32) -> serde_json::Value {
+    json!({"id": "mpi", "commandLine": "app", "multiInstanceSettings": {"numberOfInstances": instances, "coordinationCommandLine": "coord"}})
+}
+
+/// The nodes on which `job/task` runs something now.
+fn instances_running(env: &TestEnv, job: &str, task: &str) -> Vec<String> {
+    let kind = ExecKind::Task { job_id: job.into(), task_id: task.into() };
+    env.running.iter().filter(|(_, m)| m.values().any(|s| s.kind == kind)).map(|(n, _)| n.clone()).collect()
+}
+
+#[test]
+fn a_multi_instance_task_coordinates_on_distinct_nodes_then_runs_on_the_primary() {
+    let mut env = TestEnv::new();
+    mi_pool(&mut env, 4, true);
+    env.add_tasks("j", vec![mi_task(3)]);
+    let nodes = instances_running(&env, "j", "mpi");
+    assert_eq!(nodes.len(), 3, "one coordination command per instance");
+    let (_, spec) = env.where_runs("j", "mpi").expect("runs");
+    let mi = spec.multi_instance.expect("instance environment");
+    assert_eq!((mi.hosts.len(), spec.command_line.as_str()), (3, "coord"));
+    assert_eq!(env.nodes("p").iter().filter(|n| n.running_tasks_count == 1).count(), 3);
+    let kind = ExecKind::Task { job_id: "j".into(), task_id: "mpi".into() };
+    for _ in 0..3 {
+        env.end(kind.clone(), Some(0), None);
+    }
+    let (primary, app) = env.where_runs("j", "mpi").expect("the application command runs");
+    assert_eq!(app.command_line, "app");
+    assert!(app.multi_instance.as_ref().is_some_and(|m| m.is_master));
+    assert_eq!(env.task("j", "mpi").status.node_info.map(|n| n.node_id), Some(primary));
+    env.end(kind, Some(0), None);
+    let t = env.task("j", "mpi");
+    assert_eq!(t.status.state, TaskState::Completed);
+    let subtasks = t.multi.expect("subtasks").subtasks;
+    assert_eq!(subtasks.len(), 3);
+    assert!(subtasks.iter().all(|s| s.state == crate::model::multi_instance::SubtaskState::Completed && s.exit_code == Some(0)));
+    assert!(env.nodes("p").iter().all(|n| n.running_tasks_count == 0 && n.state == crate::model::node::NodeState::Idle));
+}
+
+#[test]
+fn a_multi_instance_task_waits_for_enough_nodes() {
+    let mut env = TestEnv::new();
+    mi_pool(&mut env, 2, true);
+    env.add_tasks("j", vec![mi_task(3)]);
+    env.add_task("j", "small");
+    assert!(instances_running(&env, "j", "mpi").is_empty());
+    assert!(env.where_runs("j", "small").is_some(), "smaller work goes on meanwhile");
+}
+
+#[test]
+fn a_failed_coordination_command_fails_the_task_and_frees_every_node() {
+    let mut env = TestEnv::new();
+    mi_pool(&mut env, 3, true);
+    env.add_tasks("j", vec![mi_task(3)]);
+    env.end(ExecKind::Task { job_id: "j".into(), task_id: "mpi".into() }, Some(4), None);
+    let t = env.task("j", "mpi");
+    assert_eq!((t.status.state, t.status.execution_info.exit_code), (TaskState::Completed, Some(4)));
+    assert!(instances_running(&env, "j", "mpi").is_empty(), "the other instances are killed");
+    assert!(env.nodes("p").iter().all(|n| n.running_tasks_count == 0));
+}
+
+#[test]
+fn a_node_lost_mid_multi_instance_task_requeues_it_whole() {
+    let mut env = TestEnv::new();
+    mi_pool(&mut env, 3, true);
+    env.add_tasks("j", vec![mi_task(2)]);
+    let nodes = instances_running(&env, "j", "mpi");
+    env.event(Event::AgentLost { node_id: nodes[1].clone() });
+    env.advance(6);
+    let t = env.task("j", "mpi");
+    assert_eq!(t.status.execution_info.requeue_count, 1);
+    // It runs again on the two nodes still there.
+    assert_eq!(instances_running(&env, "j", "mpi").len(), 2);
+}
+
+#[test]
+fn a_multi_instance_task_needs_inter_node_communication() {
+    let mut env = TestEnv::new();
+    mi_pool(&mut env, 3, false);
+    env.add_tasks("j", vec![mi_task(2)]);
+    let t = env.task("j", "mpi");
+    assert_eq!(t.status.state, TaskState::Completed);
+    assert_eq!(t.status.execution_info.failure_info.and_then(|f| f.code).as_deref(), Some("InterNodeCommunicationNotEnabled"));
+}
+
+#[test]
+fn dependency_ids_compare_without_regard_to_case() {
+    let mut env = TestEnv::new();
+    deps_job(&mut env, json!({}));
+    env.add_tasks("j", vec![task("Prep", json!({})), task("after", json!({"dependsOn": {"taskIds": ["prep"]}}))]);
+    env.exit("j", "Prep", 0);
+    assert!(env.where_runs("j", "after").is_some());
+}
+
+#[test]
+fn a_success_takes_no_job_action() {
+    let mut env = TestEnv::new();
+    env.pool("p", 1, 1);
+    env.job_with("j", "p", json!({"onTaskFailure": "performexitoptionsjobaction"}));
+    let terminate_on_zero = json!({"exitConditions": {"exitCodes": [{"code": 0, "exitOptions": {"jobAction": "terminate"}}]}});
+    env.add_tasks("j", vec![task("ok", terminate_on_zero)]);
+    env.exit("j", "ok", 0);
+    assert_eq!(env.job("j").status.state, JobState::Active);
+}
