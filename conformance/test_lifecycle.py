@@ -2,7 +2,8 @@
 
 Task dependencies (ids, id ranges, exit conditions' dependencyAction), the job action of exit
 conditions (onTaskFailure=performExitOptionsJobAction), a job manager task that adds tasks to
-its own job with its authentication token, Task Reactivate, and the job's maxWallClockTime.
+its own job with its authentication token, Task Reactivate, the job's maxWallClockTime, and a
+multi-instance task on three nodes of a pool with inter-node communication.
 Tasks really run as processes on the pool's nodes; every check goes through SDK calls.
 """
 
@@ -26,6 +27,7 @@ from batchutil import (
     pick_linux_image,
     read_task_file,
     unique,
+    vm_config,
     wait_nodes,
     wait_task_completed,
     wait_until,
@@ -429,3 +431,56 @@ def test_job_max_wall_clock_time_terminates_job(batch_client, make_job):
     assert info.result == batchmodels.TaskExecutionResult.failure, dump(t)
     assert info.failure_info is not None and info.failure_info.code == "TaskEnded", dump(t)
     assert info.end_time is not None and info.end_time <= job.execution_info.end_time, dump(t)
+
+
+# -- 6. a multi-instance task on three nodes -----------------------------------------------------
+
+
+@pytest.mark.timeout(120)
+def test_multi_instance_task_on_three_nodes(batch_client):
+    client = batch_client
+    pool_id = unique("mpi")
+    client.pool.add(
+        batchmodels.PoolAddParameter(
+            id=pool_id,
+            vm_size="standard_d2_v3",
+            virtual_machine_configuration=vm_config(pick_linux_image(client)),
+            target_dedicated_nodes=3,
+            enable_inter_node_communication=True,
+        )
+    )
+    job_id = unique("mpi")
+    try:
+        nodes = wait_nodes(client, pool_id, 3, batchmodels.ComputeNodeState.idle, timeout=WAIT)
+        client.job.add(batchmodels.JobAddParameter(id=job_id, pool_info=batchmodels.PoolInformation(pool_id=pool_id)))
+        coordination = sh("echo $AZ_BATCH_NODE_ID > $AZ_BATCH_TASK_SHARED_DIR/$AZ_BATCH_NODE_ID")
+        app = sh("echo hosts=$AZ_BATCH_HOST_LIST; echo master=$AZ_BATCH_IS_CURRENT_NODE_MASTER; cat $AZ_BATCH_TASK_SHARED_DIR/*")
+        add_task(
+            client,
+            job_id,
+            "mi",
+            app,
+            multi_instance_settings=batchmodels.MultiInstanceSettings(
+                number_of_instances=3, coordination_command_line=coordination
+            ),
+        )
+        t = wait_task_completed(client, job_id, "mi", timeout=WAIT)
+        assert_success(t)
+        assert t.multi_instance_settings.number_of_instances == 3, dump(t)
+        out = read_task_file(client, job_id, "mi", "stdout.txt").decode().splitlines()
+        assert "master=true" in out, out
+        hosts = next(l for l in out if l.startswith("hosts=")).split("=", 1)[1].split(",")
+        assert len(hosts) == 3, out
+        ran_on = {l for l in out if "=" not in l}
+        assert ran_on == {n.id for n in nodes}, out
+
+        subtasks = list(client.task.list_subtasks(job_id, "mi").value)
+        assert sorted(s.id for s in subtasks) == [1, 2], [dump(s) for s in subtasks]
+        assert all(s.state == batchmodels.SubtaskState.completed and s.exit_code == 0 for s in subtasks), [
+            dump(s) for s in subtasks
+        ]
+        sub_nodes = {s.node_info.node_id for s in subtasks}
+        assert len(sub_nodes) == 2 and t.node_info.node_id not in sub_nodes, [dump(s) for s in subtasks]
+    finally:
+        delete_quietly(client.job.delete, job_id)
+        delete_quietly(client.pool.delete, pool_id)
