@@ -1,6 +1,7 @@
 //! The job and task lifecycle with real processes, over HTTP: task dependencies, exit
 //! conditions and `onTaskFailure`, a job manager task that adds a task with its
-//! authentication token, Task Reactivate and the job's `maxWallClockTime`.
+//! authentication token, Task Reactivate, the job's `maxWallClockTime`, task retention
+//! and Delete Job running the job release task first.
 
 mod common;
 
@@ -132,4 +133,46 @@ async fn a_job_past_its_max_wall_clock_time_ends() {
     assert_eq!(j["executionInfo"]["terminateReason"], "MaxWallClockTimeExpiry", "{j}");
     let t = svc.wait_task_completed("j", "long", WAIT).await;
     assert_eq!(t["executionInfo"]["failureInfo"]["code"], "TaskEnded", "{t}");
+}
+
+#[tokio::test]
+async fn a_task_directory_goes_after_its_retention_time() {
+    let svc = Service::start().await;
+    svc.add_pool("p", 1, json!({})).await;
+    svc.add_job("j", "p", json!({})).await;
+    svc.add_task("j", "brief", "/bin/sh -c 'echo kept'", json!({"constraints": {"retentionTime": "PT2S"}})).await;
+    svc.add_task("j", "kept", "/bin/sh -c 'echo kept'", json!({})).await;
+    svc.wait_task_completed("j", "brief", WAIT).await;
+    svc.wait_task_completed("j", "kept", WAIT).await;
+    assert_eq!(svc.task_file("j", "brief", "stdout.txt").await, "kept\n");
+    poll("brief's directory removed", WAIT, || async {
+        let status = svc.get("/jobs/j/tasks/brief/files/stdout.txt").send().await.status;
+        (status == 404).then_some(())
+    })
+    .await;
+    assert_eq!(svc.task_file("j", "kept", "stdout.txt").await, "kept\n", "the default retention is 7 days");
+    // Delete Task takes its files with it: a new task of the same id starts afresh.
+    svc.delete("/jobs/j/tasks/kept").send().await.expect_status(200);
+    svc.add_task("j", "kept", "/bin/sh -c 'ls'", json!({})).await;
+    svc.wait_task_completed("j", "kept", WAIT).await;
+    let listing = svc.get_json("/jobs/j/tasks/kept/files?recursive=true").await;
+    assert!(listing["value"].as_array().is_some_and(|v| !v.is_empty()), "{listing}");
+}
+
+#[tokio::test]
+async fn delete_job_runs_its_release_task_first() {
+    let svc = Service::start().await;
+    svc.add_pool("p", 1, json!({})).await;
+    let release = "/bin/sh -c 'sleep 1; touch \"$AZ_BATCH_NODE_SHARED_DIR/released-$AZ_BATCH_JOB_ID\"'";
+    svc.add_job("j", "p", json!({"jobPreparationTask": {"commandLine": "/bin/true"}, "jobReleaseTask": {"commandLine": release}})).await;
+    svc.add_task("j", "t", "/bin/sh -c 'sleep 30'", json!({})).await;
+    svc.wait_task_state("j", "t", "running", WAIT).await;
+    svc.delete("/jobs/j").send().await.expect_status(202);
+    assert_eq!(svc.get_json("/jobs/j").await["state"], "deleting", "while its release task runs");
+    svc.delete("/jobs/j").send().await.expect_error(409, "JobBeingDeleted");
+    poll("job j gone", WAIT, || async { (svc.get("/jobs/j").send().await.status == 404).then_some(()) }).await;
+    svc.add_job("check", "p", json!({})).await;
+    svc.add_task("check", "c", "/bin/sh -c 'test -f \"$AZ_BATCH_NODE_SHARED_DIR/released-j\"'", json!({})).await;
+    let c = svc.wait_task_completed("check", "c", WAIT).await;
+    assert_eq!(c["executionInfo"]["exitCode"], 0, "the release task ran before the job went: {c}");
 }

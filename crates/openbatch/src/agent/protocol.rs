@@ -258,7 +258,8 @@ pub enum ServiceMessage {
     Kill { kind: ExecKind, dispatch_id: u64 },
     /// These results are stored; forget them.
     Ack { dispatch_ids: Vec<u64> },
-    /// A file request, answered by [`AgentMessage::File`] with the same `request_id`.
+    /// A file request, answered by [`AgentMessage::File`] with the same `request_id` (0: the
+    /// service awaits no answer, e.g. removing a task directory whose retention passed).
     File { request_id: u64, op: FileOp },
     /// Remove the node: kill everything, optionally delete the node root, and exit.
     Shutdown { remove_files: bool },

@@ -175,6 +175,14 @@ pub fn parse_duration(s: &str) -> Option<IsoDuration> {
     Some(IsoDuration(Some(Duration::from_secs_f64(total))))
 }
 
+/// The moment an ISO 8601 duration (a constraint such as `maxWallClockTime` or
+/// `retentionTime`) after `from` ends; `None` when the duration is unlimited, malformed or
+/// beyond the calendar.
+pub fn deadline(from: Timestamp, iso: &str) -> Option<Timestamp> {
+    let d = parse_duration(iso)?.0?;
+    from.checked_add_signed(chrono::Duration::from_std(d).ok()?)
+}
+
 /// Formats a duration in ISO 8601 the way Batch echoes them (`PT15M`, `P7D`, `PT1.5S`).
 pub fn format_duration(d: Duration) -> String {
     let total_ticks = d.as_nanos() / 100;

@@ -120,13 +120,42 @@ impl Reactor {
         Ok(())
     }
 
-    /// Delete Job: running tasks are ended, the job, its tasks and its node rows go.
+    /// Delete Job: the job is `deleting`, its running tasks are ended, and its release task
+    /// runs on every node that ran its preparation task and has not released yet; once none
+    /// runs, the job goes ([`Reactor::purge_job`]). Errors: 404 `JobNotFound`, 409
+    /// `JobBeingDeleted`.
     pub(super) async fn delete_job<B: Backing>(&mut self, r: &mut Records<B>, job_id: &str) -> StoreResult<ApiResult<()>> {
-        let Some(job) = r.get::<Job>("", job_id).await? else {
+        let Some(mut job) = r.get::<Job>("", job_id).await? else {
             return Ok(Err(BatchError::not_found(ResourceKind::Job)));
         };
+        if job.status.state == JobState::Deleting {
+            return Ok(Err(BatchError::being_deleted(ResourceKind::Job)));
+        }
         self.release_auto_pool(r, &job).await?;
         self.end_running_tasks(r, job_id, "The job was deleted", false).await?;
+        let now = self.now();
+        job.status.transition(JobState::Deleting, now);
+        job.last_modified = now;
+        self.upsert_job_core(&job);
+        if job.spec.job_release_task.is_some() {
+            for node_id in self.core.prepared_nodes(job_id) {
+                let released = r.get::<JobNode>(job_id, &node_id).await?.is_some_and(|jn| jn.job_release_task_execution_info.is_some());
+                if !released {
+                    self.start_release(r, &job, &node_id).await?;
+                }
+            }
+        }
+        r.put(job);
+        self.complete_job_if_released(r, job_id).await?;
+        Ok(Ok(()))
+    }
+
+    /// A deleted job goes once no release task of it runs: its tasks, its node rows, its
+    /// queue, and its directories on the nodes that ran it.
+    pub(super) async fn purge_job<B: Backing>(&mut self, r: &mut Records<B>, job_id: &str) -> StoreResult<()> {
+        let mut nodes: Vec<String> = r.children::<JobNode>(job_id).await?.into_iter().map(|jn| jn.node_id).collect();
+        nodes.extend(r.children::<Task>(job_id).await?.into_iter().filter_map(|t| t.status.node_info.map(|ni| ni.node_id)));
+        self.remove_job_dirs(job_id, nodes);
         r.remove_children::<Task>(job_id);
         r.remove_children::<JobNode>(job_id);
         r.remove::<Job>("", job_id);
@@ -134,7 +163,7 @@ impl Reactor {
         self.deps.remove_job(job_id);
         self.job_deadlines.remove(job_id);
         self.touched_jobs.remove(job_id);
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// Disable Job: stop scheduling; running tasks are requeued, ended or left to finish.
@@ -185,10 +214,15 @@ impl Reactor {
         Ok(Ok(()))
     }
 
-    /// Settles a job after its tasks changed: `disabling` becomes `disabled` once nothing
-    /// runs; `onAllTasksComplete: terminatejob` terminates it once no task is unfinished.
+    /// Settles a job after its tasks changed: a terminating or deleting job moves on once
+    /// its release tasks ended; `disabling` becomes `disabled` once nothing runs;
+    /// `onAllTasksComplete: terminatejob` terminates it once no task is unfinished.
     pub(super) async fn settle_job<B: Backing>(&mut self, r: &mut Records<B>, job_id: &str) -> StoreResult<()> {
         let Some(mut job) = r.get::<Job>("", job_id).await? else { return Ok(()) };
+        if matches!(job.status.state, JobState::Terminating | JobState::Deleting) {
+            // Waiting for release tasks (after a restart, too).
+            return self.complete_job_if_released(r, job_id).await;
+        }
         if job.status.state == JobState::Disabling {
             if self.core.placed_tasks_of_job(job_id).is_empty() {
                 job.status.transition(JobState::Disabled, self.now());

@@ -22,6 +22,7 @@ mod nodes;
 mod pools;
 mod prep;
 pub mod records;
+mod retention;
 mod tasks;
 #[cfg(test)]
 mod testenv;
@@ -29,6 +30,8 @@ mod testenv;
 mod tests;
 #[cfg(test)]
 mod tests_lifecycle;
+#[cfg(test)]
+mod tests_retention;
 
 pub use records::{Backing, MemBacking, Records};
 
@@ -41,10 +44,10 @@ use crate::model::job::{DisableJobOption, Job, JobNode, JobState, PrepTaskState}
 use crate::model::node::{Node, NodeState, SchedulingState};
 use crate::model::pool::{NodeFillType, Pool};
 use crate::model::task::{Task, TaskState};
-use crate::model::time::{parse_duration, Timestamp};
+use crate::model::time::{deadline, Timestamp};
 use crate::storage::resource_files::AutoStorage;
 use crate::store::StoreResult;
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -174,6 +177,8 @@ pub struct Reactor {
     dep_ids: HashMap<(String, String), String>,
     /// When each unfinished job with a `maxWallClockTime` must end.
     job_deadlines: HashMap<String, Timestamp>,
+    /// Completed tasks whose directories go when their `retentionTime` passes: (when, job, task).
+    retention: BTreeSet<(Timestamp, String, String)>,
     /// Node agents by node id.
     pub nodes: HashMap<String, NodeRt>,
     next_dispatch: u64,
@@ -197,6 +202,7 @@ impl Reactor {
             deps: DepTracker::default(),
             dep_ids: HashMap::new(),
             job_deadlines: HashMap::new(),
+            retention: BTreeSet::new(),
             nodes: HashMap::new(),
             next_dispatch: first_dispatch,
             info,
@@ -233,6 +239,7 @@ impl Reactor {
     pub fn restore(&mut self, pools: &[Pool], nodes: &[Node], jobs: &[Job], job_nodes: &[JobNode], tasks: Vec<Task>) {
         self.core = Core::new();
         self.job_deadlines.clear();
+        self.retention.clear();
         let now = self.now();
         for p in pools {
             self.core.upsert_pool(&p.spec.id, p.spec.slots_per_node(), fill_of(p));
@@ -250,6 +257,9 @@ impl Reactor {
         self.nodes.retain(|id, _| known.contains(id));
         for j in jobs {
             self.upsert_job_core(j);
+            if matches!(j.status.state, JobState::Terminating | JobState::Deleting) {
+                self.touched_jobs.insert(j.spec.id.clone());
+            }
         }
         for jn in job_nodes {
             if let Some(p) = &jn.job_preparation_task_execution_info {
@@ -273,7 +283,7 @@ impl Reactor {
                     (None, Some(ni)) => self.core.restore_placement(&t.job_id, &t.spec.id, &ni.pool_id, &ni.node_id, t.spec.slots()),
                     _ => {}
                 },
-                TaskState::Completed => {}
+                TaskState::Completed => self.retain(&t),
             }
         }
         active.sort_by_key(|a| a.creation_time);
@@ -284,11 +294,10 @@ impl Reactor {
     }
 
     fn upsert_job_core(&mut self, j: &Job) {
-        let limit = j.spec.constraints.as_ref().and_then(|c| c.max_wall_clock_time.as_deref()).and_then(parse_duration).and_then(|d| d.0);
+        let limit = j.spec.constraints.as_ref().and_then(|c| c.max_wall_clock_time.as_deref()).and_then(|d| deadline(j.creation_time, d));
         match (limit, j.status.state) {
-            (Some(d), JobState::Active | JobState::Disabling | JobState::Disabled) => {
-                let d = chrono::Duration::from_std(d).unwrap_or(chrono::Duration::MAX);
-                self.job_deadlines.insert(j.spec.id.clone(), j.creation_time.checked_add_signed(d).unwrap_or(j.creation_time));
+            (Some(at), JobState::Active | JobState::Disabling | JobState::Disabled) => {
+                self.job_deadlines.insert(j.spec.id.clone(), at);
             }
             _ => {
                 self.job_deadlines.remove(&j.spec.id);
@@ -411,6 +420,7 @@ impl Reactor {
                     self.job_deadlines.remove(&job_id);
                     self.pending.push_back(Event::TerminateJob { job_id, reason: "MaxWallClockTimeExpiry".into() });
                 }
+                self.expire_retention(r, now).await?;
             }
         }
         Ok(())

@@ -120,18 +120,22 @@ impl Reactor {
         self.complete_job_if_released(r, job_id).await
     }
 
-    /// Completes a terminating job when none of its release tasks still runs.
+    /// Once none of a job's release tasks still runs, a terminating job completes and a
+    /// deleting one goes.
     pub(super) async fn complete_job_if_released<B: Backing>(&mut self, r: &mut Records<B>, job_id: &str) -> StoreResult<()> {
         let Some(mut job) = r.get::<Job>("", job_id).await? else { return Ok(()) };
-        if job.status.state != JobState::Terminating {
+        if !matches!(job.status.state, JobState::Terminating | JobState::Deleting) {
             return Ok(());
         }
         let rows = r.children::<JobNode>(job_id).await?;
-        let running = rows.iter().any(|jn| jn.job_release_task_execution_info.as_ref().is_some_and(|i| i.state == PrepTaskState::Running));
-        if !running {
-            self.complete_job(r, &mut job).await?;
-            r.put(job);
+        if rows.iter().any(|jn| jn.job_release_task_execution_info.as_ref().is_some_and(|i| i.state == PrepTaskState::Running)) {
+            return Ok(());
         }
+        if job.status.state == JobState::Deleting {
+            return self.purge_job(r, job_id).await;
+        }
+        self.complete_job(r, &mut job).await?;
+        r.put(job);
         Ok(())
     }
 

@@ -214,6 +214,7 @@ impl Reactor {
             }
             task.status.transition(TaskState::Completed, now);
             self.task_completed(r, &task, ending(&res)).await?;
+            self.retain(&task);
         }
         r.put(task);
         // Nodes leaving their pool once their tasks finish go now.
@@ -315,6 +316,7 @@ impl Reactor {
         task.dispatch = 0;
         task.status.transition(TaskState::Completed, now);
         task.last_modified = now;
+        self.retain(&task);
         if counts_as_failed {
             self.task_completed(r, &task, Ending::Killed).await?;
         }
@@ -407,14 +409,16 @@ impl Reactor {
         Ok(Ok(()))
     }
 
-    /// Delete Task: a running task is ended first.
+    /// Delete Task: a running task is ended first; the files in its directory on the node
+    /// go with it.
     pub(super) async fn delete_task<B: Backing>(&mut self, r: &mut Records<B>, job_id: &str, task_id: &str) -> StoreResult<ApiResult<()>> {
-        let Some(task) = r.get::<Task>(job_id, task_id).await? else {
+        let Some(mut task) = r.get::<Task>(job_id, task_id).await? else {
             return Ok(Err(BatchError::not_found(ResourceKind::Task)));
         };
         if task.status.state != TaskState::Completed {
-            self.end_task(r, task, "TaskEnded", "The task was deleted", false).await?;
+            task = self.end_task(r, task, "TaskEnded", "The task was deleted", false).await?;
         }
+        self.remove_task_dir(&task);
         r.remove::<Task>(job_id, task_id);
         self.deps.removed(job_id, &super::dependencies::dep_key(task_id));
         Ok(Ok(()))
