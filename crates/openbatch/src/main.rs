@@ -100,6 +100,10 @@ enum Command {
         /// as a node fetches resource files, next to a plain download of the same blob.
         #[arg(long)]
         resource_url: Option<String>,
+        /// Measure task dependencies instead: the scheduler's time per task in chains,
+        /// fan-ins and fan-outs of 1,000, 10,000 and 100,000 tasks.
+        #[arg(long)]
+        deps: bool,
     },
 }
 
@@ -142,7 +146,10 @@ fn main() -> anyhow::Result<()> {
             print!("{}", openbatch::versions::markdown());
             Ok(())
         }
-        Command::Bench { tasks, nodes, slots, files, file_mib, resource_url } => {
+        Command::Bench { tasks, nodes, slots, files, file_mib, resource_url, deps } => {
+            if deps {
+                return openbatch::bench::deps::run(&[1_000, 10_000, 100_000]);
+            }
             let rt = tokio::runtime::Runtime::new()?;
             if let Some(url) = resource_url {
                 return rt.block_on(openbatch::bench::resources::run(&url, tasks.min(64)));

@@ -15,8 +15,10 @@
 //! file of random bytes (1 GiB by default), then the table compares reading it from disk
 //! with Get File through the HTTP API, whole and by `ocp-range`, with the service's peak
 //! memory during the transfers; `--resource-url` measures resource file downloads
-//! ([`resources`]).
+//! ([`resources`]); `--deps` the scheduler's cost per task in dependency graphs of growing
+//! size ([`deps`]).
 
+pub mod deps;
 pub mod resources;
 
 use crate::client::Client;
