@@ -52,7 +52,14 @@ pub fn render(base: &str, t: &Task) -> Map<String, Value> {
 /// A job that accepts new tasks; 404 `JobNotFound`, 409 `JobCompleted`,
 /// `JobBeingTerminated` or `JobBeingDeleted`.
 async fn open_job(app: &App, id: &str) -> ApiResult<Job> {
-    let j: Job = app.store.get("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Job))?;
+    open(app.store.get("", id).await?)
+}
+
+/// A job tasks can be added to, as loaded (checked again inside the adding transaction, so a
+/// job deleted meanwhile gets no orphan task). Errors: 404 `JobNotFound`; 409 `JobCompleted`,
+/// `JobBeingTerminated`, `JobBeingDeleted`.
+fn open(j: Option<Job>) -> ApiResult<Job> {
+    let j = j.ok_or_else(|| BatchError::not_found(ResourceKind::Job))?;
     match j.status.state {
         JobState::Completed => Err(BatchError::conflict("JobCompleted", "The specified job is already in a completed state.")),
         JobState::Terminating => Err(BatchError::conflict("JobBeingTerminated", "The specified job is being terminated.")),
@@ -256,6 +263,7 @@ pub async fn add(app: &App, ctx: &Ctx, job_id: &str, body: &[u8]) -> ApiResult<R
     let task = new_task(ctx, &job, value, now)?;
     super::applications::check_references(app, "applicationPackageReferences", task.spec.application_package_references.as_deref()).await?;
     let mut tx = app.store.begin().await?;
+    open(tx.get("", &job.spec.id).await?)?;
     if tx.exists::<Task>(&job.spec.id, &task.spec.id).await? {
         return Err(BatchError::exists(ResourceKind::Task));
     }
@@ -286,6 +294,7 @@ pub async fn add_collection(app: &App, ctx: &Ctx, job_id: &str, body: &[u8]) -> 
     let mut added: Vec<AddedTask> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     let mut tx = app.store.begin().await?;
+    open(tx.get("", &job.spec.id).await?)?;
     for value in coll.value {
         let id_hint = value.get("id").and_then(Value::as_str).unwrap_or("").to_string();
         let outcome: ApiResult<Task> = async {
