@@ -3,6 +3,7 @@
 
 pub mod agent_ws;
 pub mod auth;
+pub mod conditions;
 pub mod error;
 pub mod handlers;
 pub mod reply;
@@ -80,53 +81,17 @@ impl Ctx {
     }
 
     /// Checks the request's conditional headers against a resource last modified at `t`
-    /// (whose ETag derives from it). `read` operations answer 304 where a write answers 412.
-    ///
-    /// * `If-Match` (an ETag or `*`): 412 `ConditionNotMet` unless it matches;
-    /// * `If-None-Match`: a match is 304 for reads, 412 for writes;
-    /// * `If-Modified-Since`: not modified since is 304 for reads, 412 for writes;
-    /// * `If-Unmodified-Since`: modified since is 412.
+    /// (whose ETag derives from it); see [`conditions::Conditions::check`]. `read` operations
+    /// answer 304 where a write answers 412.
     pub fn precondition(&self, t: &crate::model::time::Timestamp, read: bool) -> ApiResult<()> {
-        use crate::model::time::{etag_for, parse_http_date};
-        let etag = etag_for(t);
-        let header = |name: &str| self.headers.get(name).and_then(|v| v.to_str().ok()).map(str::trim);
-        let matches =
-            |list: &str| list.split(',').map(|e| e.trim().trim_start_matches("W/").trim_matches('"')).any(|e| e == "*" || e == etag);
-        let seconds = t.timestamp();
-        let not_modified = || -> BatchError {
-            if read {
-                BatchError::new(
-                    StatusCode::NOT_MODIFIED,
-                    "ConditionNotMet",
-                    "The condition specified using HTTP conditional header(s) is not met.",
-                )
-            } else {
-                BatchError::condition_not_met()
-            }
-        };
-        if let Some(v) = header("if-match") {
-            if !matches(v) {
-                return Err(BatchError::condition_not_met());
-            }
-        }
-        if let Some(v) = header("if-none-match") {
-            if matches(v) {
-                return Err(not_modified());
-            }
-        }
-        if let Some(v) = header("if-unmodified-since") {
-            let d = parse_http_date(v).ok_or_else(|| BatchError::invalid_header("If-Unmodified-Since", v))?;
-            if seconds > d.timestamp() {
-                return Err(BatchError::condition_not_met());
-            }
-        }
-        if let Some(v) = header("if-modified-since") {
-            let d = parse_http_date(v).ok_or_else(|| BatchError::invalid_header("If-Modified-Since", v))?;
-            if seconds <= d.timestamp() {
-                return Err(not_modified());
-            }
-        }
-        Ok(())
+        self.conditions()?.check(t, read)
+    }
+
+    /// The request's conditional headers, for an operation the scheduler carries out (it
+    /// checks them against the record in the batch that changes it).
+    /// Errors: 400 `InvalidHeaderValue` for a malformed date.
+    pub fn conditions(&self) -> ApiResult<conditions::Conditions> {
+        conditions::Conditions::from_headers(&self.headers)
     }
 
     /// A canonical resource of the API model `model` as the caller's api-version shows it,

@@ -1,6 +1,6 @@
 //! Job operations: Add, List, Get, Patch, Update (PUT), Delete, Terminate, Get Task Counts.
 
-use super::{accepted, check_id};
+use super::{accepted, check_id, conditional};
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::api::reply::{entity, to_map, Reply};
 use crate::api::{App, Ctx};
@@ -409,9 +409,8 @@ pub async fn update(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Re
 /// Job Delete: 202; running tasks are killed and every task goes with the job.
 pub async fn delete(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
     let j = load(app, id).await?;
-    ctx.precondition(&j.last_modified, false)?;
     let job_id = j.spec.id.clone();
-    app.driver.call(Event::DeleteJob { job_id }).await?;
+    app.driver.call(conditional(ctx, Event::DeleteJob { job_id })?).await?;
     Ok(Reply::empty(StatusCode::ACCEPTED))
 }
 
@@ -419,10 +418,9 @@ pub async fn delete(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
 pub async fn terminate(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Reply> {
     let t: JobTerminate = if body.is_empty() { JobTerminate::default() } else { ctx.parse("JobTerminateParameter", body)? };
     let j = load(app, id).await?;
-    ctx.precondition(&j.last_modified, false)?;
     let job_id = j.spec.id.clone();
     let reason = t.terminate_reason.unwrap_or_else(|| "UserTerminate".into());
-    app.driver.call(Event::TerminateJob { job_id: job_id.clone(), reason }).await?;
+    app.driver.call(conditional(ctx, Event::TerminateJob { job_id: job_id.clone(), reason })?).await?;
     let j = load(app, &job_id).await?;
     Ok(accepted(&format!("{}/terminate", url(&ctx.base, &job_id)), &j.last_modified))
 }
@@ -454,9 +452,8 @@ pub async fn task_counts(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
 pub async fn disable(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Reply> {
     let d: JobDisable = ctx.parse("JobDisableParameter", body)?;
     let j = load(app, id).await?;
-    ctx.precondition(&j.last_modified, false)?;
     let job_id = j.spec.id.clone();
-    app.driver.call(Event::DisableJob { job_id: job_id.clone(), option: d.disable_tasks }).await?;
+    app.driver.call(conditional(ctx, Event::DisableJob { job_id: job_id.clone(), option: d.disable_tasks })?).await?;
     let j = load(app, &job_id).await?;
     Ok(accepted(&format!("{}/disable", url(&ctx.base, &job_id)), &j.last_modified))
 }
@@ -465,9 +462,8 @@ pub async fn disable(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<R
 /// again. 409 `JobNotDisabled` otherwise.
 pub async fn enable(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
     let j = load(app, id).await?;
-    ctx.precondition(&j.last_modified, false)?;
     let job_id = j.spec.id.clone();
-    app.driver.call(Event::EnableJob { job_id: job_id.clone() }).await?;
+    app.driver.call(conditional(ctx, Event::EnableJob { job_id: job_id.clone() })?).await?;
     let j = load(app, &job_id).await?;
     Ok(accepted(&format!("{}/enable", url(&ctx.base, &job_id)), &j.last_modified))
 }

@@ -99,6 +99,13 @@ pub fn timeout(ctx: &Ctx) -> ApiResult<std::time::Duration> {
     }
 }
 
+/// An operation the scheduler carries out, guarded by the request's conditional headers: the
+/// reactor checks them against the job or task in the batch that changes it (412
+/// `ConditionNotMet`; 400 `InvalidHeaderValue` for a malformed date).
+pub fn conditional(ctx: &Ctx, event: crate::scheduler::reactor::Event) -> ApiResult<crate::scheduler::reactor::Event> {
+    Ok(crate::scheduler::reactor::Event::Conditional { cond: ctx.conditions()?, event: Box::new(event) })
+}
+
 /// Checks a Batch id: 1 to 64 letters, digits, hyphens and underscores.
 /// Errors: 400 `InvalidPropertyValue` naming `id`.
 pub fn check_id(id: &str) -> ApiResult<()> {

@@ -1,6 +1,6 @@
 //! Task operations: Add, Add Collection, List, Get, Update (PUT), Delete, Terminate.
 
-use super::check_id;
+use super::{check_id, conditional};
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::api::reply::{entity, to_map, Reply};
 use crate::api::{parse_body, App, Ctx};
@@ -386,9 +386,8 @@ pub async fn update(app: &App, ctx: &Ctx, job_id: &str, task_id: &str, body: &[u
 /// Task Delete: 200; a running task is killed first.
 pub async fn delete(app: &App, ctx: &Ctx, job_id: &str, task_id: &str) -> ApiResult<Reply> {
     let t = load(app, job_id, task_id).await?;
-    ctx.precondition(&t.last_modified, false)?;
     let (job_id, task_id) = (t.job_id.clone(), t.spec.id.clone());
-    app.driver.call(Event::DeleteTask { job_id, task_id }).await?;
+    app.driver.call(conditional(ctx, Event::DeleteTask { job_id, task_id })?).await?;
     Ok(Reply::empty(StatusCode::OK))
 }
 
@@ -396,9 +395,8 @@ pub async fn delete(app: &App, ctx: &Ctx, job_id: &str, task_id: &str) -> ApiRes
 /// `TaskCompleted` when it already completed.
 pub async fn terminate(app: &App, ctx: &Ctx, job_id: &str, task_id: &str) -> ApiResult<Reply> {
     let t = load(app, job_id, task_id).await?;
-    ctx.precondition(&t.last_modified, false)?;
     let (job_id, task_id) = (t.job_id.clone(), t.spec.id.clone());
-    app.driver.call(Event::TerminateTask { job_id: job_id.clone(), task_id: task_id.clone() }).await?;
+    app.driver.call(conditional(ctx, Event::TerminateTask { job_id: job_id.clone(), task_id: task_id.clone() })?).await?;
     let t = load(app, &job_id, &task_id).await?;
     Ok(Reply::updated(StatusCode::NO_CONTENT, &format!("{}/terminate", url(&ctx.base, &job_id, &task_id)), &t.last_modified))
 }
@@ -409,9 +407,8 @@ pub async fn terminate(app: &App, ctx: &Ctx, job_id: &str, task_id: &str) -> Api
 /// `JobBeingDeleted` when its job is over (Task_Reactivate).
 pub async fn reactivate(app: &App, ctx: &Ctx, job_id: &str, task_id: &str) -> ApiResult<Reply> {
     let t = load(app, job_id, task_id).await?;
-    ctx.precondition(&t.last_modified, false)?;
     let (job_id, task_id) = (t.job_id.clone(), t.spec.id.clone());
-    app.driver.call(Event::ReactivateTask { job_id: job_id.clone(), task_id: task_id.clone() }).await?;
+    app.driver.call(conditional(ctx, Event::ReactivateTask { job_id: job_id.clone(), task_id: task_id.clone() })?).await?;
     let t = load(app, &job_id, &task_id).await?;
     Ok(Reply::updated(StatusCode::NO_CONTENT, &format!("{}/reactivate", url(&ctx.base, &job_id, &task_id)), &t.last_modified))
 }

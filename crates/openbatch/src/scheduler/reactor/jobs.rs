@@ -75,7 +75,13 @@ impl Reactor {
     pub(super) async fn finish_job<B: Backing>(&mut self, r: &mut Records<B>, job: &mut Job, reason: &str) -> StoreResult<()> {
         let now = self.now();
         job.status.transition(JobState::Terminating, now);
-        self.end_running_tasks(r, &job.spec.id, "Task Was Ended by User Request", true).await?;
+        let message = match reason {
+            "MaxWallClockTimeExpiry" => "The job reached its maximum wall clock time",
+            "TaskFailed" => "A task of the job failed and its exit options terminate the job",
+            "JMComplete" => "The job manager task completed",
+            _ => "Task Was Ended by User Request",
+        };
+        self.end_running_tasks(r, &job.spec.id, message, true).await?;
         job.status.execution_info.terminate_reason = Some(reason.to_string());
         job.last_modified = now;
         self.upsert_job_core(job);

@@ -39,6 +39,7 @@ use super::clock::TimeSource;
 use super::core::{Core, PrepState};
 use super::deps::DepTracker;
 use crate::agent::protocol::{AgentMessage, ExecKind, ExecResult, ServiceMessage};
+use crate::api::conditions::Conditions;
 use crate::api::error::ApiResult;
 use crate::model::job::{DisableJobOption, Job, JobNode, JobState, PrepTaskState};
 use crate::model::node::{Node, NodeState, SchedulingState};
@@ -110,6 +111,10 @@ pub enum Event {
     DisableJob { job_id: String, option: DisableJobOption },
     /// Enable Job (answers).
     EnableJob { job_id: String },
+    /// An API operation on a job or task that holds only if the request's conditional
+    /// headers hold for the record now (checked in the batch that changes it): 412
+    /// `ConditionNotMet` otherwise.
+    Conditional { cond: Conditions, event: Box<Event> },
     /// An agent connected and said hello (answers with whether it is accepted).
     AgentHello {
         pool_id: String,
@@ -320,6 +325,16 @@ impl Reactor {
         self.out.clear();
         self.pending.clear();
         for (ev, ticket) in events {
+            let ev = match ev {
+                Event::Conditional { cond, event } => match self.conditions_hold(r, &cond, &event).await? {
+                    Ok(()) => *event,
+                    Err(e) => {
+                        self.answer(ticket, Answer::Api(Err(e)));
+                        continue;
+                    }
+                },
+                ev => ev,
+            };
             self.handle(r, ev, ticket).await?;
             while let Some(ev) = self.pending.pop_front() {
                 self.handle(r, ev, None).await?;
@@ -339,6 +354,22 @@ impl Reactor {
         }
         r.flush().await?;
         Ok(std::mem::take(&mut self.out))
+    }
+
+    /// Checks a request's conditional headers against the job or task an event changes, as
+    /// stored now (a missing one is left to the event, which answers 404).
+    async fn conditions_hold<B: Backing>(&mut self, r: &mut Records<B>, cond: &Conditions, ev: &Event) -> StoreResult<ApiResult<()>> {
+        let modified = match ev {
+            Event::TerminateTask { job_id, task_id }
+            | Event::ReactivateTask { job_id, task_id }
+            | Event::DeleteTask { job_id, task_id } => r.get::<Task>(job_id, task_id).await?.map(|t| t.last_modified),
+            Event::TerminateJob { job_id, .. }
+            | Event::DeleteJob { job_id }
+            | Event::DisableJob { job_id, .. }
+            | Event::EnableJob { job_id } => r.get::<Job>("", job_id).await?.map(|j| j.last_modified),
+            _ => None,
+        };
+        Ok(modified.map_or(Ok(()), |t| cond.check(&t, false)))
     }
 
     async fn handle<B: Backing>(&mut self, r: &mut Records<B>, ev: Event, ticket: Option<Ticket>) -> StoreResult<()> {
@@ -403,6 +434,8 @@ impl Reactor {
                 }
             }
             Event::NodeSpawned { pool_id, node_id, pid } => self.node_spawned(r, &pool_id, &node_id, pid).await?,
+            // Unwrapped by `apply`.
+            Event::Conditional { event, .. } => Box::pin(self.handle(r, *event, ticket)).await?,
             Event::Tick => {
                 let now = self.now();
                 let lost: Vec<String> = self

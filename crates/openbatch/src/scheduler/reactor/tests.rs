@@ -342,3 +342,33 @@ fn reactivate_runs_a_failed_task_again_with_its_retries_reset() {
     env.exit("j", "t", 0);
     assert_eq!(env.task("j", "t").status.execution_info.result, Some(ExecutionResult::Success));
 }
+
+#[test]
+fn conditional_operations_check_the_record_in_the_batch_that_changes_it() {
+    use crate::api::conditions::Conditions;
+    use axum::http::{HeaderMap, HeaderValue};
+    let mut env = TestEnv::new();
+    env.pool("p", 1, 1);
+    env.job_on("j", "p");
+    env.clock.advance(chrono::Duration::seconds(1));
+    env.add_task("j", "t");
+    let if_match = |etag: &str| {
+        let mut h = HeaderMap::new();
+        h.insert("if-match", HeaderValue::from_str(&format!("\"{etag}\"")).expect("header"));
+        Conditions::from_headers(&h).expect("valid")
+    };
+    let before = env.state("j", "t");
+    let stale = if_match("0x8D0000000000000");
+    let terminate = Event::TerminateTask { job_id: "j".into(), task_id: "t".into() };
+    let e = env.call(Event::Conditional { cond: stale, event: Box::new(terminate.clone()) }).expect_err("stale ETag");
+    assert_eq!((e.status.as_u16(), e.code.as_str()), (412, "ConditionNotMet"));
+    assert_eq!(env.state("j", "t"), before, "nothing changed");
+    let current = crate::model::time::etag_for(&env.task("j", "t").last_modified);
+    env.call(Event::Conditional { cond: if_match(&current), event: Box::new(terminate) }).expect("current ETag");
+    assert_eq!(env.state("j", "t"), TaskState::Completed);
+    let e = env
+        .call(Event::Conditional { cond: if_match(&current), event: Box::new(Event::DeleteJob { job_id: "j".into() }) })
+        .expect_err("the job's ETag is another");
+    assert_eq!(e.code, "ConditionNotMet");
+    assert_eq!(env.all::<crate::model::job::Job>().len(), 1);
+}
