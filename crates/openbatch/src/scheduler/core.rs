@@ -413,14 +413,23 @@ impl Core {
     }
 
     /// Places the task a [`Preemption`] was for on its node, once the caller requeued the
-    /// victims. `None` (the task stays queued) when that is no longer possible: the task
-    /// left the queue, its job stopped scheduling or the node lacks the slots.
-    pub fn place_preempting(&mut self, p: &Preemption) -> Option<Assignment> {
-        let job = self.jobs.get_mut(&p.job_id).filter(|j| j.schedulable)?;
-        let at = job.queue.iter().position(|(t, _)| *t == p.task_id)?;
-        let node = self.pools.get_mut(&p.pool_id)?.nodes.get_mut(&p.node_id)?;
+    /// victims, with the job's preparation task there when it has one that has not run on
+    /// the node (one that must succeed first has: only such nodes are chosen). No assignment
+    /// (the task stays queued) when that is no longer possible: the task left the queue, its
+    /// job stopped scheduling or the node lacks the slots.
+    pub fn place_preempting(&mut self, p: &Preemption) -> Decisions {
+        let mut out = Decisions::default();
+        let Some(job) = self.jobs.get_mut(&p.job_id).filter(|j| j.schedulable) else { return out };
+        let Some(at) = job.queue.iter().position(|(t, _)| *t == p.task_id) else { return out };
+        let Some(node) = self.pools.get_mut(&p.pool_id).and_then(|pool| pool.nodes.get_mut(&p.node_id)) else { return out };
         if !node.schedulable || node.total_slots.saturating_sub(node.used_slots) < p.slots {
-            return None;
+            return out;
+        }
+        if let Some(wait) = job.prep {
+            if let std::collections::hash_map::Entry::Vacant(e) = self.prep.entry((p.job_id.clone(), p.node_id.clone())) {
+                e.insert(if wait { PrepState::Running } else { PrepState::Ready });
+                out.preparations.push(Preparation { job_id: p.job_id.clone(), pool_id: p.pool_id.clone(), node_id: p.node_id.clone() });
+            }
         }
         job.queue.remove(at);
         node.used_slots += p.slots;
@@ -429,14 +438,15 @@ impl Core {
         self.next_seq += 1;
         let placement = Placement { pool_id: p.pool_id.clone(), node_id: p.node_id.clone(), slots: p.slots, others: Vec::new(), seq };
         self.placed.insert((p.job_id.clone(), p.task_id.clone()), placement);
-        Some(Assignment {
+        out.assignments.push(Assignment {
             job_id: p.job_id.clone(),
             task_id: p.task_id.clone(),
             pool_id: p.pool_id.clone(),
             node_id: p.node_id.clone(),
             slots: p.slots,
             others: Vec::new(),
-        })
+        });
+        out
     }
 
     /// Number of tasks waiting in queues (all jobs).

@@ -23,10 +23,15 @@ use std::collections::{BTreeMap, HashMap};
 /// `job_id` there with `slots` slots.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Preemption {
+    /// The job of the task that needs room.
     pub job_id: String,
+    /// The task that needs room (queued).
     pub task_id: String,
+    /// Its job's pool.
     pub pool_id: String,
+    /// The node the victims run on and the task will.
     pub node_id: String,
+    /// The slots the task needs there.
     pub slots: u32,
     /// In the order they were chosen: lowest job priority first, then latest placed.
     pub victims: Vec<TaskKey>,
@@ -143,7 +148,7 @@ mod tests {
                 c.finish_task(j, t);
                 c.enqueue_task(j, t, 1, true);
             }
-            assert!(c.place_preempting(&p).is_some());
+            assert_eq!(c.place_preempting(&p).assignments.len(), 1);
             c.sanity_check().expect("sane");
             preempted.push(p.victims);
         }

@@ -42,14 +42,15 @@ impl Reactor {
 
     /// Preempts for a queued task: its victims are requeued as tasks of a lost node are
     /// (killed, back to active with their `requeueCount` grown and their retries kept), then
-    /// it is placed where they ran and sent there.
+    /// it is placed where they ran and sent there (with the job's preparation task, when it
+    /// has not run there).
     async fn preempt<B: Backing>(&mut self, r: &mut Records<B>, p: &Preemption) -> StoreResult<()> {
         for (job_id, task_id) in &p.victims {
             tracing::info!(%job_id, %task_id, node_id = %p.node_id, for_job = %p.job_id, for_task = %p.task_id, "preempting task");
             self.requeue_task(r, job_id, task_id).await?;
         }
-        let assignments = self.core.place_preempting(p).into_iter().collect();
-        self.carry_out(r, Decisions { assignments, ..Decisions::default() }).await
+        let decisions = self.core.place_preempting(p);
+        self.carry_out(r, decisions).await
     }
 
     /// Starts the preparation tasks and sends the tasks a scheduling round decided.

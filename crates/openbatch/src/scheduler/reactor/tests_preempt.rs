@@ -276,3 +276,21 @@ fn preemption_is_the_same_after_a_restore() {
     assert_eq!(env.state("low", "a"), TaskState::Active, "the later one, as dispatched before the restore");
     assert!(running(&env, "low", "z"));
 }
+
+#[test]
+fn a_job_with_a_preparation_task_prepares_the_node_it_preempts_on() {
+    let mut env = TestEnv::new();
+    env.pool("p", 1, 1);
+    job(&mut env, "low", 0, true);
+    env.add_tasks("low", vec![sleeper("l")]);
+    let prep = |wait: bool| json!({"priority": 10, "jobPreparationTask": {"commandLine": "prep", "waitForSuccess": wait}});
+    env.job_with("waits", "p", prep(true));
+    env.add_task("waits", "w");
+    assert!(running(&env, "low", "l"), "a job whose preparation must succeed first preempts only on prepared nodes");
+    env.job_with("runs", "p", prep(false));
+    env.add_task("runs", "r");
+    assert_eq!(env.state("low", "l"), TaskState::Active);
+    assert!(running(&env, "runs", "r"));
+    let prep_kind = ExecKind::JobPreparation { job_id: "runs".into() };
+    assert!(env.running.values().any(|m| m.values().any(|s| s.kind == prep_kind)), "its preparation task runs there too");
+}
