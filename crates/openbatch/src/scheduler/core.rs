@@ -9,10 +9,16 @@
 //! (idle or running, scheduling enabled, start task done when `waitForSuccess`); jobs of
 //! higher `priority` go first, then older jobs, then tasks in the order they were added;
 //! `maxParallelTasks` caps a job's running tasks; `nodeFillType` `Spread` places a task on the
-//! node with the most free slots, `Pack` fills the busiest node that still fits.
+//! node with the most free slots, `Pack` fills the busiest node that still fits. A task that
+//! finds no room may preempt running tasks of lower-priority jobs with `allowTaskPreemption`
+//! (see [`preempt`]).
+
+mod preempt;
 
 use crate::model::pool::NodeFillType;
 use std::collections::{BTreeMap, HashMap, VecDeque};
+
+pub use preempt::Preemption;
 
 /// Identifies a task: (job id, task id).
 pub type TaskKey = (String, String);
@@ -41,6 +47,10 @@ pub struct Preparation {
 pub struct Decisions {
     pub assignments: Vec<Assignment>,
     pub preparations: Vec<Preparation>,
+    /// A queued task that can run only once running tasks of lower-priority jobs are
+    /// requeued. The round stopped there: the caller requeues the victims, places the task
+    /// with [`Core::place_preempting`] and schedules again.
+    pub preemption: Option<Preemption>,
 }
 
 /// A decision: run `task` on `node` of `pool`.
@@ -80,6 +90,11 @@ struct JobSched {
     queue: VecDeque<(String, u32)>,
     /// `Some(waitForSuccess)` when the job has a preparation task.
     prep: Option<bool>,
+    /// Whether higher-priority jobs' tasks may requeue this job's running tasks
+    /// (`allowTaskPreemption`).
+    preemptible: bool,
+    /// The job's manager task, never preempted.
+    manager: Option<String>,
 }
 
 #[derive(Debug)]
@@ -89,6 +104,8 @@ struct Placement {
     slots: u32,
     /// The other nodes of a multi-instance task (the primary is `node_id`).
     others: Vec<String>,
+    /// When it was placed, relative to the other placements (larger is later).
+    seq: u64,
 }
 
 impl Placement {
@@ -108,6 +125,8 @@ pub struct Core {
     /// Instances of multi-instance tasks (tasks not listed have one).
     instances: HashMap<TaskKey, u32>,
     next_order: u64,
+    /// The `seq` of the next placement.
+    next_seq: u64,
 }
 
 impl Core {
@@ -177,6 +196,8 @@ impl Core {
             running: 0,
             queue: VecDeque::new(),
             prep,
+            preemptible: false,
+            manager: None,
         });
         if j.order == order {
             self.next_order += 1;
@@ -186,6 +207,15 @@ impl Core {
         j.schedulable = schedulable;
         j.max_parallel = max_parallel;
         j.prep = prep;
+    }
+
+    /// Sets whether a job's running tasks may be preempted by tasks of higher-priority jobs
+    /// (`allowTaskPreemption`), and its manager task (which never is).
+    pub fn set_preemption(&mut self, job_id: &str, allowed: bool, manager_task: Option<&str>) {
+        if let Some(j) = self.jobs.get_mut(job_id) {
+            j.preemptible = allowed;
+            j.manager = manager_task.map(str::to_string);
+        }
     }
 
     /// Records a preparation task's state on a node (also when recovering).
@@ -231,7 +261,6 @@ impl Core {
         }
     }
 
-    /// A queued task leaves the queue without running (deleted or terminated while active).
     /// Queues a multi-instance task: it needs `instances` distinct nodes with `slots` free
     /// each (Azure Batch: multiInstanceSettings.numberOfInstances).
     pub fn enqueue_multi(&mut self, job_id: &str, task_id: &str, slots: u32, instances: u32, front: bool) {
@@ -257,6 +286,7 @@ impl Core {
         }
     }
 
+    /// A queued task leaves the queue without running (deleted or terminated while active).
     pub fn dequeue_task(&mut self, job_id: &str, task_id: &str) {
         self.instances.remove(&(job_id.to_string(), task_id.to_string()));
         if let Some(j) = self.jobs.get_mut(job_id) {
@@ -272,9 +302,11 @@ impl Core {
         if let Some(j) = self.jobs.get_mut(job_id) {
             j.running += 1;
         }
+        let seq = self.next_seq;
+        self.next_seq += 1;
         self.placed.insert(
             (job_id.to_string(), task_id.to_string()),
-            Placement { pool_id: pool_id.to_string(), node_id: node_id.to_string(), slots, others: Vec::new() },
+            Placement { pool_id: pool_id.to_string(), node_id: node_id.to_string(), slots, others: Vec::new(), seq },
         );
     }
 
@@ -336,11 +368,16 @@ impl Core {
 
     /// Checks the core's invariants: each node's used slots equal the slots of the tasks
     /// placed on it and never exceed its total; each job's running count equals its
-    /// placements; no task is both queued and placed, nor queued twice.
+    /// placements; no task is both queued and placed, nor queued twice; placements are in
+    /// a distinct order, before the next one.
     pub fn sanity_check(&self) -> Result<(), String> {
         let mut used: HashMap<(&str, &str), u32> = HashMap::new();
         let mut running: HashMap<&str, u32> = HashMap::new();
+        let mut seqs = std::collections::HashSet::new();
         for ((job, task), p) in &self.placed {
+            if p.seq >= self.next_seq || !seqs.insert(p.seq) {
+                return Err(format!("task {job}/{task} has placement order {} (next {})", p.seq, self.next_seq));
+            }
             for node_id in p.nodes() {
                 *used.entry((p.pool_id.as_str(), node_id.as_str())).or_default() += p.slots;
             }
@@ -375,6 +412,43 @@ impl Core {
         Ok(())
     }
 
+    /// Places the task a [`Preemption`] was for on its node, once the caller requeued the
+    /// victims, with the job's preparation task there when it has one that has not run on
+    /// the node (one that must succeed first has: only such nodes are chosen). No assignment
+    /// (the task stays queued) when that is no longer possible: the task left the queue, its
+    /// job stopped scheduling or the node lacks the slots.
+    pub fn place_preempting(&mut self, p: &Preemption) -> Decisions {
+        let mut out = Decisions::default();
+        let Some(job) = self.jobs.get_mut(&p.job_id).filter(|j| j.schedulable) else { return out };
+        let Some(at) = job.queue.iter().position(|(t, _)| *t == p.task_id) else { return out };
+        let Some(node) = self.pools.get_mut(&p.pool_id).and_then(|pool| pool.nodes.get_mut(&p.node_id)) else { return out };
+        if !node.schedulable || node.total_slots.saturating_sub(node.used_slots) < p.slots {
+            return out;
+        }
+        if let Some(wait) = job.prep {
+            if let std::collections::hash_map::Entry::Vacant(e) = self.prep.entry((p.job_id.clone(), p.node_id.clone())) {
+                e.insert(if wait { PrepState::Running } else { PrepState::Ready });
+                out.preparations.push(Preparation { job_id: p.job_id.clone(), pool_id: p.pool_id.clone(), node_id: p.node_id.clone() });
+            }
+        }
+        job.queue.remove(at);
+        node.used_slots += p.slots;
+        job.running += 1;
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let placement = Placement { pool_id: p.pool_id.clone(), node_id: p.node_id.clone(), slots: p.slots, others: Vec::new(), seq };
+        self.placed.insert((p.job_id.clone(), p.task_id.clone()), placement);
+        out.assignments.push(Assignment {
+            job_id: p.job_id.clone(),
+            task_id: p.task_id.clone(),
+            pool_id: p.pool_id.clone(),
+            node_id: p.node_id.clone(),
+            slots: p.slots,
+            others: Vec::new(),
+        });
+        out
+    }
+
     /// Number of tasks waiting in queues (all jobs).
     pub fn queued(&self) -> usize {
         self.jobs.values().map(|j| j.queue.len()).sum()
@@ -382,10 +456,13 @@ impl Core {
 
     /// Places as many queued tasks as fit and returns the decisions. A job with a
     /// preparation task first has it run on a node with room for its next task; with
-    /// `waitForSuccess` its tasks go only to nodes where the preparation succeeded.
+    /// `waitForSuccess` its tasks go only to nodes where the preparation succeeded. The round
+    /// stops at the first task that fits only by preempting running tasks
+    /// ([`Decisions::preemption`]).
     pub fn schedule(&mut self) -> Decisions {
         let mut out = Decisions::default();
-        let Core { pools, jobs, placed, prep, instances, .. } = self;
+        let victim_jobs = preempt::victim_jobs(&self.jobs);
+        let Core { pools, jobs, placed, prep, instances, next_seq, .. } = self;
         let mut order: Vec<(i32, u64, String)> = jobs
             .iter()
             .filter(|(_, j)| j.schedulable && !j.queue.is_empty() && j.pool_id.is_some())
@@ -440,9 +517,10 @@ impl Core {
                     }
                     job.running += 1;
                     let (node_id, others) = (chosen[0].clone(), chosen[1..].to_vec());
+                    let seq = std::mem::replace(next_seq, *next_seq + 1);
                     placed.insert(
                         (job_id.clone(), task_id.clone()),
-                        Placement { pool_id: pool_id.clone(), node_id: node_id.clone(), slots, others: others.clone() },
+                        Placement { pool_id: pool_id.clone(), node_id: node_id.clone(), slots, others: others.clone(), seq },
                     );
                     out.assignments.push(Assignment { job_id: job_id.clone(), task_id, pool_id: pool_id.clone(), node_id, slots, others });
                     continue;
@@ -465,6 +543,16 @@ impl Core {
                     })
                     .map(|(id, _)| id.clone());
                 let Some(node_id) = candidate else {
+                    let wanted = preempt::Wanted { job_id: &job_id, priority: job.priority, slots };
+                    if let Some((node_id, victims)) = preempt::choose(&victim_jobs, &pool_id, pool, placed, instances, &wanted, &allowed) {
+                        // Victims first: the caller requeues them, then places this task.
+                        job.queue.push_front((task_id.clone(), slots));
+                        while let Some(t) = skipped.pop_back() {
+                            job.queue.push_front(t);
+                        }
+                        out.preemption = Some(Preemption { job_id, task_id, pool_id, node_id, slots, victims });
+                        return out;
+                    }
                     skipped.push_back((task_id, slots));
                     // When nothing fits a 1-slot task, nothing else fits either.
                     if slots == 1 {
@@ -476,9 +564,10 @@ impl Core {
                     n.used_slots += slots;
                 }
                 job.running += 1;
+                let seq = std::mem::replace(next_seq, *next_seq + 1);
                 placed.insert(
                     (job_id.clone(), task_id.clone()),
-                    Placement { pool_id: pool_id.clone(), node_id: node_id.clone(), slots, others: Vec::new() },
+                    Placement { pool_id: pool_id.clone(), node_id: node_id.clone(), slots, others: Vec::new(), seq },
                 );
                 out.assignments.push(Assignment {
                     job_id: job_id.clone(),

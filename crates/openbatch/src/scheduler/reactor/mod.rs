@@ -31,6 +31,8 @@ mod tests;
 #[cfg(test)]
 mod tests_lifecycle;
 #[cfg(test)]
+mod tests_preempt;
+#[cfg(test)]
 mod tests_retention;
 
 pub use records::{Backing, MemBacking, Records};
@@ -279,20 +281,28 @@ impl Reactor {
         }
         let held = self.restore_dependencies(jobs, &tasks);
         let mut active: Vec<Task> = Vec::new();
+        let mut placed: Vec<Task> = Vec::new();
         for t in tasks {
             match t.status.state {
                 TaskState::Active if !held.contains(&(t.job_id.clone(), t.spec.id.clone())) => active.push(t),
                 TaskState::Active => {}
-                TaskState::Preparing | TaskState::Running => match (&t.multi, &t.status.node_info) {
-                    (Some(m), Some(ni)) => self.core.restore_multi(&t.job_id, &t.spec.id, &ni.pool_id, &m.nodes, t.spec.slots()),
-                    (None, Some(ni)) => self.core.restore_placement(&t.job_id, &t.spec.id, &ni.pool_id, &ni.node_id, t.spec.slots()),
-                    _ => {}
-                },
+                TaskState::Preparing | TaskState::Running => placed.push(t),
                 TaskState::Completed => self.retain(&t),
             }
         }
-        active.sort_by_key(|a| a.creation_time);
         let by_id: HashMap<&str, &Job> = jobs.iter().map(|j| (j.spec.id.as_str(), j)).collect();
+        // Placements in the order they were dispatched (preemption spares the earliest), with
+        // the slots they were given (a whole node for an exclusive job manager task).
+        placed.sort_by_key(|t| t.dispatch);
+        for t in placed {
+            let slots = self.queue_slots(by_id.get(t.job_id.as_str()).copied(), &t);
+            match (&t.multi, &t.status.node_info) {
+                (Some(m), Some(ni)) => self.core.restore_multi(&t.job_id, &t.spec.id, &ni.pool_id, &m.nodes, slots),
+                (None, Some(ni)) => self.core.restore_placement(&t.job_id, &t.spec.id, &ni.pool_id, &ni.node_id, slots),
+                _ => {}
+            }
+        }
+        active.sort_by_key(|a| a.creation_time);
         for t in active {
             self.enqueue(by_id.get(t.job_id.as_str()).copied(), &t, false);
         }
@@ -316,6 +326,8 @@ impl Reactor {
             j.spec.max_parallel_tasks.unwrap_or(-1),
             j.spec.job_preparation_task.as_ref().map(|p| p.wait_for_success.unwrap_or(true)),
         );
+        let manager = j.spec.job_manager_task.as_ref().map(|m| m.id.as_str());
+        self.core.set_preemption(&j.spec.id, j.spec.allow_task_preemption == Some(true), manager);
     }
 
     /// Applies a batch of events: each event, the events they raise, then a scheduling round

@@ -2,9 +2,10 @@
 //!
 //! Rules (Azure Batch): a failed task is retried while `constraints.maxTaskRetryCount`
 //! allows (-1: without limit) and the failure is one a retry may cure; a task on a lost or
-//! removed node is requeued (its `requeueCount` grows, its retries do not); Terminate Task
-//! ends a task with `TaskEnded`; the account's lifetime statistics count every finished
-//! attempt.
+//! removed node is requeued (its `requeueCount` grows, its retries do not), and so is a
+//! task preempted for a task of a higher-priority job (`allowTaskPreemption`, decided by the
+//! core); Terminate Task ends a task with `TaskEnded`; the account's lifetime statistics
+//! count every finished attempt.
 
 use super::exec::{ended_by_service, ending, exec_spec, outcome, retryable, Ending, Runnable};
 use super::{set_node_state, to_ts, Backing, Reactor, Records};
@@ -15,13 +16,45 @@ use crate::model::job::{Job, JobLifetimeStats, JobState};
 use crate::model::node::{Node, NodeState};
 use crate::model::pool::{DeallocationOption, Pool};
 use crate::model::task::{Task, TaskNodeInfo, TaskState};
+use crate::scheduler::core::{Decisions, Preemption};
 use crate::store::StoreResult;
+
+/// Most preemptions in one batch; the rest wait for the next batch. (Each preemption puts a
+/// task where only tasks of lower priority ran, so rounds end well before; this only bounds
+/// a batch should that ever not hold.)
+const MAX_PREEMPTIONS_PER_BATCH: usize = 1000;
 
 impl Reactor {
     /// Places queued tasks and sends them to their nodes (and starts the preparation tasks
-    /// the placements need).
+    /// the placements need). A round that stops at a preemption is carried out, the
+    /// preemption done, and the next round follows.
     pub(super) async fn dispatch<B: Backing>(&mut self, r: &mut Records<B>) -> StoreResult<()> {
-        let decisions = self.core.schedule();
+        for _ in 0..=MAX_PREEMPTIONS_PER_BATCH {
+            let mut decisions = self.core.schedule();
+            let preemption = decisions.preemption.take();
+            self.carry_out(r, decisions).await?;
+            let Some(p) = preemption else { return Ok(()) };
+            self.preempt(r, &p).await?;
+        }
+        tracing::warn!("preemption limit of a batch reached; the remaining tasks wait for the next batch");
+        Ok(())
+    }
+
+    /// Preempts for a queued task: its victims are requeued as tasks of a lost node are
+    /// (killed, back to active with their `requeueCount` grown and their retries kept), then
+    /// it is placed where they ran and sent there (with the job's preparation task, when it
+    /// has not run there).
+    async fn preempt<B: Backing>(&mut self, r: &mut Records<B>, p: &Preemption) -> StoreResult<()> {
+        for (job_id, task_id) in &p.victims {
+            tracing::info!(%job_id, %task_id, node_id = %p.node_id, for_job = %p.job_id, for_task = %p.task_id, "preempting task");
+            self.requeue_task(r, job_id, task_id).await?;
+        }
+        let decisions = self.core.place_preempting(p);
+        self.carry_out(r, decisions).await
+    }
+
+    /// Starts the preparation tasks and sends the tasks a scheduling round decided.
+    async fn carry_out<B: Backing>(&mut self, r: &mut Records<B>, decisions: Decisions) -> StoreResult<()> {
         for p in decisions.preparations {
             self.start_preparation(r, &p, 0).await?;
         }
