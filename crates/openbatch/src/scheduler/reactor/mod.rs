@@ -22,6 +22,7 @@ mod nodes;
 mod pools;
 mod prep;
 pub mod records;
+mod stats;
 mod tasks;
 #[cfg(test)]
 mod testenv;
@@ -29,6 +30,8 @@ mod testenv;
 mod tests;
 #[cfg(test)]
 mod tests_lifecycle;
+#[cfg(test)]
+mod tests_stats;
 
 pub use records::{Backing, MemBacking, Records};
 
@@ -186,6 +189,8 @@ pub struct Reactor {
     touched_jobs: HashSet<String>,
     /// Pools whose nodes changed in this batch (counts refreshed at its end).
     touched_pools: HashSet<String>,
+    /// What the batch adds to job and pool statistics (applied at its end).
+    pending_stats: stats::PendingStats,
 }
 
 impl Reactor {
@@ -205,6 +210,7 @@ impl Reactor {
             pending: VecDeque::new(),
             touched_jobs: HashSet::new(),
             touched_pools: HashSet::new(),
+            pending_stats: stats::PendingStats::default(),
         }
     }
 
@@ -310,6 +316,7 @@ impl Reactor {
     pub async fn apply<B: Backing>(&mut self, r: &mut Records<B>, events: Vec<(Event, Option<Ticket>)>) -> StoreResult<Vec<Effect>> {
         self.out.clear();
         self.pending.clear();
+        self.pending_stats.clear();
         for (ev, ticket) in events {
             self.handle(r, ev, ticket).await?;
             while let Some(ev) = self.pending.pop_front() {
@@ -328,6 +335,7 @@ impl Reactor {
         while let Some(ev) = self.pending.pop_front() {
             self.handle(r, ev, None).await?;
         }
+        self.flush_stats(r).await?;
         r.flush().await?;
         Ok(std::mem::take(&mut self.out))
     }
@@ -382,6 +390,7 @@ impl Reactor {
                     self.out.push(Effect::Ack { node_id: node_id.clone(), dispatch_id: result.dispatch_id });
                     self.finished(r, &node_id, result).await?;
                 }
+                AgentMessage::Sample { sample } => self.node_sampled(r, &node_id, sample).await?,
                 _ => {}
             },
             Event::AgentLost { node_id } => {
