@@ -54,7 +54,8 @@ fn block_io_counted(path: &std::path::Path) -> bool {
     // SAFETY: statfs fills our own struct for a valid path.
     let mut fs: libc::statfs = unsafe { std::mem::zeroed() };
     let ok = unsafe { libc::statfs(c.as_ptr(), &mut fs) } == 0;
-    ok && fs.f_type as i64 != libc::TMPFS_MAGIC as i64
+    const TMPFS_MAGIC: i64 = 0x0102_1994;
+    ok && fs.f_type as i64 != TMPFS_MAGIC
 }
 
 fn assert_task_statistics(s: &Value, task_url: &str, counted: bool) {

@@ -68,6 +68,7 @@ pub struct Attempt {
     /// Milliseconds from the task's creation to this attempt's start; `None` when it never
     /// started.
     pub wait_ms: Option<u64>,
+    /// Retried, or how the task completed.
     pub outcome: AttemptOutcome,
 }
 
@@ -209,7 +210,9 @@ pub struct PoolStats {
 /// counted, and the agent's sample when there is one.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct NodeUsage {
+    /// Cores × milliseconds of a dedicated node (0 for a low-priority one).
     pub dedicated_core_ms: u64,
+    /// What the node's agent measured, when this usage comes with a sample.
     pub sample: Option<NodeSample>,
 }
 

@@ -11,8 +11,8 @@
 //!
 //! The rules live in submodules along their seams: [`tasks`] (dispatch, results, retries,
 //! exit conditions, requeue), [`jobs`] (the job state machine), [`prep`] (job preparation
-//! and release tasks), [`nodes`] (agents, start tasks, node loss) and [`pools`] (resize and
-//! deletion).
+//! and release tasks), [`nodes`] (agents, start tasks, node loss), [`pools`] (resize and
+//! deletion) and [`stats`] (what attempts and node samples add to the statistics).
 
 pub mod dependencies;
 pub mod exec;

@@ -3,8 +3,8 @@
 //! Rules (Azure Batch): a failed task is retried while `constraints.maxTaskRetryCount`
 //! allows (-1: without limit) and the failure is one a retry may cure; a task on a lost or
 //! removed node is requeued (its `requeueCount` grows, its retries do not); Terminate Task
-//! ends a task with `TaskEnded`; the account's lifetime statistics count every finished
-//! attempt.
+//! ends a task with `TaskEnded`; the task's, its job's and the account's statistics count
+//! every finished attempt.
 
 use super::exec::{ended_by_service, ending, exec_spec, outcome, retryable, Ending, Runnable};
 use super::{set_node_state, to_ts, Backing, Reactor, Records};
