@@ -1,6 +1,7 @@
 //! The node agent (`openbatch agent`): one compute node. It connects to the service over the
 //! [`protocol`], prepares the node directories, runs start tasks and tasks as processes,
-//! serves its files, and keeps results until the service has stored them. When the service
+//! serves its files, keeps results until the service has stored them, and reports what the
+//! node uses every few seconds ([`sample`]). When the service
 //! goes away it keeps running its tasks and reconnects; after `orphan_timeout` without a
 //! service it kills its tasks and exits.
 
@@ -9,10 +10,11 @@ pub mod files;
 pub mod packages;
 pub mod protocol;
 pub mod safefs;
+pub mod sample;
 
 use exec::NodeContext;
 use futures::{SinkExt, StreamExt};
-use protocol::{AgentMessage, ExecKind, ExecResult, ServiceMessage};
+use protocol::{AgentMessage, ExecKind, ExecResult, NodeSample, ServiceMessage};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -46,6 +48,8 @@ enum Internal {
     Finished(ExecResult),
     /// The answer to a file request, sent when ready (file work never holds up the loop).
     File(AgentMessage),
+    /// What the node used lately (measured off the loop).
+    Sample(NodeSample),
 }
 
 struct Running {
@@ -67,6 +71,9 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
         "{}/agent/v1/connect",
         cfg.service_url.trim_end_matches('/').replacen("http://", "ws://", 1).replacen("https://", "wss://", 1)
     );
+    // Samples, from the agent's start on; one that could not be sent is merged into the next.
+    spawn_sampler(cfg.root.clone(), tx.clone());
+    let mut unsent: Option<NodeSample> = None;
     let mut backoff = Duration::from_millis(50);
     let uploader = files::Uploader::new(&cfg.service_url, &cfg.node_id)?;
     loop {
@@ -84,9 +91,13 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
             }
             // Results keep arriving while disconnected: hold them for the next connection.
             while let Ok(ev) = rx.try_recv() {
-                if let Internal::Finished(r) = ev {
-                    running.remove(&r.kind);
-                    unacked.insert(r.dispatch_id, r);
+                match ev {
+                    Internal::Finished(r) => {
+                        running.remove(&r.kind);
+                        unacked.insert(r.dispatch_id, r);
+                    }
+                    Internal::Sample(s) => unsent = Some(unsent.take().map_or(s, |u| u.then(s))),
+                    _ => {}
                 }
             }
             tokio::time::sleep(backoff).await;
@@ -198,11 +209,38 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
                             AgentMessage::Finished { result: r }
                         }
                         Internal::File(m) => m,
+                        Internal::Sample(s) => {
+                            let s = unsent.take().map_or(s, |u| u.then(s));
+                            unsent = Some(s);
+                            AgentMessage::Sample { sample: s }
+                        }
                     };
+                    let is_sample = matches!(m, AgentMessage::Sample { .. });
                     if sink.send(Message::text(serde_json::to_string(&m)?)).await.is_err() { break; }
+                    if is_sample {
+                        unsent = None;
+                    }
                 }
             }
         }
         tracing::info!("disconnected from the service; reconnecting");
     }
+}
+
+/// Takes a sample of the node now and every [`sample::SAMPLE_PERIOD`] (on a blocking thread:
+/// it reads `/proc` and walks the node directory) and hands it to the agent's loop.
+fn spawn_sampler(root: PathBuf, tx: mpsc::UnboundedSender<Internal>) {
+    tokio::spawn(async move {
+        let mut sampler = sample::Sampler::new(&root);
+        let mut tick = tokio::time::interval(sample::SAMPLE_PERIOD);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let Ok((s, back)) = tokio::task::spawn_blocking(move || (sampler.sample(), sampler)).await else { return };
+            sampler = back;
+            if tx.send(Internal::Sample(s)).is_err() {
+                return;
+            }
+        }
+    });
 }

@@ -135,6 +135,45 @@ pub struct ResourceUsage {
     pub write_blocks: u64,
 }
 
+/// What a compute node's processes (its agent and everything it runs) used over an
+/// interval, as its agent measured them (see `agent::sample`); sent every few seconds as
+/// [`AgentMessage::Sample`]. CPU time and I/O are what was used during the interval; memory
+/// and disk are what was in use when the sample was taken. Every field defaults to 0, so
+/// agents and services of different releases understand each other.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "camelCase", default)]
+pub struct NodeSample {
+    /// Milliseconds since the previous sample (since the agent started, for the first).
+    pub interval_ms: u64,
+    /// The CPUs the agent may run its processes on.
+    pub cores: u32,
+    /// CPU time (user and kernel) the node's processes used in the interval, milliseconds.
+    pub cpu_ms: u64,
+    /// Bytes they read from storage in the interval.
+    pub read_bytes: u64,
+    /// Bytes they wrote to storage in the interval.
+    pub write_bytes: u64,
+    /// Resident memory of the node's processes at the sample, bytes.
+    pub memory_bytes: u64,
+    /// Disk space the node's root directory takes at the sample, bytes.
+    pub disk_bytes: u64,
+}
+
+impl NodeSample {
+    /// One sample covering `self` and then `later` (a sample that could not be sent is
+    /// merged into the next): intervals, CPU and I/O add up; memory, disk and cores are the
+    /// later sample's.
+    pub fn then(self, later: NodeSample) -> NodeSample {
+        NodeSample {
+            interval_ms: self.interval_ms.saturating_add(later.interval_ms),
+            cpu_ms: self.cpu_ms.saturating_add(later.cpu_ms),
+            read_bytes: self.read_bytes.saturating_add(later.read_bytes),
+            write_bytes: self.write_bytes.saturating_add(later.write_bytes),
+            ..later
+        }
+    }
+}
+
 /// The kind of an execution failure (typed, so the service never reads message text).
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Default)]
 #[serde(rename_all = "camelCase")]
@@ -284,4 +323,9 @@ pub enum AgentMessage {
     Finished { result: ExecResult },
     /// Answer to a file request.
     File { request_id: u64, reply: FileReply },
+    /// What the node used lately (a service that does not know this message ignores it).
+    Sample {
+        #[serde(default)]
+        sample: NodeSample,
+    },
 }

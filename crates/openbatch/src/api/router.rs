@@ -13,6 +13,7 @@ pub enum Operation {
     ApplicationGet(String),
     ListPoolNodeCounts,
     LifetimeJobStats,
+    LifetimePoolStats,
     PoolAdd,
     PoolList,
     PoolGet(String),
@@ -74,6 +75,7 @@ impl Operation {
             Operation::ApplicationGet(_) => ("GET", "/applications/{applicationId}"),
             Operation::ListPoolNodeCounts => ("GET", "/nodecounts"),
             Operation::LifetimeJobStats => ("GET", "/lifetimejobstats"),
+            Operation::LifetimePoolStats => ("GET", "/lifetimepoolstats"),
             Operation::PoolAdd => ("POST", "/pools"),
             Operation::PoolList => ("GET", "/pools"),
             Operation::PoolGet(_) => ("GET", "/pools/{poolId}"),
@@ -122,6 +124,7 @@ impl Operation {
                 | Operation::ApplicationGet(_)
                 | Operation::ListPoolNodeCounts
                 | Operation::LifetimeJobStats
+                | Operation::LifetimePoolStats
                 | Operation::PoolList
                 | Operation::PoolGet(_)
                 | Operation::PoolExists(_)
@@ -191,6 +194,7 @@ fn match_op(m: &str, s: &[&str]) -> Option<Operation> {
         ("GET", ["applications", a]) => Operation::ApplicationGet(a.to_string()),
         ("GET", ["nodecounts"]) => Operation::ListPoolNodeCounts,
         ("GET", ["lifetimejobstats"]) => Operation::LifetimeJobStats,
+        ("GET", ["lifetimepoolstats"]) => Operation::LifetimePoolStats,
         ("POST", ["pools"]) => Operation::PoolAdd,
         ("GET", ["pools"]) => Operation::PoolList,
         ("GET", ["pools", p]) => Operation::PoolGet(p.to_string()),

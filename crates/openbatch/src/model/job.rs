@@ -392,47 +392,10 @@ pub struct Job {
     pub creation_time: Timestamp,
     #[serde(with = "ts")]
     pub last_modified: Timestamp,
+    /// The job's statistics (JobStatistics, shown with `$expand=stats`), summed over its
+    /// tasks' attempts; absent until one ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<super::stats::JobStats>,
 }
 
-/// Lifetime statistics of every job in the account (Get Lifetime Job Statistics), kept as
-/// running sums by the scheduler as tasks complete. CPU time and block I/O come from the
-/// kernel's accounting of each task process (`wait4`); I/O volumes assume 512-byte blocks.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-#[serde(rename_all = "camelCase")]
-pub struct JobLifetimeStats {
-    #[serde(with = "ts")]
-    pub start_time: Timestamp,
-    #[serde(with = "ts")]
-    pub last_update_time: Timestamp,
-    pub user_cpu_ms: u64,
-    pub kernel_cpu_ms: u64,
-    pub wall_clock_ms: u64,
-    pub wait_ms: u64,
-    pub read_blocks: u64,
-    pub write_blocks: u64,
-    pub succeeded: u64,
-    pub failed: u64,
-    pub retries: u64,
-}
-
-impl JobLifetimeStats {
-    /// The id of the one row that holds them.
-    pub const ID: &'static str = "lifetime";
-
-    /// Empty statistics starting now.
-    pub fn new(now: Timestamp) -> Self {
-        JobLifetimeStats {
-            start_time: now,
-            last_update_time: now,
-            user_cpu_ms: 0,
-            kernel_cpu_ms: 0,
-            wall_clock_ms: 0,
-            wait_ms: 0,
-            read_blocks: 0,
-            write_blocks: 0,
-            succeeded: 0,
-            failed: 0,
-            retries: 0,
-        }
-    }
-}
+pub use super::stats::JobLifetimeStats;

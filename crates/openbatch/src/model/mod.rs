@@ -10,5 +10,6 @@ pub mod job_manager;
 pub mod multi_instance;
 pub mod node;
 pub mod pool;
+pub mod stats;
 pub mod task;
 pub mod time;

@@ -103,6 +103,9 @@ pub struct Node {
     /// Process id of a local node's agent (never rendered).
     #[serde(default)]
     pub agent_pid: Option<u32>,
+    /// How far the node's core-time was counted into its pool's statistics (never rendered).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub meter: Option<super::stats::NodeMeter>,
 }
 
 /// A Linux image openbatch's nodes run, as Account List Supported Images reports it.

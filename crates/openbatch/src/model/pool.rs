@@ -262,6 +262,10 @@ pub struct Pool {
     pub creation_time: Timestamp,
     #[serde(with = "ts")]
     pub last_modified: Timestamp,
+    /// The pool's statistics (PoolStatistics, shown with `$expand=stats`), summed over its
+    /// nodes' samples and core-time; absent until the first was counted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<super::stats::PoolStats>,
 }
 
 impl Pool {
@@ -285,6 +289,7 @@ impl Pool {
             spec,
             creation_time: now,
             last_modified: now,
+            stats: None,
         }
     }
 }

@@ -200,6 +200,10 @@ pub struct Task {
     pub creation_time: Timestamp,
     #[serde(with = "ts")]
     pub last_modified: Timestamp,
+    /// The task's statistics (TaskStatistics, shown with `$expand=stats`), summed over its
+    /// attempts; absent until one ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<super::stats::TaskStats>,
 }
 
 impl Task {
@@ -221,6 +225,7 @@ impl Task {
             },
             creation_time: now,
             last_modified: now,
+            stats: None,
         }
     }
 }

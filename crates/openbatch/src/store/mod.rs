@@ -22,6 +22,7 @@ use crate::model::{
     job::{Job, JobLifetimeStats, JobNode},
     node::Node,
     pool::Pool,
+    stats::PoolLifetimeStats,
     task::Task,
 };
 
@@ -162,6 +163,19 @@ impl Record for JobLifetimeStats {
     }
 }
 
+impl Record for PoolLifetimeStats {
+    const TABLE: &'static str = "poolstats";
+    fn parent(&self) -> &str {
+        ""
+    }
+    fn id(&self) -> &str {
+        Self::ID
+    }
+    fn state(&self) -> &'static str {
+        "active"
+    }
+}
+
 impl Record for Node {
     const TABLE: &'static str = "nodes";
     fn parent(&self) -> &str {
@@ -188,7 +202,7 @@ impl Record for Application {
     }
 }
 
-const TABLES: &[&str] = &["pools", "jobs", "tasks", "nodes", "jobnodes", "jobstats", "applications"];
+const TABLES: &[&str] = &["pools", "jobs", "tasks", "nodes", "jobnodes", "jobstats", "poolstats", "applications"];
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]

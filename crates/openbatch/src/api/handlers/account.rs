@@ -1,4 +1,5 @@
-//! Account operations: List Supported Images and List Pool Node Counts.
+//! Account operations: List Supported Images, List Pool Node Counts and the lifetime job and
+//! pool statistics.
 
 use super::list_reply;
 use crate::api::error::ApiResult;
@@ -6,6 +7,7 @@ use crate::api::reply::Reply;
 use crate::api::{App, Ctx};
 use crate::model::node::{Node, NodeState, SUPPORTED_IMAGES};
 use crate::model::pool::Pool;
+use crate::model::time::Clock;
 use serde_json::{json, Map, Value};
 
 /// Account List Supported Images: the Linux images openbatch's nodes run.
@@ -80,33 +82,35 @@ pub async fn list_pool_node_counts(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
     Ok(list_reply(ctx, "poolnodecounts", items, None))
 }
 
-/// Get Lifetime Job Statistics: totals over every task that completed in the account —
-/// succeeded, failed, retries, wall-clock and wait time, and the CPU time and block I/O the
-/// kernel accounted to the task processes (64-bit counters as JSON strings, durations ISO 8601,
-/// I/O volumes in GiB from 512-byte blocks).
+/// Get Lifetime Job Statistics (up to 2022-10-01.16.0): JobStatistics over every task
+/// attempt that ended in the account — succeeded, failed, retries, wall-clock and wait time,
+/// and the CPU time and block I/O the kernel accounted to the task processes (see
+/// [`super::stats::job`] for units).
 pub async fn lifetime_job_stats(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
-    use crate::model::job::JobLifetimeStats;
-    use crate::model::time::{format_duration, format_timestamp, Clock};
-    use std::time::Duration;
+    use crate::model::stats::JobLifetimeStats;
     let s = app.store.get::<JobLifetimeStats>("", JobLifetimeStats::ID).await?.unwrap_or_else(|| JobLifetimeStats::new(Clock::now()));
-    let dur = |ms: u64| format_duration(Duration::from_millis(ms));
-    let gib = |blocks: u64| (blocks as f64) * 512.0 / (1u64 << 30) as f64;
-    let body = json!({
-        "odata.metadata": format!("{}/$metadata#jobstats/@Element", ctx.base),
-        "url": format!("{}/lifetimejobstats", ctx.base),
-        "startTime": format_timestamp(&s.start_time),
-        "lastUpdateTime": format_timestamp(&s.last_update_time),
-        "userCPUTime": dur(s.user_cpu_ms),
-        "kernelCPUTime": dur(s.kernel_cpu_ms),
-        "wallClockTime": dur(s.wall_clock_ms),
-        "readIOps": s.read_blocks.to_string(),
-        "writeIOps": s.write_blocks.to_string(),
-        "readIOGiB": gib(s.read_blocks),
-        "writeIOGiB": gib(s.write_blocks),
-        "numSucceededTasks": s.succeeded.to_string(),
-        "numFailedTasks": s.failed.to_string(),
-        "numTaskRetries": s.retries.to_string(),
-        "waitTime": dur(s.wait_ms),
-    });
+    let mut body = super::stats::job(format!("{}/lifetimejobstats", ctx.base), &s.0);
+    with_metadata(ctx, &mut body, "jobstats");
     Ok(Reply::json(ctx.view("JobStatistics", body)))
+}
+
+/// Get All Pool Lifetime Statistics (up to 2022-10-01.16.0): PoolStatistics over every node
+/// of every pool the account has had — dedicated core-time, and the CPU, memory, disk and
+/// disk I/O the nodes' agents measured (see [`super::stats::pool`]).
+pub async fn lifetime_pool_stats(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
+    use crate::model::stats::PoolLifetimeStats;
+    let s = app.store.get::<PoolLifetimeStats>("", PoolLifetimeStats::ID).await?.unwrap_or_else(|| PoolLifetimeStats::new(Clock::now()));
+    let mut body = super::stats::pool(format!("{}/lifetimepoolstats", ctx.base), &s.0);
+    with_metadata(ctx, &mut body, "poolstats");
+    Ok(Reply::json(ctx.view("PoolStatistics", body)))
+}
+
+/// Puts `odata.metadata` (`$metadata#<set>/@Element`) first in a statistics answer.
+fn with_metadata(ctx: &Ctx, body: &mut Value, set: &str) {
+    if let Value::Object(m) = body {
+        let mut out = Map::new();
+        out.insert("odata.metadata".into(), Value::String(format!("{}/$metadata#{set}/@Element", ctx.base)));
+        out.extend(std::mem::take(m));
+        *m = out;
+    }
 }

@@ -41,6 +41,18 @@ pub fn render(base: &str, j: &Job) -> Map<String, Value> {
     m
 }
 
+/// The wire shape of a job with its statistics (JobStatistics as `stats`, zero before a task
+/// attempt ended) when `with_stats` (`$expand=stats`).
+fn render_with(base: &str, j: &Job, with_stats: bool) -> Map<String, Value> {
+    let mut m = render(base, j);
+    if with_stats {
+        let empty = crate::model::stats::JobStats::new(j.creation_time);
+        let stats_url = super::stats::url(&url(base, &j.spec.id));
+        m.insert("stats".into(), super::stats::job(stats_url, j.stats.as_ref().unwrap_or(&empty)));
+    }
+    m
+}
+
 /// Loads a job; 404 `JobNotFound`.
 pub async fn load(app: &App, id: &str) -> ApiResult<Job> {
     app.store.get::<Job>("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Job))
@@ -257,6 +269,7 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
         spec,
         creation_time: now,
         last_modified: now,
+        stats: None,
     };
     let mut tx = app.store.begin().await?;
     if tx.exists::<Job>("", &job.spec.id).await? {
@@ -287,16 +300,19 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
     Ok(Reply::created(&url(&ctx.base, &job.spec.id), &now))
 }
 
-/// Job List.
+/// Job List, with each job's statistics for `$expand=stats`.
 pub async fn list(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
+    let with_stats = super::stats::wanted(ctx);
+    let render = move |base: &str, j: &Job| render_with(base, j, with_stats);
     super::list_records::<Job>(app, ctx, "", crate::odata::ListKind::Jobs, "jobs", "CloudJob", render).await
 }
 
-/// Job Get; 404 `JobNotFound`.
+/// Job Get, with the job's statistics for `$expand=stats`; 404 `JobNotFound`.
 pub async fn get(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
     let j = load(app, id).await?;
     ctx.precondition(&j.last_modified, true)?;
-    let body = entity(Some(format!("{}/$metadata#jobs/@Element", ctx.base)), None, render(&ctx.base, &j));
+    let m = render_with(&ctx.base, &j, super::stats::wanted(ctx));
+    let body = entity(Some(format!("{}/$metadata#jobs/@Element", ctx.base)), None, m);
     Ok(Reply::json(ctx.view("CloudJob", body)).etag(&j.last_modified))
 }
 

@@ -9,6 +9,7 @@ mod jobs;
 mod node_logs;
 mod nodes;
 mod pools;
+mod stats;
 mod tasks;
 
 use super::error::{ApiResult, BatchError};
@@ -35,6 +36,7 @@ pub async fn handle(app: &App, op: Operation, ctx: &Ctx, body: &[u8]) -> ApiResu
         Operation::PoolUpgradeOs(id) => pools::upgrade_os(app, &id).await,
         Operation::ListPoolNodeCounts => account::list_pool_node_counts(app, ctx).await,
         Operation::LifetimeJobStats => account::lifetime_job_stats(app, ctx).await,
+        Operation::LifetimePoolStats => account::lifetime_pool_stats(app, ctx).await,
         Operation::PoolAdd => pools::add(app, ctx, body).await,
         Operation::PoolList => pools::list(app, ctx).await,
         Operation::PoolGet(id) => pools::get(app, ctx, &id).await,

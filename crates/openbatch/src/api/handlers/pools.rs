@@ -63,6 +63,18 @@ pub fn render(base: &str, p: &Pool) -> Map<String, Value> {
     m
 }
 
+/// The wire shape of a pool with its statistics (PoolStatistics as `stats`, zero before a
+/// node was counted) when `with_stats` (`$expand=stats`).
+fn render_with(base: &str, p: &Pool, with_stats: bool) -> Map<String, Value> {
+    let mut m = render(base, p);
+    if with_stats {
+        let empty = crate::model::stats::PoolStats::new(p.creation_time);
+        let stats_url = super::stats::url(&url(base, &p.spec.id));
+        m.insert("stats".into(), super::stats::pool(stats_url, p.stats.as_ref().unwrap_or(&empty)));
+    }
+    m
+}
+
 async fn load(app: &App, id: &str) -> ApiResult<Pool> {
     app.store.get::<Pool>("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Pool))
 }
@@ -140,16 +152,19 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
     Ok(Reply::created(&url(&ctx.base, &pool.spec.id), &now))
 }
 
-/// Pool List.
+/// Pool List, with each pool's statistics for `$expand=stats`.
 pub async fn list(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
+    let with_stats = super::stats::wanted(ctx);
+    let render = move |base: &str, p: &Pool| render_with(base, p, with_stats);
     super::list_records::<Pool>(app, ctx, "", crate::odata::ListKind::Pools, "pools", "CloudPool", render).await
 }
 
-/// Pool Get; 404 `PoolNotFound`.
+/// Pool Get, with the pool's statistics for `$expand=stats`; 404 `PoolNotFound`.
 pub async fn get(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
     let p = load(app, id).await?;
     ctx.precondition(&p.last_modified, true)?;
-    let body = entity(Some(format!("{}/$metadata#pools/@Element", ctx.base)), None, render(&ctx.base, &p));
+    let m = render_with(&ctx.base, &p, super::stats::wanted(ctx));
+    let body = entity(Some(format!("{}/$metadata#pools/@Element", ctx.base)), None, m);
     Ok(Reply::json(ctx.view("CloudPool", body)).etag(&p.last_modified))
 }
 

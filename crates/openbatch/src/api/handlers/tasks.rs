@@ -49,6 +49,18 @@ pub fn render(base: &str, t: &Task) -> Map<String, Value> {
     m
 }
 
+/// The wire shape of a task with its statistics (TaskStatistics as `stats`, zero before an
+/// attempt ended) when `with_stats` (`$expand=stats`).
+fn render_with(base: &str, t: &Task, with_stats: bool) -> Map<String, Value> {
+    let mut m = render(base, t);
+    if with_stats {
+        let empty = crate::model::stats::TaskStats::new(t.creation_time);
+        let stats_url = super::stats::url(&url(base, &t.job_id, &t.spec.id));
+        m.insert("stats".into(), super::stats::task(stats_url, t.stats.as_ref().unwrap_or(&empty)));
+    }
+    m
+}
+
 /// A job that accepts new tasks; 404 `JobNotFound`, 409 `JobCompleted`,
 /// `JobBeingTerminated` or `JobBeingDeleted`.
 async fn open_job(app: &App, id: &str) -> ApiResult<Job> {
@@ -343,9 +355,11 @@ pub async fn add_collection(app: &App, ctx: &Ctx, job_id: &str, body: &[u8]) -> 
     })))
 }
 
-/// Task List (of a job); 404 `JobNotFound`.
+/// Task List (of a job), with each task's statistics for `$expand=stats`; 404 `JobNotFound`.
 pub async fn list(app: &App, ctx: &Ctx, job_id: &str) -> ApiResult<Reply> {
     let job = super::jobs::load(app, job_id).await?;
+    let with_stats = super::stats::wanted(ctx);
+    let render = move |base: &str, t: &Task| render_with(base, t, with_stats);
     super::list_records::<Task>(app, ctx, &job.spec.id, crate::odata::ListKind::Tasks, "tasks", "CloudTask", render).await
 }
 
@@ -355,11 +369,12 @@ pub async fn load(app: &App, job_id: &str, task_id: &str) -> ApiResult<Task> {
     app.store.get::<Task>(&job.spec.id, task_id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Task))
 }
 
-/// Task Get.
+/// Task Get, with the task's statistics for `$expand=stats`.
 pub async fn get(app: &App, ctx: &Ctx, job_id: &str, task_id: &str) -> ApiResult<Reply> {
     let t = load(app, job_id, task_id).await?;
     ctx.precondition(&t.last_modified, true)?;
-    let body = entity(Some(format!("{}/$metadata#tasks/@Element", ctx.base)), None, render(&ctx.base, &t));
+    let m = render_with(&ctx.base, &t, super::stats::wanted(ctx));
+    let body = entity(Some(format!("{}/$metadata#tasks/@Element", ctx.base)), None, m);
     Ok(Reply::json(ctx.view("CloudTask", body)).etag(&t.last_modified))
 }
 

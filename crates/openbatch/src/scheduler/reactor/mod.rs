@@ -11,8 +11,8 @@
 //!
 //! The rules live in submodules along their seams: [`tasks`] (dispatch, results, retries,
 //! exit conditions, requeue), [`jobs`] (the job state machine), [`prep`] (job preparation
-//! and release tasks), [`nodes`] (agents, start tasks, node loss) and [`pools`] (resize and
-//! deletion).
+//! and release tasks), [`nodes`] (agents, start tasks, node loss), [`pools`] (resize and
+//! deletion) and [`stats`] (what attempts and node samples add to the statistics).
 
 pub mod dependencies;
 pub mod exec;
@@ -23,6 +23,7 @@ mod pools;
 mod prep;
 pub mod records;
 mod retention;
+mod stats;
 mod tasks;
 #[cfg(test)]
 mod testenv;
@@ -34,6 +35,8 @@ mod tests_lifecycle;
 mod tests_preempt;
 #[cfg(test)]
 mod tests_retention;
+#[cfg(test)]
+mod tests_stats;
 
 pub use records::{Backing, MemBacking, Records};
 
@@ -198,6 +201,8 @@ pub struct Reactor {
     touched_jobs: HashSet<String>,
     /// Pools whose nodes changed in this batch (counts refreshed at its end).
     touched_pools: HashSet<String>,
+    /// What the batch adds to job and pool statistics (applied at its end).
+    pending_stats: stats::PendingStats,
 }
 
 impl Reactor {
@@ -218,6 +223,7 @@ impl Reactor {
             pending: VecDeque::new(),
             touched_jobs: HashSet::new(),
             touched_pools: HashSet::new(),
+            pending_stats: stats::PendingStats::default(),
         }
     }
 
@@ -336,6 +342,7 @@ impl Reactor {
     pub async fn apply<B: Backing>(&mut self, r: &mut Records<B>, events: Vec<(Event, Option<Ticket>)>) -> StoreResult<Vec<Effect>> {
         self.out.clear();
         self.pending.clear();
+        self.pending_stats.clear();
         for (ev, ticket) in events {
             let ev = match ev {
                 Event::Conditional { cond, event } => match self.conditions_hold(r, &cond, &event).await? {
@@ -364,6 +371,7 @@ impl Reactor {
         while let Some(ev) = self.pending.pop_front() {
             self.handle(r, ev, None).await?;
         }
+        self.flush_stats(r).await?;
         r.flush().await?;
         Ok(std::mem::take(&mut self.out))
     }
@@ -434,6 +442,7 @@ impl Reactor {
                     self.out.push(Effect::Ack { node_id: node_id.clone(), dispatch_id: result.dispatch_id });
                     self.finished(r, &node_id, result).await?;
                 }
+                AgentMessage::Sample { sample } => self.node_sampled(r, &node_id, sample).await?,
                 _ => {}
             },
             Event::AgentLost { node_id } => {

@@ -250,6 +250,7 @@ impl Reactor {
                 self.out.push(Effect::KillAgent { pid });
             }
         }
+        self.node_leaving(r, pool_id, node_id).await?;
         r.remove::<Node>(pool_id, node_id);
         Ok(())
     }

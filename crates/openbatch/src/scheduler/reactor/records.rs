@@ -1,7 +1,7 @@
 //! The records a reactor step reads and writes: the batch's working set.
 //!
 //! The reactor never talks to the database. It reads pools, jobs, tasks, nodes, job-node rows
-//! and the lifetime statistics through a [`Records`] working set, which loads a record from its
+//! and the lifetime job and pool statistics through a [`Records`] working set, which loads a record from its
 //! [`Backing`] the first time a step asks for it and keeps the step's changes until the driver
 //! flushes them, all in one transaction. The driver's backing is a store transaction
 //! ([`Tx`]); the reactor tests' backing is [`MemBacking`], a set of maps, so every Batch rule
@@ -14,6 +14,7 @@
 use crate::model::job::{Job, JobLifetimeStats, JobNode};
 use crate::model::node::Node;
 use crate::model::pool::Pool;
+use crate::model::stats::PoolLifetimeStats;
 use crate::model::task::Task;
 use crate::store::{Record, StoreResult, Tx};
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -146,6 +147,7 @@ pub struct Caches {
     nodes: Cache<Node>,
     jobnodes: Cache<JobNode>,
     stats: Cache<JobLifetimeStats>,
+    poolstats: Cache<PoolLifetimeStats>,
 }
 
 macro_rules! kind {
@@ -163,6 +165,7 @@ kind!(Task, tasks);
 kind!(Node, nodes);
 kind!(JobNode, jobnodes);
 kind!(JobLifetimeStats, stats);
+kind!(PoolLifetimeStats, poolstats);
 
 /// A batch's working set over a backing: reads go through to the backing once, writes stay
 /// here until [`Records::flush`].
@@ -269,7 +272,8 @@ impl<B: Backing> Records<B> {
         flush_kind::<Task, B>(&mut self.caches.tasks, &mut self.backing).await?;
         flush_kind::<Node, B>(&mut self.caches.nodes, &mut self.backing).await?;
         flush_kind::<JobNode, B>(&mut self.caches.jobnodes, &mut self.backing).await?;
-        flush_kind::<JobLifetimeStats, B>(&mut self.caches.stats, &mut self.backing).await
+        flush_kind::<JobLifetimeStats, B>(&mut self.caches.stats, &mut self.backing).await?;
+        flush_kind::<PoolLifetimeStats, B>(&mut self.caches.poolstats, &mut self.backing).await
     }
 }
 

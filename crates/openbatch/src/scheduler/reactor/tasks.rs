@@ -4,17 +4,18 @@
 //! allows (-1: without limit) and the failure is one a retry may cure; a task on a lost or
 //! removed node is requeued (its `requeueCount` grows, its retries do not), and so is a
 //! task preempted for a task of a higher-priority job (`allowTaskPreemption`, decided by the
-//! core); Terminate Task ends a task with `TaskEnded`; the account's lifetime statistics
-//! count every finished attempt.
+//! core); Terminate Task ends a task with `TaskEnded`; the task's, its job's and the
+//! account's statistics count every finished attempt.
 
 use super::exec::{ended_by_service, ending, exec_spec, outcome, retryable, Ending, Runnable};
 use super::{set_node_state, to_ts, Backing, Reactor, Records};
 use crate::agent::protocol::{ExecKind, ExecResult, ExecSpec, ServiceMessage};
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::model::common::ExecutionResult;
-use crate::model::job::{Job, JobLifetimeStats, JobState};
+use crate::model::job::{Job, JobState};
 use crate::model::node::{Node, NodeState};
 use crate::model::pool::{DeallocationOption, Pool};
+use crate::model::stats::AttemptOutcome;
 use crate::model::task::{Task, TaskNodeInfo, TaskState};
 use crate::scheduler::core::{Decisions, Preemption};
 use crate::store::StoreResult;
@@ -201,25 +202,12 @@ impl Reactor {
             && retryable(&res)
             && (max_retries < 0 || task.status.execution_info.retry_count < max_retries);
         let started = res.started_ms.map(|s| to_ts(s, now));
-        let usage = res.usage.unwrap_or_default();
-        let mut s = r.get::<JobLifetimeStats>("", JobLifetimeStats::ID).await?.unwrap_or_else(|| JobLifetimeStats::new(now));
-        s.user_cpu_ms += usage.user_ms;
-        s.kernel_cpu_ms += usage.kernel_ms;
-        s.read_blocks += usage.read_blocks;
-        s.write_blocks += usage.write_blocks;
-        s.wall_clock_ms += res.started_ms.map(|st| (res.ended_ms - st).max(0) as u64).unwrap_or(0);
-        if retry {
-            s.retries += 1;
-        } else {
-            s.wait_ms += started.map(|st| (st - task.creation_time).num_milliseconds().max(0) as u64).unwrap_or(0);
-            if result == ExecutionResult::Success {
-                s.succeeded += 1;
-            } else {
-                s.failed += 1;
-            }
-        }
-        s.last_update_time = now;
-        r.put(s);
+        let counted = match (retry, result) {
+            (true, _) => AttemptOutcome::Retried,
+            (false, ExecutionResult::Success) => AttemptOutcome::Succeeded,
+            (false, _) => AttemptOutcome::Failed,
+        };
+        self.count_attempt(&mut task, &res, started, counted);
         let exec = &mut task.status.execution_info;
         if retry {
             exec.retry_count += 1;
@@ -355,16 +343,7 @@ impl Reactor {
         }
         self.touched_jobs.insert(job_id);
         if counts_as_failed {
-            let started = task.status.execution_info.start_time;
-            if let Some(mut s) = r.get::<JobLifetimeStats>("", JobLifetimeStats::ID).await? {
-                s.failed += 1;
-                if let Some(st) = started {
-                    s.wall_clock_ms += (now - st).num_milliseconds().max(0) as u64;
-                    s.wait_ms += (st - task.creation_time).num_milliseconds().max(0) as u64;
-                }
-                s.last_update_time = now;
-                r.put(s);
-            }
+            self.count_ended_by_service(&mut task, now);
         }
         Ok(task)
     }

@@ -182,6 +182,7 @@ impl TestEnv {
             spec,
             creation_time: now,
             last_modified: now,
+            stats: None,
         };
         self.put(job);
         self.event(Event::JobChanged(id.into()));
