@@ -138,18 +138,23 @@ impl Reactor {
     ) -> StoreResult<()> {
         if let Some(mut t) = r.get::<Task>(job_id, task_id).await? {
             let at = to_ts(started_ms, self.now());
+            let mut changed = false;
+            // An instance's coordination command started: its subtask runs.
             if let Some(m) = t.multi.as_mut().filter(|m| m.coordination_dispatch == dispatch_id) {
                 if let Some(st) = m.subtasks.iter_mut().find(|s| s.node_info.node_id == node_id) {
                     st.start_time = Some(at);
                     st.state = crate::model::multi_instance::SubtaskState::Running;
                     st.state_transition_time = at;
+                    changed = true;
                 }
             }
             let ours = t.dispatch == dispatch_id || t.multi.as_ref().is_some_and(|m| m.coordination_dispatch == dispatch_id);
             if ours && t.status.state == TaskState::Preparing {
-                let at = to_ts(started_ms, self.now());
                 t.status.transition(TaskState::Running, at);
                 t.status.execution_info.start_time = Some(at);
+                changed = true;
+            }
+            if changed {
                 r.put(t);
             }
         }

@@ -361,3 +361,29 @@ fn a_success_takes_no_job_action() {
     env.exit("j", "ok", 0);
     assert_eq!(env.job("j").status.state, JobState::Active);
 }
+
+#[test]
+fn every_instance_that_started_shows_its_start_time() {
+    use crate::agent::protocol::AgentMessage;
+    let mut env = TestEnv::new();
+    mi_pool(&mut env, 3, true);
+    env.add_tasks("j", vec![mi_task(3)]);
+    let kind = ExecKind::Task { job_id: "j".into(), task_id: "mpi".into() };
+    let started: Vec<(String, u64)> =
+        env.running.iter().flat_map(|(n, m)| m.values().filter(|s| s.kind == kind).map(|s| (n.clone(), s.dispatch_id))).collect();
+    assert_eq!(started.len(), 3);
+    let started_ms = env.reactor.now().timestamp_millis();
+    for (node_id, dispatch_id) in started {
+        env.event(Event::Agent { node_id, msg: AgentMessage::Started { kind: kind.clone(), dispatch_id, started_ms } });
+    }
+    let subtasks = env.task("j", "mpi").multi.expect("subtasks").subtasks;
+    assert!(
+        subtasks.iter().all(|s| s.start_time.is_some() && s.state == crate::model::multi_instance::SubtaskState::Running),
+        "{subtasks:?}"
+    );
+    // One instance's coordination command fails: the others end with it, their start kept.
+    env.end(kind, Some(7), None);
+    let t = env.task("j", "mpi");
+    assert_eq!(t.status.state, TaskState::Completed);
+    assert!(t.multi.expect("subtasks").subtasks.iter().all(|s| s.start_time.is_some() && s.end_time.is_some()));
+}
