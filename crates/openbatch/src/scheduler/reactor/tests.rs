@@ -55,6 +55,21 @@ fn a_retry_that_succeeds() {
 }
 
 #[test]
+fn minus_one_retries_without_limit() {
+    let mut env = TestEnv::new();
+    env.pool("p", 1, 1);
+    env.job_on("j", "p");
+    env.add_tasks("j", vec![json!({"id": "t", "commandLine": "false", "constraints": {"maxTaskRetryCount": -1}})]);
+    for attempt in 1..=50 {
+        env.exit("j", "t", 1);
+        assert_eq!(env.state("j", "t"), TaskState::Preparing, "retried again after failure {attempt}");
+        assert_eq!(env.task("j", "t").status.execution_info.retry_count, attempt);
+    }
+    env.exit("j", "t", 0);
+    assert_eq!(env.task("j", "t").status.execution_info.result, Some(ExecutionResult::Success));
+}
+
+#[test]
 fn retries_end_and_launch_failures_are_final() {
     let mut env = TestEnv::new();
     env.pool("p", 1, 2);
