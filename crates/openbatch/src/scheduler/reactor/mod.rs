@@ -25,8 +25,7 @@ pub mod records;
 mod retention;
 mod stats;
 mod tasks;
-#[cfg(test)]
-mod testenv;
+pub(crate) mod testenv;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
