@@ -25,8 +25,9 @@ cd "$ROOT"
 # names (13.0.0 also runs the other, 13.0.0-only tests). 15.1.0 is the
 # TypeSpec client (azure.batch.BatchClient, api-version 2025-06-01): the
 # msrest tests in conformance/ are not collected under it (conftest.py) and
-# it runs conformance/sdk-15.1.0/ (the scenario, and the Airflow Azure
-# provider's Batch hook/operator request sequence). Each venv takes ~10 s to
+# it runs conformance/sdk-15.1.0/ (the scenario, the Airflow Azure provider's
+# Batch hook/operator request sequence, and a job manager task using its
+# authentication token through BatchClient). Each venv takes ~10 s to
 # create the first time (cached after), each scenario a few seconds.
 SDK_VERSIONS=(
   "1.1.0"   # 2016-07-01.3.1

@@ -115,3 +115,44 @@ async fn more_instances_than_the_pool_can_hold_wait() {
     let t = svc.wait_task_completed("j", "mi", WAIT).await;
     assert_eq!(t["executionInfo"]["result"], "success", "{t}");
 }
+
+/// A web server on a free loopback port answering every `GET /<name>` with
+/// `common file <name>\n`.
+async fn web_server() -> String {
+    use axum::extract::Path;
+    use axum::routing::get;
+    let app = axum::Router::new().route("/{*name}", get(|Path(name): Path<String>| async move { format!("common file {name}\n") }));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://{addr}")
+}
+
+#[tokio::test]
+async fn common_resource_files_are_downloaded_to_the_shared_directory() {
+    let web = web_server().await;
+    let svc = Service::start().await;
+    svc.add_pool("mpi", 2, json!({"enableInterNodeCommunication": true})).await;
+    svc.wait_pool_idle("mpi", 2, WAIT).await;
+    svc.add_job("j", "mpi", json!({})).await;
+    // Common resource files go to AZ_BATCH_TASK_SHARED_DIR before the coordination command
+    // of every instance (not to the task's working directory); the application command reads
+    // them from there.
+    let coordination = "/bin/sh -c 'test -f $AZ_BATCH_TASK_SHARED_DIR/common.txt || exit 3; test ! -e common.txt || exit 4'";
+    let app = "/bin/sh -c 'cat $AZ_BATCH_TASK_SHARED_DIR/common.txt'";
+    let settings = json!({"multiInstanceSettings": {"numberOfInstances": 2, "coordinationCommandLine": coordination,
+        "commonResourceFiles": [{"httpUrl": format!("{web}/data/common.txt?sig=secret"), "filePath": "common.txt"}]}});
+    svc.add_task("j", "mi", app, settings).await;
+
+    let t = svc.wait_task_completed("j", "mi", WAIT).await;
+    assert_eq!(t["executionInfo"]["result"], "success", "{t}");
+    assert_eq!(t["executionInfo"]["exitCode"], 0, "{t}");
+    assert_eq!(t["multiInstanceSettings"]["commonResourceFiles"][0]["filePath"], "common.txt", "{t}");
+    assert_eq!(svc.task_file("j", "mi", "stdout.txt").await, "common file data/common.txt\n");
+    // The other instance's coordination command found the file too.
+    let subs = svc.get_json("/jobs/j/tasks/mi/subtasksinfo").await;
+    let subs = subs["value"].as_array().expect("subtasks").clone();
+    assert_eq!(subs.len(), 1, "{subs:?}");
+    assert_eq!(subs[0]["state"], "completed", "{subs:?}");
+    assert_eq!(subs[0]["exitCode"], 0, "{subs:?}");
+}

@@ -145,13 +145,35 @@ pub async fn download(store: &MicrosoftAzure, name: &str, dest: &Path) -> Result
     write_stream(got.into_stream().map(|c| c.map_err(DownloadError::Blob)), dest).await
 }
 
-/// Writes a stream of chunks to `dest` through a temporary file beside it, renamed at the end.
-async fn write_stream<S>(mut stream: S, dest: &Path) -> Result<u64, DownloadError>
+/// Writes a stream of chunks to `dest` through a temporary file beside it, renamed at the end
+/// (removed on failure). The temporary name is unique to this write: the instances of a
+/// multi-instance task download the same common resource files into one shared directory at
+/// the same time, and each must rename its own complete copy.
+async fn write_stream<S>(stream: S, dest: &Path) -> Result<u64, DownloadError>
 where
     S: futures::Stream<Item = Result<bytes::Bytes, DownloadError>> + Unpin,
 {
-    let tmp = dest.with_extension("openbatch-partial");
-    let mut f = tokio::fs::File::create(&tmp).await.map_err(DownloadError::Io)?;
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let mut name = dest.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}-{n}.openbatch-partial", std::process::id()));
+    let tmp = dest.with_file_name(name);
+    let written = write_to(stream, &tmp).await;
+    let renamed = match written {
+        Ok(n) => tokio::fs::rename(&tmp, dest).await.map(|()| n).map_err(DownloadError::Io),
+        Err(e) => Err(e),
+    };
+    if renamed.is_err() {
+        let _ = tokio::fs::remove_file(&tmp).await;
+    }
+    renamed
+}
+
+async fn write_to<S>(mut stream: S, tmp: &Path) -> Result<u64, DownloadError>
+where
+    S: futures::Stream<Item = Result<bytes::Bytes, DownloadError>> + Unpin,
+{
+    let mut f = tokio::fs::File::create(tmp).await.map_err(DownloadError::Io)?;
     let mut n = 0u64;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk?;
@@ -159,8 +181,6 @@ where
         f.write_all(&chunk).await.map_err(DownloadError::Io)?;
     }
     f.flush().await.map_err(DownloadError::Io)?;
-    drop(f);
-    tokio::fs::rename(&tmp, dest).await.map_err(DownloadError::Io)?;
     Ok(n)
 }
 

@@ -242,7 +242,6 @@ async fn fetch(client: &reqwest::Client, wd: &Path, f: Fetch) -> Result<(), Tran
                 tokio::time::sleep(Duration::from_millis(300 * u64::from(attempt))).await;
             }
             Err(e) => {
-                let _ = tokio::fs::remove_file(dest.with_extension("openbatch-partial")).await;
                 let (code, msg) = match (e.kind(), &e) {
                     (_, DownloadError::Io(_)) => ("BlobDownloadMiscError", "The resource file could not be written on the node"),
                     (BlobErrorKind::NotFound, _) => ("BlobNotFound", "The resource file does not exist"),
