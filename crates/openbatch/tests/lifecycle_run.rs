@@ -145,11 +145,13 @@ async fn a_task_directory_goes_after_its_retention_time() {
     svc.wait_task_completed("j", "brief", WAIT).await;
     svc.wait_task_completed("j", "kept", WAIT).await;
     assert_eq!(svc.task_file("j", "brief", "stdout.txt").await, "kept\n");
-    poll("brief's directory removed", WAIT, || async {
-        let status = svc.get("/jobs/j/tasks/brief/files/stdout.txt").send().await.status;
-        (status == 404).then_some(())
+    poll("brief's files unavailable", WAIT, || async {
+        let r = svc.get("/jobs/j/tasks/brief/files/stdout.txt").send().await;
+        (r.status == 409).then_some(r)
     })
-    .await;
+    .await
+    .expect_error(409, "TaskFilesUnavailable");
+    svc.get("/jobs/j/tasks/brief/files?recursive=true").send().await.expect_error(409, "TaskFilesUnavailable");
     assert_eq!(svc.task_file("j", "kept", "stdout.txt").await, "kept\n", "the default retention is 7 days");
     // Delete Task takes its files with it: a new task of the same id starts afresh.
     svc.delete("/jobs/j/tasks/kept").send().await.expect_status(200);

@@ -207,6 +207,18 @@ pub struct Task {
 }
 
 impl Task {
+    /// When the task's directory on its node may be removed: the end of its last run plus its
+    /// `retentionTime` (default 7 days; TaskConstraints.retentionTime). `None` while it is not
+    /// completed, never ran on a node, or is retained without limit.
+    pub fn files_removal_time(&self) -> Option<Timestamp> {
+        if self.status.state != TaskState::Completed || self.status.node_info.is_none() {
+            return None;
+        }
+        let end = self.status.execution_info.end_time?;
+        let keep = self.spec.constraints.as_ref().and_then(|c| c.retention_time.as_deref()).unwrap_or("P7D");
+        super::time::deadline(end, keep)
+    }
+
     /// A new active task of `job_id` (Task Add, or the task the service adds for a job
     /// manager).
     pub fn new_active(job_id: &str, spec: TaskSpec, now: Timestamp) -> Task {

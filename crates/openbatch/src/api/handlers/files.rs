@@ -43,6 +43,12 @@ struct Location {
 
 async fn task_location(app: &App, ctx: &Ctx, job_id: &str, task_id: &str) -> ApiResult<Location> {
     let t = super::tasks::load(app, job_id, task_id).await?;
+    if t.files_removal_time().is_some_and(|at| at <= chrono::Utc::now()) {
+        return Err(BatchError::conflict(
+            "TaskFilesUnavailable",
+            "The task's files are no longer on the compute node: its retention time has passed.",
+        ));
+    }
     let Some(ni) = t.status.node_info else {
         return Err(BatchError::conflict(
             "TaskFilesUnavailable",

@@ -10,28 +10,17 @@
 
 use super::{Backing, Reactor, Records};
 use crate::agent::protocol::{FileOp, ServiceMessage};
-use crate::model::task::{Task, TaskState};
-use crate::model::time::{deadline, Timestamp};
+use crate::model::task::Task;
+use crate::model::time::Timestamp;
 use crate::store::StoreResult;
 
 /// Where a compute node keeps the directories of a job's tasks (relative to the node root).
 const WORKITEMS: &str = "workitems";
 
 impl Reactor {
-    /// When a completed task's directory may go: its end time plus its `retentionTime`
-    /// (`None` while it is not completed, never ran on a node, or is retained forever).
-    fn retention_deadline(task: &Task) -> Option<Timestamp> {
-        if task.status.state != TaskState::Completed || task.status.node_info.is_none() {
-            return None;
-        }
-        let end = task.status.execution_info.end_time?;
-        let keep = task.spec.constraints.as_ref().and_then(|c| c.retention_time.as_deref()).unwrap_or("P7D");
-        deadline(end, keep)
-    }
-
     /// Remembers a completed task whose directory is to be removed when its retention passes.
     pub(super) fn retain(&mut self, task: &Task) {
-        if let Some(at) = Self::retention_deadline(task) {
+        if let Some(at) = task.files_removal_time() {
             self.retention.insert((at, task.job_id.clone(), task.spec.id.clone()));
         }
     }
@@ -46,7 +35,7 @@ impl Reactor {
             let (_, job_id, task_id) = first;
             let Some(task) = r.get::<Task>(&job_id, &task_id).await? else { continue };
             // Run again since, or retained longer: a later completion re-registered it.
-            if Self::retention_deadline(&task).is_some_and(|at| at <= now) {
+            if task.files_removal_time().is_some_and(|at| at <= now) {
                 self.remove_task_dir(&task);
             }
         }
