@@ -207,6 +207,12 @@ pub struct Task {
 }
 
 impl Task {
+    /// Whether `dispatch_id` names one of the task's current executions: its command line,
+    /// or the coordination command of a multi-instance task's instances.
+    pub fn runs_dispatch(&self, dispatch_id: u64) -> bool {
+        self.dispatch == dispatch_id || self.multi.as_ref().is_some_and(|m| m.coordination_dispatch == dispatch_id)
+    }
+
     /// When the task's directory on its node may be removed: the end of its last run plus its
     /// `retentionTime` (default 7 days; TaskConstraints.retentionTime). `None` while it is not
     /// completed, never ran on a node, or is retained without limit.

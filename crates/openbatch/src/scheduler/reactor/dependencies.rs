@@ -109,7 +109,6 @@ impl Reactor {
         let uses_deps = job.as_ref().is_some_and(|j| j.spec.uses_task_dependencies == Some(true));
         let manager = job.as_ref().and_then(|j| j.spec.job_manager_task.as_ref()).map(|m| m.id.clone());
         for super::AddedTask { id: task_id, slots, instances } in tasks {
-            let multi = instances > 1;
             if manager.as_deref() == Some(task_id.as_str()) {
                 // The job manager task goes first, and may take a whole node.
                 if let Some(t) = r.get::<Task>(job_id, &task_id).await? {
@@ -117,18 +116,14 @@ impl Reactor {
                 }
                 continue;
             }
-            if uses_deps || multi {
+            if uses_deps {
                 let Some(t) = r.get::<Task>(job_id, &task_id).await? else { continue };
-                if uses_deps {
-                    self.remember_key(job_id, &task_id);
-                    if self.deps.add_task(job_id, &dep_key(&task_id), &depends_on(&t.spec)) == Readiness::Waiting {
-                        continue;
-                    }
+                self.remember_key(job_id, &task_id);
+                if self.deps.add_task(job_id, &dep_key(&task_id), &depends_on(&t.spec)) == Readiness::Waiting {
+                    continue;
                 }
-                self.enqueue(job.as_ref(), &t, false);
-                continue;
             }
-            self.core.enqueue_task(job_id, &task_id, slots, false);
+            self.core.enqueue_multi(job_id, &task_id, slots, instances, false);
         }
         Ok(())
     }

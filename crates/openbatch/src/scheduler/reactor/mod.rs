@@ -343,16 +343,6 @@ impl Reactor {
         self.pending.clear();
         self.pending_stats.clear();
         for (ev, ticket) in events {
-            let ev = match ev {
-                Event::Conditional { cond, event } => match self.conditions_hold(r, &cond, &event).await? {
-                    Ok(()) => *event,
-                    Err(e) => {
-                        self.answer(ticket, Answer::Api(Err(e)));
-                        continue;
-                    }
-                },
-                ev => ev,
-            };
             self.handle(r, ev, ticket).await?;
             while let Some(ev) = self.pending.pop_front() {
                 self.handle(r, ev, None).await?;
@@ -454,8 +444,10 @@ impl Reactor {
                 }
             }
             Event::NodeSpawned { pool_id, node_id, pid } => self.node_spawned(r, &pool_id, &node_id, pid).await?,
-            // Unwrapped by `apply`.
-            Event::Conditional { event, .. } => Box::pin(self.handle(r, *event, ticket)).await?,
+            Event::Conditional { cond, event } => match self.conditions_hold(r, &cond, &event).await? {
+                Ok(()) => Box::pin(self.handle(r, *event, ticket)).await?,
+                Err(e) => self.answer(ticket, Answer::Api(Err(e))),
+            },
             Event::Tick => {
                 let now = self.now();
                 let lost: Vec<String> = self

@@ -147,10 +147,10 @@ impl Reactor {
         for (kind, dispatch_id) in running {
             let expected = match &kind {
                 ExecKind::StartTask => node.start_task_info.as_ref().is_some_and(|i| i.state == StartTaskState::Running),
-                ExecKind::Task { job_id, task_id } => r.get::<Task>(job_id, task_id).await?.is_some_and(|t| {
-                    let ours = t.dispatch == dispatch_id || t.multi.as_ref().is_some_and(|m| m.coordination_dispatch == dispatch_id);
-                    ours && matches!(t.status.state, TaskState::Preparing | TaskState::Running)
-                }),
+                ExecKind::Task { job_id, task_id } => r
+                    .get::<Task>(job_id, task_id)
+                    .await?
+                    .is_some_and(|t| t.runs_dispatch(dispatch_id) && matches!(t.status.state, TaskState::Preparing | TaskState::Running)),
                 ExecKind::JobPreparation { job_id } => {
                     r.get::<JobNode>(job_id, node_id).await?.is_some_and(|j| j.prep_dispatch == dispatch_id)
                 }

@@ -42,14 +42,13 @@ impl Reactor {
         Ok(())
     }
 
-    /// Asks the node a task last ran on to delete the task's directory (best effort: a node
-    /// that is gone took its files with it).
+    /// Asks the node a task last ran on to delete the task's directory (the one its node
+    /// information names; best effort: a node that is gone took its files with it).
     pub(super) fn remove_task_dir(&mut self, task: &Task) {
         let Some(ni) = &task.status.node_info else { return };
-        let root = format!("{WORKITEMS}/{}/job-1", task.job_id);
-        let op = FileOp::Delete { root, path: task.spec.id.clone(), recursive: true };
-        let node_id = ni.node_id.clone();
-        self.send(&node_id, ServiceMessage::File { request_id: 0, op });
+        let Some((root, dir)) = ni.task_root_directory.rsplit_once('/') else { return };
+        let (node_id, root, dir) = (ni.node_id.clone(), root.to_string(), dir.to_string());
+        self.delete_on_node(&node_id, root, dir);
     }
 
     /// Asks every node that ran one of a job's tasks (or its preparation task) to delete the
@@ -57,8 +56,12 @@ impl Reactor {
     pub(super) fn remove_job_dirs(&mut self, job_id: &str, nodes: impl IntoIterator<Item = String>) {
         let nodes: std::collections::BTreeSet<String> = nodes.into_iter().collect();
         for node_id in nodes {
-            let op = FileOp::Delete { root: WORKITEMS.into(), path: job_id.to_string(), recursive: true };
-            self.send(&node_id, ServiceMessage::File { request_id: 0, op });
+            self.delete_on_node(&node_id, WORKITEMS.into(), job_id.to_string());
         }
+    }
+
+    /// Sends a node a recursive delete of `path` under `root` whose answer nobody awaits.
+    fn delete_on_node(&mut self, node_id: &str, root: String, path: String) {
+        self.send(node_id, ServiceMessage::File { request_id: 0, op: FileOp::Delete { root, path, recursive: true } });
     }
 }

@@ -148,8 +148,7 @@ impl Reactor {
                     changed = true;
                 }
             }
-            let ours = t.dispatch == dispatch_id || t.multi.as_ref().is_some_and(|m| m.coordination_dispatch == dispatch_id);
-            if ours && t.status.state == TaskState::Preparing {
+            if t.runs_dispatch(dispatch_id) && t.status.state == TaskState::Preparing {
                 t.status.transition(TaskState::Running, at);
                 t.status.execution_info.start_time = Some(at);
                 changed = true;

@@ -208,8 +208,8 @@ impl TestEnv {
         for s in specs {
             let mut spec: TaskSpec = serde_json::from_value(s).expect("task spec");
             spec.normalize(None);
-            added.push(super::AddedTask { id: spec.id.clone(), slots: spec.slots(), instances: spec.instances() });
             let task = Task::new_active(job, spec, now);
+            added.push(super::AddedTask::from(&task));
             self.put(task);
         }
         self.event(Event::TasksAdded { job_id: job.into(), tasks: added });
