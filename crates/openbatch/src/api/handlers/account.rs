@@ -89,8 +89,7 @@ pub async fn list_pool_node_counts(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
 pub async fn lifetime_job_stats(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
     use crate::model::stats::JobLifetimeStats;
     let s = app.store.get::<JobLifetimeStats>("", JobLifetimeStats::ID).await?.unwrap_or_else(|| JobLifetimeStats::new(Clock::now()));
-    let mut body = super::stats::job(format!("{}/lifetimejobstats", ctx.base), &s.0);
-    with_metadata(ctx, &mut body, "jobstats");
+    let body = with_metadata(ctx, super::stats::job(format!("{}/lifetimejobstats", ctx.base), &s.0), "jobstats");
     Ok(Reply::json(ctx.view("JobStatistics", body)))
 }
 
@@ -100,17 +99,15 @@ pub async fn lifetime_job_stats(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
 pub async fn lifetime_pool_stats(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
     use crate::model::stats::PoolLifetimeStats;
     let s = app.store.get::<PoolLifetimeStats>("", PoolLifetimeStats::ID).await?.unwrap_or_else(|| PoolLifetimeStats::new(Clock::now()));
-    let mut body = super::stats::pool(format!("{}/lifetimepoolstats", ctx.base), &s.0);
-    with_metadata(ctx, &mut body, "poolstats");
+    let body = with_metadata(ctx, super::stats::pool(format!("{}/lifetimepoolstats", ctx.base), &s.0), "poolstats");
     Ok(Reply::json(ctx.view("PoolStatistics", body)))
 }
 
-/// Puts `odata.metadata` (`$metadata#<set>/@Element`) first in a statistics answer.
-fn with_metadata(ctx: &Ctx, body: &mut Value, set: &str) {
-    if let Value::Object(m) = body {
-        let mut out = Map::new();
-        out.insert("odata.metadata".into(), Value::String(format!("{}/$metadata#{set}/@Element", ctx.base)));
-        out.extend(std::mem::take(m));
-        *m = out;
-    }
+/// A statistics answer with `odata.metadata` (`$metadata#<set>/@Element`) first.
+fn with_metadata(ctx: &Ctx, body: Value, set: &str) -> Value {
+    let fields = match body {
+        Value::Object(m) => m,
+        _ => Map::new(),
+    };
+    crate::api::reply::entity(Some(format!("{}/$metadata#{set}/@Element", ctx.base)), None, fields)
 }
