@@ -3,7 +3,37 @@
 import json
 import urllib.parse
 
+import azure.batch.models as bm
+
+from batchutil import dump, lower
+
 API_VERSION = "2025-06-01"
+UBUNTU_SKU = "batch.node.ubuntu 22.04"
+
+
+def ubuntu_2204(client):
+    """The supported Ubuntu 22.04 image (List Supported Images), checked to be a Linux image
+    with a full image reference."""
+    images = list(client.list_supported_images())
+    assert images, "list_supported_images() returned nothing"
+    found = [i for i in images if i.node_agent_sku_id == UBUNTU_SKU]
+    assert found, "no %r among %s" % (UBUNTU_SKU, sorted({i.node_agent_sku_id for i in images}))
+    image = found[0]
+    assert lower(image.os_type) == "linux", dump(image)
+    ref = image.image_reference
+    assert ref is not None and ref.publisher and ref.offer and ref.sku, dump(image)
+    return image
+
+
+def vm_configuration(image):
+    """A pool's VirtualMachineConfiguration for a supported image."""
+    ref = image.image_reference
+    return bm.VirtualMachineConfiguration(
+        image_reference=bm.BatchVmImageReference(
+            publisher=ref.publisher, offer=ref.offer, sku=ref.sku, version=ref.version or "latest"
+        ),
+        node_agent_sku_id=image.node_agent_sku_id,
+    )
 
 
 class HttpTrace:

@@ -22,26 +22,15 @@ from azure.core.exceptions import ResourceModifiedError, ResourceNotFoundError
 
 import azure.batch.models as bm
 
-from batchclientutil import API_VERSION
+from batchclientutil import API_VERSION, UBUNTU_SKU, ubuntu_2204, vm_configuration
 from batchutil import dump, lower, unique, wait_until
 
-UBUNTU_SKU = "batch.node.ubuntu 22.04"
 START_TASK = '/bin/sh -c "echo ok > $AZ_BATCH_NODE_SHARED_DIR/ok.txt"'
 ECHO_TASK = '/bin/sh -c "echo $AZ_BATCH_TASK_ID"'
 FAIL_TASK = '/bin/sh -c "echo going to fail; exit 3"'
 POLL = 1  # polling_interval of the begin_* pollers, seconds (the client's default is 5)
 
 
-def ubuntu_2204(client):
-    images = list(client.list_supported_images())
-    assert images, "list_supported_images() returned nothing"
-    found = [i for i in images if i.node_agent_sku_id == UBUNTU_SKU]
-    assert found, "no %r among %s" % (UBUNTU_SKU, sorted({i.node_agent_sku_id for i in images}))
-    image = found[0]
-    assert lower(image.os_type) == "linux", dump(image)
-    ref = image.image_reference
-    assert ref is not None and ref.publisher and ref.offer and ref.sku, dump(image)
-    return image
 
 
 @pytest.mark.timeout(180)
@@ -63,17 +52,11 @@ def test_batch_client_scenario(openbatch, client, http_trace):
 def run_scenario(client, pool_id, job_id):
     # -- image and pool
     image = ubuntu_2204(client)
-    ref = image.image_reference
     client.create_pool(
         bm.BatchPoolCreateOptions(
             id=pool_id,
             vm_size="standard_d2_v3",
-            virtual_machine_configuration=bm.VirtualMachineConfiguration(
-                image_reference=bm.BatchVmImageReference(
-                    publisher=ref.publisher, offer=ref.offer, sku=ref.sku, version=ref.version or "latest"
-                ),
-                node_agent_sku_id=image.node_agent_sku_id,
-            ),
+            virtual_machine_configuration=vm_configuration(image),
             target_dedicated_nodes=2,
             task_slots_per_node=2,
             start_task=bm.BatchStartTask(command_line=START_TASK, wait_for_success=True),

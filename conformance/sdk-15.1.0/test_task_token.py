@@ -27,9 +27,9 @@ import pytest
 
 import azure.batch.models as bm
 
+from batchclientutil import ubuntu_2204, vm_configuration
 from batchutil import dump, lower, unique, wait_until
 
-UBUNTU_SKU = "batch.node.ubuntu 22.04"
 WAIT = 60
 POLL = 1
 
@@ -89,12 +89,6 @@ JM_SCRIPT = textwrap.dedent(
 )
 
 
-def ubuntu_image(client):
-    found = [i for i in client.list_supported_images() if i.node_agent_sku_id == UBUNTU_SKU]
-    assert found, "no %r image" % UBUNTU_SKU
-    return found[0]
-
-
 def read_file(client, job_id, task_id, name):
     return b"".join(client.download_task_file(job_id, task_id, name)).decode(errors="replace")
 
@@ -109,18 +103,12 @@ def test_job_manager_uses_its_token_with_batch_client(openbatch, client, tmp_pat
     os.chmod(tmp_path, 0o755)
     os.chmod(script, 0o644)
     try:
-        ref = ubuntu_image(client).image_reference
         # two nodes: the job manager runs exclusive on one (runExclusive defaults to true)
         client.create_pool(
             bm.BatchPoolCreateOptions(
                 id=pool_id,
                 vm_size="standard_d2_v3",
-                virtual_machine_configuration=bm.VirtualMachineConfiguration(
-                    image_reference=bm.BatchVmImageReference(
-                        publisher=ref.publisher, offer=ref.offer, sku=ref.sku, version=ref.version or "latest"
-                    ),
-                    node_agent_sku_id=UBUNTU_SKU,
-                ),
+                virtual_machine_configuration=vm_configuration(ubuntu_2204(client)),
                 target_dedicated_nodes=2,
             )
         )
