@@ -63,9 +63,35 @@ pub struct PoolInformation {
 }
 
 impl PoolInformation {
-    /// True when the job's pool is an auto pool that goes with the job (`keepAlive` false).
+    /// True when the job's pool is an auto pool that goes with the job (lifetime `job`,
+    /// `keepAlive` false); an auto pool of lifetime `jobschedule` goes with its schedule.
     pub fn auto_pool_goes_with_job(&self) -> bool {
-        self.auto_pool_specification.as_ref().is_some_and(|a| a.keep_alive != Some(true))
+        self.auto_pool_specification
+            .as_ref()
+            .is_some_and(|a| a.keep_alive != Some(true) && a.pool_lifetime_option == PoolLifetimeOption::Job)
+    }
+}
+
+impl AutoPoolSpecification {
+    /// A new auto pool's id, as Batch names them: `<autoPoolIdPrefix>_<GUID>` or a GUID, upper
+    /// case.
+    pub fn new_pool_id(&self) -> String {
+        let guid = uuid::Uuid::new_v4().to_string().to_uppercase();
+        match &self.auto_pool_id_prefix {
+            Some(prefix) => format!("{prefix}_{guid}"),
+            None => guid,
+        }
+    }
+
+    /// The pool this specification describes (its `pool` as checked and normalized when the
+    /// job or job schedule was added), under a new id.
+    pub fn new_pool(&self, now: super::time::Timestamp) -> serde_json::Result<super::pool::Pool> {
+        let mut value = self.pool.clone().unwrap_or_default();
+        if let Some(o) = value.as_object_mut() {
+            o.insert("id".into(), Value::String(self.new_pool_id()));
+        }
+        let spec: super::pool::PoolSpec = serde_json::from_value(value)?;
+        Ok(super::pool::Pool::new(spec, now))
     }
 }
 
@@ -396,6 +422,41 @@ pub struct Job {
     /// tasks' attempts; absent until one ended.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stats: Option<super::stats::JobStats>,
+}
+
+impl Job {
+    /// A new, active job (Job Add, or the recurrence of a job schedule) running on `pool_id`.
+    pub fn new(spec: JobSpec, pool_id: Option<String>, now: Timestamp) -> Job {
+        Job {
+            status: JobStatus {
+                state: JobState::Active,
+                state_transition_time: now,
+                previous_state: None,
+                previous_state_transition_time: None,
+                execution_info: JobExecutionInfo { start_time: now, end_time: None, pool_id, scheduling_error: None, terminate_reason: None },
+            },
+            spec,
+            creation_time: now,
+            last_modified: now,
+            stats: None,
+        }
+    }
+
+    /// The job manager task, which the service adds as the job's first task (normalized with
+    /// the job's default retry count).
+    pub fn manager_task(&self, now: Timestamp) -> Option<super::task::Task> {
+        self.spec.job_manager_task.as_ref().map(|m| {
+            let mut spec = m.task_spec();
+            spec.normalize(self.spec.constraints.as_ref().and_then(|c| c.max_task_retry_count));
+            super::task::Task::new_active(&self.spec.id, spec, now)
+        })
+    }
+
+    /// The job schedule that created this job, for ids of the form `<scheduleId>:job-<n>`
+    /// (a job added by a caller has no `:` in its id).
+    pub fn schedule_id(&self) -> Option<&str> {
+        super::job_schedule::schedule_of_job(&self.spec.id)
+    }
 }
 
 pub use super::stats::JobLifetimeStats;

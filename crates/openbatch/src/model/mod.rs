@@ -7,6 +7,7 @@ pub mod dependencies;
 pub mod exit;
 pub mod job;
 pub mod job_manager;
+pub mod job_schedule;
 pub mod multi_instance;
 pub mod node;
 pub mod pool;

@@ -20,16 +20,35 @@ pub type Timestamp = DateTime<Utc>;
 const UNIX_EPOCH_TICKS: i64 = 621_355_968_000_000_000;
 
 static LAST_TICKS: AtomicI64 = AtomicI64::new(0);
+/// Development clock: ticks added to the wall clock ([`Clock::advance`]).
+static OFFSET_TICKS: AtomicI64 = AtomicI64::new(0);
+/// Development clock: the rate in thousandths (1000: real time) and the wall-clock tick it
+/// counts from ([`Clock::set_speed`]).
+static SPEED_MILLI: AtomicI64 = AtomicI64::new(1000);
+static SPEED_ORIGIN: AtomicI64 = AtomicI64::new(0);
 
 /// Source of write timestamps: strictly increasing across the process, so two writes never
 /// share an ETag.
+///
+/// It is the service's one clock: API handlers and the scheduler read it alike. In
+/// production it is the wall clock; development options make it run faster
+/// ([`Clock::set_speed`], `serve --clock-speed`) or jump ahead ([`Clock::advance`], the
+/// `POST /openbatch/v1/clock` control of `serve --clock-control`), so that a day of job
+/// schedule recurrences passes in seconds. It never goes back.
 pub struct Clock;
 
 impl Clock {
     /// The current UTC instant, truncated to 100 ns and strictly after every earlier result.
     pub fn now() -> Timestamp {
-        let wall = Utc::now();
-        let mut ticks = to_ticks(&wall);
+        let wall = to_ticks(&Utc::now());
+        let speed = SPEED_MILLI.load(Ordering::Relaxed);
+        let scaled = if speed == 1000 {
+            wall
+        } else {
+            let origin = SPEED_ORIGIN.load(Ordering::Relaxed);
+            origin + ((i128::from(wall - origin) * i128::from(speed)) / 1000) as i64
+        };
+        let mut ticks = scaled.saturating_add(OFFSET_TICKS.load(Ordering::Relaxed));
         loop {
             let last = LAST_TICKS.load(Ordering::SeqCst);
             if ticks <= last {
@@ -39,6 +58,32 @@ impl Clock {
                 return from_ticks(ticks);
             }
         }
+    }
+}
+
+impl Clock {
+    /// Makes the clock run `speed` times as fast as the wall clock from now on (development
+    /// option; 1.0 is real time). Speeds below 1 are taken as 1: the clock never slows.
+    pub fn set_speed(speed: f64) {
+        let milli = (speed.max(1.0) * 1000.0).min(1e12) as i64;
+        let now = to_ticks(&Clock::now());
+        let wall = to_ticks(&Utc::now());
+        SPEED_ORIGIN.store(wall, Ordering::SeqCst);
+        SPEED_MILLI.store(milli, Ordering::SeqCst);
+        // Continue from where the clock stood.
+        OFFSET_TICKS.store(now - wall, Ordering::SeqCst);
+    }
+
+    /// How many times as fast as the wall clock the clock runs.
+    pub fn speed() -> f64 {
+        SPEED_MILLI.load(Ordering::Relaxed) as f64 / 1000.0
+    }
+
+    /// Moves the clock forward by `by` (development option) and returns the new time.
+    pub fn advance(by: Duration) -> Timestamp {
+        let ticks = i64::try_from(by.as_nanos() / 100).unwrap_or(i64::MAX);
+        OFFSET_TICKS.fetch_add(ticks, Ordering::SeqCst);
+        Clock::now()
     }
 }
 

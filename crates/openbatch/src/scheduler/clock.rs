@@ -1,4 +1,5 @@
-//! The reactor's time: the wall clock in production, a clock tests move by hand.
+//! The reactor's time: the service clock in production (the wall clock, unless a development
+//! option speeds it up or moves it on), a clock tests move by hand.
 //!
 //! Every time the Batch rules read — state transition times, the reconnect grace of a node,
 //! wall-clock limits, retention — comes from a [`TimeSource`] the reactor is given, so that
@@ -11,15 +12,25 @@ use std::sync::{Arc, Mutex};
 pub trait TimeSource: Send + Sync + std::fmt::Debug {
     /// The current time (strictly increasing for the wall clock).
     fn now(&self) -> Timestamp;
+
+    /// How many times as fast as real time this clock runs: waits that are about machines,
+    /// not Batch rules (an agent's reconnect grace), are stretched by it.
+    fn speed(&self) -> f64 {
+        1.0
+    }
 }
 
-/// The system clock ([`Clock::now`]).
+/// The service clock ([`Clock::now`]).
 #[derive(Debug, Default, Clone, Copy)]
 pub struct WallClock;
 
 impl TimeSource for WallClock {
     fn now(&self) -> Timestamp {
         Clock::now()
+    }
+
+    fn speed(&self) -> f64 {
+        Clock::speed()
     }
 }
 

@@ -19,10 +19,11 @@
 
 use super::clock::{TimeSource, WallClock};
 use super::hub::Hub;
-use super::reactor::{Answer, Effect, Event, Reactor, Records, ServiceInfo, Ticket};
+use super::reactor::{Answer, Effect, Event, Reactor, Records, ServiceInfo, Stored, Ticket};
 use crate::agent::protocol::{AgentMessage, ServiceMessage};
 use crate::api::error::{ApiResult, BatchError};
 use crate::model::job::{Job, JobLifetimeStats, JobNode};
+use crate::model::job_schedule::JobSchedule;
 use crate::model::node::Node;
 use crate::model::pool::Pool;
 use crate::model::task::Task;
@@ -148,12 +149,15 @@ impl Driver {
 
     /// Loads every record and rebuilds the reactor's memory from them.
     async fn rebuild(&mut self) -> StoreResult<()> {
-        let pools = self.store.all::<Pool>().await?;
-        let nodes = self.store.all::<Node>().await?;
-        let jobs = self.store.all::<Job>().await?;
-        let job_nodes = self.store.all::<JobNode>().await?;
-        let tasks = self.store.all::<Task>().await?;
-        self.reactor.restore(&pools, &nodes, &jobs, &job_nodes, tasks);
+        let stored = Stored {
+            pools: self.store.all::<Pool>().await?,
+            nodes: self.store.all::<Node>().await?,
+            jobs: self.store.all::<Job>().await?,
+            job_nodes: self.store.all::<JobNode>().await?,
+            tasks: self.store.all::<Task>().await?,
+            schedules: self.store.all::<JobSchedule>().await?,
+        };
+        self.reactor.restore(stored);
         Ok(())
     }
 

@@ -20,6 +20,7 @@ use std::str::FromStr;
 use crate::model::{
     application::Application,
     job::{Job, JobLifetimeStats, JobNode},
+    job_schedule::JobSchedule,
     node::Node,
     pool::Pool,
     stats::PoolLifetimeStats,
@@ -121,6 +122,23 @@ impl Record for Task {
     }
 }
 
+impl Record for JobSchedule {
+    const TABLE: &'static str = "jobschedules";
+    const HAS_CREATED: bool = true;
+    fn created(&self) -> Option<i64> {
+        Some(crate::model::time::to_ticks(&self.creation_time))
+    }
+    fn parent(&self) -> &str {
+        ""
+    }
+    fn id(&self) -> &str {
+        &self.spec.id
+    }
+    fn state(&self) -> &'static str {
+        self.state.as_str()
+    }
+}
+
 impl Record for JobNode {
     const TABLE: &'static str = "jobnodes";
     fn parent(&self) -> &str {
@@ -202,7 +220,7 @@ impl Record for Application {
     }
 }
 
-const TABLES: &[&str] = &["pools", "jobs", "tasks", "nodes", "jobnodes", "jobstats", "poolstats", "applications"];
+const TABLES: &[&str] = &["pools", "jobs", "tasks", "nodes", "jobnodes", "jobstats", "poolstats", "applications", "jobschedules"];
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]
@@ -441,6 +459,17 @@ impl Tx {
             .bind(parent)
             .bind(state)
             .bind(state)
+            .fetch_all(&mut *self.tx)
+            .await?;
+        rows.iter().map(|r| Ok(serde_json::from_str(r.get::<&str, _>(0))?)).collect()
+    }
+
+    /// All resources under a parent whose id starts with `prefix` (case-insensitively), by id:
+    /// the jobs of a job schedule.
+    pub async fn children_prefixed<R: Record>(&mut self, parent: &str, prefix: &str) -> StoreResult<Vec<R>> {
+        let rows = sqlx::query(&format!("SELECT doc FROM {} WHERE parent = ? AND id LIKE ? ESCAPE '\\' ORDER BY id", R::TABLE))
+            .bind(parent)
+            .bind(crate::odata::IdCond::like_pattern(prefix))
             .fetch_all(&mut *self.tx)
             .await?;
         rows.iter().map(|r| Ok(serde_json::from_str(r.get::<&str, _>(0))?)).collect()

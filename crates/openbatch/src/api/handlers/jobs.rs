@@ -58,12 +58,12 @@ pub async fn load(app: &App, id: &str) -> ApiResult<Job> {
     app.store.get::<Job>("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Job))
 }
 
-fn check_pool_info(p: &PoolInformation) -> ApiResult<()> {
+fn check_pool_info(p: &PoolInformation, owner: SpecOwner) -> ApiResult<()> {
     match (&p.pool_id, &p.auto_pool_specification) {
         (None, None) => Err(BatchError::missing_property("poolInfo.poolId")),
         (Some(_), Some(_)) => Err(BatchError::invalid_property("poolInfo", "", "Give either poolId or autoPoolSpecification, not both.")),
         (None, Some(auto)) => {
-            if auto.pool_lifetime_option == PoolLifetimeOption::JobSchedule {
+            if auto.pool_lifetime_option == PoolLifetimeOption::JobSchedule && owner == SpecOwner::Job {
                 return Err(BatchError::invalid_property(
                     "poolInfo.autoPoolSpecification.poolLifetimeOption",
                     "jobschedule",
@@ -93,11 +93,7 @@ fn auto_pool(ctx: &Ctx, info: &mut PoolInformation) -> ApiResult<Option<crate::m
     let Some(auto) = info.auto_pool_specification.as_mut() else {
         return Ok(None);
     };
-    let guid = uuid::Uuid::new_v4().to_string().to_uppercase();
-    let id = match &auto.auto_pool_id_prefix {
-        Some(prefix) => format!("{prefix}_{guid}"),
-        None => guid,
-    };
+    let id = auto.new_pool_id();
     let mut value = auto.pool.clone().unwrap_or_default();
     if let Some(o) = value.as_object_mut() {
         o.insert("id".into(), Value::String(id));
@@ -202,11 +198,22 @@ fn check_common(priority: Option<i32>, constraints: &Option<JobConstraints>, max
     Ok(())
 }
 
-/// Job Add: 201; 409 `JobExists`.
-pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
-    let mut spec: JobSpec = ctx.parse("JobAddParameter", body)?;
-    check_id(&spec.id)?;
-    check_pool_info(&spec.pool_info)?;
+/// Who a job specification is for: a job a caller adds, or the jobs of a job schedule (whose
+/// auto pool may live as long as the schedule, `poolLifetimeOption: jobschedule`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SpecOwner {
+    Job,
+    JobSchedule,
+}
+
+/// Checks a job's properties (Job Add's body, or a job schedule's `jobSpecification` with a
+/// placeholder id), normalizes them with their defaults, and returns the auto pool a job of
+/// it would get (checked and normalized; its description is echoed into the specification).
+///
+/// Errors: 400 `InvalidPropertyValue` / `MissingRequiredProperty` naming the property, 409
+/// `InvalidApplicationPackageReferences`.
+pub async fn prepare_spec(app: &App, ctx: &Ctx, spec: &mut JobSpec, owner: SpecOwner) -> ApiResult<Option<crate::model::pool::PoolSpec>> {
+    check_pool_info(&spec.pool_info, owner)?;
     check_common(spec.priority, &spec.constraints, spec.max_parallel_tasks)?;
     if let Some(m) = &spec.job_manager_task {
         check_job_manager(ctx, m)?;
@@ -256,21 +263,17 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
     }
     let auto = auto_pool(ctx, &mut spec.pool_info)?;
     spec.normalize();
+    Ok(auto)
+}
+
+/// Job Add: 201; 409 `JobExists`.
+pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
+    let mut spec: JobSpec = ctx.parse("JobAddParameter", body)?;
+    check_id(&spec.id)?;
+    let auto = prepare_spec(app, ctx, &mut spec, SpecOwner::Job).await?;
     let now = Clock::now();
     let pool_id = auto.as_ref().map(|p| p.id.clone()).or_else(|| spec.pool_info.pool_id.clone());
-    let job = Job {
-        status: JobStatus {
-            state: JobState::Active,
-            state_transition_time: now,
-            previous_state: None,
-            previous_state_transition_time: None,
-            execution_info: JobExecutionInfo { start_time: now, end_time: None, pool_id, scheduling_error: None, terminate_reason: None },
-        },
-        spec,
-        creation_time: now,
-        last_modified: now,
-        stats: None,
-    };
+    let job = Job::new(spec, pool_id, now);
     let mut tx = app.store.begin().await?;
     if tx.exists::<Job>("", &job.spec.id).await? {
         return Err(BatchError::exists(ResourceKind::Job));
@@ -281,11 +284,7 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
     }
     tx.put(&job).await?;
     // The job manager task starts with the job: the service adds it as the job's first task.
-    let manager = job.spec.job_manager_task.as_ref().map(|m| {
-        let mut spec = m.task_spec();
-        spec.normalize(job.spec.constraints.as_ref().and_then(|c| c.max_task_retry_count));
-        Task::new_active(&job.spec.id, spec, now)
-    });
+    let manager = job.manager_task(now);
     if let Some(t) = &manager {
         tx.put(t).await?;
     }
@@ -342,7 +341,7 @@ fn check_on_all_tasks_complete(j: &Job, new: Option<OnAllTasksComplete>) -> ApiR
 /// already has an auto pool) a new description of it, normalized; the existing auto pool
 /// stays. 409 `OperationInvalidForCurrentState` for moving a job onto a new auto pool.
 fn change_pool_info(ctx: &Ctx, j: &mut Job, mut info: PoolInformation) -> ApiResult<()> {
-    check_pool_info(&info)?;
+    check_pool_info(&info, SpecOwner::Job)?;
     if info.auto_pool_specification.is_some() {
         if j.spec.pool_info.auto_pool_specification.is_none() {
             return Err(BatchError::conflict(
@@ -406,7 +405,7 @@ pub async fn patch(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Rep
 /// Job Update (PUT): replaces every updatable property, resetting those not given; 200.
 pub async fn update(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Reply> {
     let u: JobUpdate = ctx.parse("JobUpdateParameter", body)?;
-    check_pool_info(&u.pool_info)?;
+    check_pool_info(&u.pool_info, SpecOwner::Job)?;
     check_common(u.priority, &u.constraints, u.max_parallel_tasks)?;
     let mut tx = app.store.begin().await?;
     let mut j = load_for_update(ctx, &mut tx, id).await?;

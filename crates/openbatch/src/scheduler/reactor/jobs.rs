@@ -105,14 +105,29 @@ impl Reactor {
         job.status.execution_info.end_time = Some(later);
         job.last_modified = later;
         self.upsert_job_core(job);
+        self.job_ended(job);
         self.release_auto_pool(r, job).await
     }
 
-    /// Deletes the auto pool of a job that completed or went away, unless it is kept alive.
+    /// Tells a job's schedule, if a schedule created it, that the job completed or went.
+    fn job_ended(&mut self, job: &Job) {
+        if let Some(schedule_id) = job.schedule_id() {
+            self.pending.push_back(Event::ScheduleJobEnded { schedule_id: schedule_id.to_string(), job_id: job.spec.id.clone() });
+        }
+    }
+
+    /// Deletes the auto pool of a job that completed or went away, unless it is kept alive
+    /// or belongs to the job's schedule.
     async fn release_auto_pool<B: Backing>(&mut self, r: &mut Records<B>, job: &Job) -> StoreResult<()> {
         let Some(pool_id) = job.status.execution_info.pool_id.clone().filter(|_| job.spec.pool_info.auto_pool_goes_with_job()) else {
             return Ok(());
         };
+        self.delete_auto_pool(r, &pool_id).await
+    }
+
+    /// Starts deleting an auto pool (its nodes go, then the pool).
+    pub(super) async fn delete_auto_pool<B: Backing>(&mut self, r: &mut Records<B>, pool_id: &str) -> StoreResult<()> {
+        let pool_id = pool_id.to_string();
         if let Some(mut pool) = r.get::<Pool>("", &pool_id).await? {
             if pool.status.state != PoolState::Deleting {
                 let now = self.now();
@@ -164,6 +179,9 @@ impl Reactor {
         self.remove_job_dirs(job_id, nodes);
         r.remove_children::<Task>(job_id);
         r.remove_children::<JobNode>(job_id);
+        if let Some(job) = r.get::<Job>("", job_id).await? {
+            self.job_ended(&job);
+        }
         r.remove::<Job>("", job_id);
         self.core.remove_job(job_id);
         self.deps.remove_job(job_id);

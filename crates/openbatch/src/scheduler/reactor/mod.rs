@@ -23,6 +23,7 @@ mod pools;
 mod prep;
 pub mod records;
 mod retention;
+mod schedules;
 mod stats;
 mod tasks;
 pub(crate) mod testenv;
@@ -35,6 +36,8 @@ mod tests_preempt;
 #[cfg(test)]
 mod tests_retention;
 #[cfg(test)]
+mod tests_schedules;
+#[cfg(test)]
 mod tests_stats;
 
 pub use records::{Backing, MemBacking, Records};
@@ -46,6 +49,7 @@ use crate::agent::protocol::{AgentMessage, ExecKind, ExecResult, ServiceMessage}
 use crate::api::conditions::Conditions;
 use crate::api::error::ApiResult;
 use crate::model::job::{DisableJobOption, Job, JobNode, JobState, PrepTaskState};
+use crate::model::job_schedule::{JobSchedule, JobScheduleState};
 use crate::model::node::{Node, NodeState, SchedulingState};
 use crate::model::pool::{NodeFillType, Pool};
 use crate::model::task::{Task, TaskState};
@@ -115,6 +119,19 @@ pub enum Event {
     DisableJob { job_id: String, option: DisableJobOption },
     /// Enable Job (answers).
     EnableJob { job_id: String },
+    /// A job schedule was added or changed: look at it now (answers, so that Add returns
+    /// once the first job of a schedule due at once exists).
+    ScheduleChanged(String),
+    /// A job a schedule created completed or went.
+    ScheduleJobEnded { schedule_id: String, job_id: String },
+    /// Terminate Job Schedule (answers).
+    TerminateSchedule { id: String },
+    /// Delete Job Schedule (answers).
+    DeleteSchedule { id: String },
+    /// Disable Job Schedule (answers).
+    DisableSchedule { id: String },
+    /// Enable Job Schedule (answers).
+    EnableSchedule { id: String },
     /// An API operation on a job or task that holds only if the request's conditional
     /// headers hold for the record now (checked in the batch that changes it): 412
     /// `ConditionNotMet` otherwise.
@@ -188,6 +205,8 @@ pub struct Reactor {
     job_deadlines: HashMap<String, Timestamp>,
     /// Completed tasks whose directories go when their `retentionTime` passes: (when, job, task).
     retention: BTreeSet<(Timestamp, String, String)>,
+    /// When to look at each unfinished job schedule again.
+    schedule_wake: HashMap<String, Timestamp>,
     /// Node agents by node id.
     pub nodes: HashMap<String, NodeRt>,
     next_dispatch: u64,
@@ -214,6 +233,7 @@ impl Reactor {
             dep_ids: HashMap::new(),
             job_deadlines: HashMap::new(),
             retention: BTreeSet::new(),
+            schedule_wake: HashMap::new(),
             nodes: HashMap::new(),
             next_dispatch: first_dispatch,
             info,
@@ -248,11 +268,16 @@ impl Reactor {
 
     /// Rebuilds the in-memory state from every stored record (at start, and after a failed
     /// batch). Node runtimes (connections, processes) are kept: they are not in the store.
-    pub fn restore(&mut self, pools: &[Pool], nodes: &[Node], jobs: &[Job], job_nodes: &[JobNode], tasks: Vec<Task>) {
+    pub fn restore(&mut self, stored: Stored) {
+        let Stored { pools, nodes, jobs, job_nodes, tasks, schedules } = stored;
+        let (pools, nodes, jobs, job_nodes) = (&pools[..], &nodes[..], &jobs[..], &job_nodes[..]);
         self.core = Core::new();
         self.job_deadlines.clear();
         self.retention.clear();
         let now = self.now();
+        // Every unfinished schedule is looked at with the first tick (missed windows included).
+        self.schedule_wake =
+            schedules.iter().filter(|s| s.state != JobScheduleState::Completed).map(|s| (s.spec.id.clone(), now)).collect();
         for p in pools {
             self.core.upsert_pool(&p.spec.id, p.spec.slots_per_node(), fill_of(p));
         }
@@ -376,6 +401,9 @@ impl Reactor {
             | Event::DeleteJob { job_id }
             | Event::DisableJob { job_id, .. }
             | Event::EnableJob { job_id } => r.get::<Job>("", job_id).await?.map(|j| j.last_modified),
+            Event::TerminateSchedule { id } | Event::DeleteSchedule { id } | Event::DisableSchedule { id } | Event::EnableSchedule { id } => {
+                r.get::<JobSchedule>("", id).await?.map(|s| s.last_modified)
+            }
             _ => None,
         };
         Ok(modified.map_or(Ok(()), |t| cond.check(&t, false)))
@@ -419,6 +447,27 @@ impl Reactor {
                 let a = self.enable_job(r, &job_id).await?;
                 self.answer(ticket, Answer::Api(a));
             }
+            Event::ScheduleChanged(id) => {
+                self.evaluate_schedule(r, &id).await?;
+                self.answer(ticket, Answer::Api(Ok(())));
+            }
+            Event::ScheduleJobEnded { schedule_id, job_id } => self.schedule_job_ended(r, &schedule_id, &job_id).await?,
+            Event::TerminateSchedule { id } => {
+                let a = self.terminate_schedule(r, &id).await?;
+                self.answer(ticket, Answer::Api(a));
+            }
+            Event::DeleteSchedule { id } => {
+                let a = self.delete_schedule(r, &id).await?;
+                self.answer(ticket, Answer::Api(a));
+            }
+            Event::DisableSchedule { id } => {
+                let a = self.disable_schedule(r, &id).await?;
+                self.answer(ticket, Answer::Api(a));
+            }
+            Event::EnableSchedule { id } => {
+                let a = self.enable_schedule(r, &id).await?;
+                self.answer(ticket, Answer::Api(a));
+            }
             Event::AgentHello { pool_id, node_id, token, agent_version, running, finished } => {
                 let accepted = self.agent_hello(r, &pool_id, &node_id, &token, &agent_version, running, finished).await?;
                 self.answer(ticket, Answer::Hello(accepted));
@@ -450,10 +499,11 @@ impl Reactor {
             },
             Event::Tick => {
                 let now = self.now();
+                let grace_ms = (RECONNECT_GRACE_SECS as f64 * 1000.0 * self.clock.speed()) as i64;
                 let lost: Vec<String> = self
                     .nodes
                     .iter()
-                    .filter(|(_, rt)| !rt.connected && (now - rt.since).num_seconds() >= RECONNECT_GRACE_SECS)
+                    .filter(|(_, rt)| !rt.connected && (now - rt.since).num_milliseconds() >= grace_ms)
                     .map(|(id, _)| id.clone())
                     .collect();
                 for node_id in lost {
@@ -466,6 +516,9 @@ impl Reactor {
                     self.pending.push_back(Event::TerminateJob { job_id, reason: "MaxWallClockTimeExpiry".into() });
                 }
                 self.expire_retention(r, now).await?;
+                for id in self.due_schedules(now) {
+                    self.evaluate_schedule(r, &id).await?;
+                }
             }
         }
         Ok(())
@@ -499,6 +552,17 @@ impl Reactor {
         }
         Ok(())
     }
+}
+
+/// Every stored record the reactor rebuilds its memory from.
+#[derive(Debug, Default)]
+pub struct Stored {
+    pub pools: Vec<Pool>,
+    pub nodes: Vec<Node>,
+    pub jobs: Vec<Job>,
+    pub job_nodes: Vec<JobNode>,
+    pub tasks: Vec<Task>,
+    pub schedules: Vec<JobSchedule>,
 }
 
 /// Sets a node's state, stamping the transition time when it changes.

@@ -12,6 +12,7 @@
 //! holding them as HyperQueue's `tako` does.
 
 use crate::model::job::{Job, JobLifetimeStats, JobNode};
+use crate::model::job_schedule::JobSchedule;
 use crate::model::node::Node;
 use crate::model::pool::Pool;
 use crate::model::stats::PoolLifetimeStats;
@@ -26,6 +27,8 @@ pub trait Backing {
     async fn load<T: Kind>(&mut self, parent: &str, id: &str) -> StoreResult<Option<T>>;
     /// Every record under `parent`, ordered by id.
     async fn load_children<T: Kind>(&mut self, parent: &str) -> StoreResult<Vec<T>>;
+    /// Every record under `parent` whose id starts with `prefix` (ASCII case ignored), by id.
+    async fn load_prefixed<T: Kind>(&mut self, parent: &str, prefix: &str) -> StoreResult<Vec<T>>;
     /// Every record with this id under any parent.
     async fn load_by_id<T: Kind>(&mut self, id: &str) -> StoreResult<Vec<T>>;
     /// Writes a record.
@@ -45,6 +48,9 @@ impl Backing for Tx {
     }
     async fn load_children<T: Kind>(&mut self, parent: &str) -> StoreResult<Vec<T>> {
         self.children(parent, None).await
+    }
+    async fn load_prefixed<T: Kind>(&mut self, parent: &str, prefix: &str) -> StoreResult<Vec<T>> {
+        self.children_prefixed(parent, prefix).await
     }
     async fn load_by_id<T: Kind>(&mut self, id: &str) -> StoreResult<Vec<T>> {
         self.by_id(id).await
@@ -87,6 +93,12 @@ impl Backing for MemBacking {
     async fn load_children<T: Kind>(&mut self, parent: &str) -> StoreResult<Vec<T>> {
         let t = self.tables.get(T::TABLE);
         let docs = t.into_iter().flatten().filter(|((p, _), _)| p == parent);
+        docs.map(|(_, d)| Ok(serde_json::from_str(d)?)).collect()
+    }
+    async fn load_prefixed<T: Kind>(&mut self, parent: &str, prefix: &str) -> StoreResult<Vec<T>> {
+        let t = self.tables.get(T::TABLE);
+        let fits = |(p, i): &(String, String)| p == parent && i.to_ascii_lowercase().starts_with(&prefix.to_ascii_lowercase());
+        let docs = t.into_iter().flatten().filter(|(k, _)| fits(k));
         docs.map(|(_, d)| Ok(serde_json::from_str(d)?)).collect()
     }
     async fn load_by_id<T: Kind>(&mut self, id: &str) -> StoreResult<Vec<T>> {
@@ -148,6 +160,7 @@ pub struct Caches {
     jobnodes: Cache<JobNode>,
     stats: Cache<JobLifetimeStats>,
     poolstats: Cache<PoolLifetimeStats>,
+    schedules: Cache<JobSchedule>,
 }
 
 macro_rules! kind {
@@ -166,6 +179,7 @@ kind!(Node, nodes);
 kind!(JobNode, jobnodes);
 kind!(JobLifetimeStats, stats);
 kind!(PoolLifetimeStats, poolstats);
+kind!(JobSchedule, schedules);
 
 /// A batch's working set over a backing: reads go through to the backing once, writes stay
 /// here until [`Records::flush`].
@@ -258,6 +272,13 @@ impl<B: Backing> Records<B> {
         Ok(out.into_values().collect())
     }
 
+    /// Every record under `parent` whose id starts with `prefix`, counting this batch's
+    /// changes (the working set is flushed first).
+    pub async fn prefixed<T: Kind>(&mut self, parent: &str, prefix: &str) -> StoreResult<Vec<T>> {
+        self.flush().await?;
+        self.backing.load_prefixed::<T>(parent, prefix).await
+    }
+
     /// How many records under `parent` are in one of `states`, counting this batch's
     /// changes (the working set is flushed first).
     pub async fn count<T: Kind>(&mut self, parent: &str, states: &[&str]) -> StoreResult<i64> {
@@ -273,7 +294,8 @@ impl<B: Backing> Records<B> {
         flush_kind::<Node, B>(&mut self.caches.nodes, &mut self.backing).await?;
         flush_kind::<JobNode, B>(&mut self.caches.jobnodes, &mut self.backing).await?;
         flush_kind::<JobLifetimeStats, B>(&mut self.caches.stats, &mut self.backing).await?;
-        flush_kind::<PoolLifetimeStats, B>(&mut self.caches.poolstats, &mut self.backing).await
+        flush_kind::<PoolLifetimeStats, B>(&mut self.caches.poolstats, &mut self.backing).await?;
+        flush_kind::<JobSchedule, B>(&mut self.caches.schedules, &mut self.backing).await
     }
 }
 

@@ -270,6 +270,19 @@ impl TestEnv {
         self.task(job, task).status.state
     }
 
+    /// A restart: the reactor's memory is rebuilt from the records alone.
+    pub fn restart(&mut self) {
+        let stored = super::Stored {
+            pools: self.all(),
+            nodes: self.all(),
+            jobs: self.all(),
+            job_nodes: self.all(),
+            tasks: self.all(),
+            schedules: self.all(),
+        };
+        self.reactor.restore(stored);
+    }
+
     /// Moves the clock and lets the reactor's timer run.
     pub fn advance(&mut self, secs: i64) {
         self.clock.advance(chrono::Duration::seconds(secs));

@@ -323,10 +323,7 @@ fn restore_from_the_records_mid_run() {
     for id in ["a", "b", "c"] {
         env.add_task("j", id);
     }
-    // A restart: the reactor's memory is rebuilt from the records alone.
-    let (pools, nodes, jobs, rows, tasks) =
-        (env.all::<Pool>(), env.all::<Node>(), env.all::<crate::model::job::Job>(), env.all::<JobNode>(), env.all::<Task>());
-    env.reactor.restore(&pools, &nodes, &jobs, &rows, tasks);
+    env.restart();
     env.check();
     env.exit("j", "a", 0);
     assert!(env.where_runs("j", "c").is_some(), "the queue survived");
