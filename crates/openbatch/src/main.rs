@@ -41,6 +41,15 @@ enum Command {
         /// The linked storage account's key (base64); better set through the environment.
         #[arg(long, env = "OPENBATCH_STORAGE_KEY", hide_env_values = true, requires = "storage_url")]
         storage_key: Option<String>,
+        /// Development option: run the service clock this many times as fast as real time
+        /// (job schedules, wall-clock limits and retention follow it; 60 makes a minute pass
+        /// in a second). Never use it in production.
+        #[arg(long, env = "OPENBATCH_CLOCK_SPEED", default_value_t = 1.0)]
+        clock_speed: f64,
+        /// Development option: serve POST /openbatch/v1/clock {"advance": "PT1H"}, which moves
+        /// the service clock on (signed with the account key). Never use it in production.
+        #[arg(long, env = "OPENBATCH_CLOCK_CONTROL")]
+        clock_control: bool,
     },
     /// Run one compute node's agent (started by the service; also for remote machines).
     Agent {
@@ -114,7 +123,7 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { listen, data_dir, account, key, public_url, storage_url, storage_key } => {
+        Command::Serve { listen, data_dir, account, key, public_url, storage_url, storage_key, clock_speed, clock_control } => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(openbatch::serve::run(openbatch::serve::ServeConfig {
                 listen,
@@ -124,6 +133,8 @@ fn main() -> anyhow::Result<()> {
                 public_url,
                 auto_storage: storage_url.zip(storage_key).map(|(url, key)| openbatch::storage::resource_files::AutoStorage { url, key }),
                 agent_exe: std::env::current_exe()?,
+                clock_speed,
+                clock_control,
             }))
         }
         Command::Agent { service_url, pool_id, node_id, root, token, orphan_timeout } => {

@@ -30,6 +30,11 @@ pub struct ServeConfig {
     pub auto_storage: Option<crate::storage::resource_files::AutoStorage>,
     /// The binary node agents run (normally this executable).
     pub agent_exe: PathBuf,
+    /// Development option: how many times as fast as real time the service clock runs (1.0
+    /// in production).
+    pub clock_speed: f64,
+    /// Development option: serve `/openbatch/v1/clock`, which moves the service clock on.
+    pub clock_control: bool,
 }
 
 /// Runs the service until the process ends.
@@ -39,6 +44,13 @@ pub async fn run(mut cfg: ServeConfig) -> anyhow::Result<()> {
     std::fs::create_dir_all(&cfg.data_dir)?;
     cfg.data_dir = cfg.data_dir.canonicalize()?;
     let account = AccountKey::new(&cfg.account, &cfg.key)?;
+    if cfg.clock_speed != 1.0 {
+        crate::model::time::Clock::set_speed(cfg.clock_speed);
+        tracing::warn!(speed = crate::model::time::Clock::speed(), "development option: the service clock runs faster than real time");
+    }
+    if cfg.clock_control {
+        tracing::warn!("development option: POST /openbatch/v1/clock moves the service clock on");
+    }
     let task_tokens = Arc::new(TaskTokens::load_or_create(&cfg.data_dir, &cfg.account)?);
     let listener = tokio::net::TcpListener::bind(cfg.listen).await?;
     let local = listener.local_addr()?;
@@ -56,7 +68,16 @@ pub async fn run(mut cfg: ServeConfig) -> anyhow::Result<()> {
     };
     let driver = Driver::start(store.clone(), provider, info.clone()).await?;
     let app =
-        Arc::new(App { store, driver, account, info, public_url: cfg.public_url.clone(), data_dir: cfg.data_dir.clone(), task_tokens });
+        Arc::new(App {
+        store,
+        driver,
+        account,
+        info,
+        public_url: cfg.public_url.clone(),
+        data_dir: cfg.data_dir.clone(),
+        task_tokens,
+        clock_control: cfg.clock_control,
+    });
     print_banner(&cfg, &account_url);
     // TCP_NODELAY: small agent messages must not wait for delayed ACKs.
     use axum::serve::ListenerExt;

@@ -62,6 +62,17 @@ impl BatchError {
         )
     }
 
+    /// The same error about a property nested under `parent` (a job schedule's
+    /// `jobSpecification`): its `PropertyName` gets the `parent.` prefix.
+    pub fn under(mut self, parent: &str) -> Self {
+        for (k, v) in self.values.iter_mut() {
+            if k == "PropertyName" {
+                *v = format!("{parent}.{v}");
+            }
+        }
+        self
+    }
+
     /// 400 `MissingRequiredProperty` naming the property (JSON path in the body).
     pub fn missing_property(name: &str) -> Self {
         Self::new(StatusCode::BAD_REQUEST, "MissingRequiredProperty", "A required property was not specified in the request body.")

@@ -42,6 +42,8 @@ pub struct App {
     /// Issues and verifies task authentication tokens (`authenticationTokenSettings`); the
     /// scheduler gets a clone of the `Arc` to issue a task's token when it starts the task.
     pub task_tokens: Arc<task_token::TaskTokens>,
+    /// Whether the development clock control (`/openbatch/v1/clock`) is served.
+    pub clock_control: bool,
 }
 
 /// What a handler knows about its request.
@@ -103,7 +105,12 @@ impl Ctx {
 
 /// The API router: every Batch operation, plus the node agents' WebSocket endpoint.
 pub fn router(app: Arc<App>) -> Router {
-    Router::new()
+    let router = if app.clock_control {
+        Router::new().route("/openbatch/v1/clock", axum::routing::get(handlers::clock::control).post(handlers::clock::control))
+    } else {
+        Router::new()
+    };
+    router
         .route("/agent/v1/connect", axum::routing::get(agent_ws::connect))
         .route("/agent/v1/applications/{id}/{version}", axum::routing::get(handlers::applications::agent_get_package))
         .route(

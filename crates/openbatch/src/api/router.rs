@@ -38,6 +38,17 @@ pub enum Operation {
     JobEnable(String),
     JobPrepReleaseStatus(String),
     JobTaskCounts(String),
+    JobScheduleAdd,
+    JobScheduleList,
+    JobScheduleGet(String),
+    JobScheduleExists(String),
+    JobSchedulePatch(String),
+    JobScheduleUpdate(String),
+    JobScheduleDelete(String),
+    JobScheduleDisable(String),
+    JobScheduleEnable(String),
+    JobScheduleTerminate(String),
+    JobListFromJobSchedule(String),
     TaskAdd(String),
     TaskAddCollection(String),
     TaskList(String),
@@ -100,6 +111,17 @@ impl Operation {
             Operation::JobEnable(_) => ("POST", "/jobs/{jobId}/enable"),
             Operation::JobPrepReleaseStatus(_) => ("GET", "/jobs/{jobId}/jobpreparationandreleasetaskstatus"),
             Operation::JobTaskCounts(_) => ("GET", "/jobs/{jobId}/taskcounts"),
+            Operation::JobScheduleAdd => ("POST", "/jobschedules"),
+            Operation::JobScheduleList => ("GET", "/jobschedules"),
+            Operation::JobScheduleGet(_) => ("GET", "/jobschedules/{jobScheduleId}"),
+            Operation::JobScheduleExists(_) => ("HEAD", "/jobschedules/{jobScheduleId}"),
+            Operation::JobSchedulePatch(_) => ("PATCH", "/jobschedules/{jobScheduleId}"),
+            Operation::JobScheduleUpdate(_) => ("PUT", "/jobschedules/{jobScheduleId}"),
+            Operation::JobScheduleDelete(_) => ("DELETE", "/jobschedules/{jobScheduleId}"),
+            Operation::JobScheduleDisable(_) => ("POST", "/jobschedules/{jobScheduleId}/disable"),
+            Operation::JobScheduleEnable(_) => ("POST", "/jobschedules/{jobScheduleId}/enable"),
+            Operation::JobScheduleTerminate(_) => ("POST", "/jobschedules/{jobScheduleId}/terminate"),
+            Operation::JobListFromJobSchedule(_) => ("GET", "/jobschedules/{jobScheduleId}/jobs"),
             Operation::TaskAdd(_) => ("POST", "/jobs/{jobId}/tasks"),
             Operation::TaskAddCollection(_) => ("POST", "/jobs/{jobId}/addtaskcollection"),
             Operation::TaskList(_) => ("GET", "/jobs/{jobId}/tasks"),
@@ -135,6 +157,10 @@ impl Operation {
                 | Operation::JobGet(_)
                 | Operation::JobTaskCounts(_)
                 | Operation::JobPrepReleaseStatus(_)
+                | Operation::JobScheduleList
+                | Operation::JobScheduleGet(_)
+                | Operation::JobScheduleExists(_)
+                | Operation::JobListFromJobSchedule(_)
                 | Operation::TaskListSubtasks(..)
                 | Operation::TaskList(_)
                 | Operation::TaskGet(..)
@@ -224,6 +250,17 @@ fn match_op(m: &str, s: &[&str]) -> Option<Operation> {
         ("POST", ["jobs", j, "enable"]) => Operation::JobEnable(j.to_string()),
         ("GET", ["jobs", j, "jobpreparationandreleasetaskstatus"]) => Operation::JobPrepReleaseStatus(j.to_string()),
         ("GET", ["jobs", j, "taskcounts"]) => Operation::JobTaskCounts(j.to_string()),
+        ("POST", ["jobschedules"]) => Operation::JobScheduleAdd,
+        ("GET", ["jobschedules"]) => Operation::JobScheduleList,
+        ("GET", ["jobschedules", s]) => Operation::JobScheduleGet(s.to_string()),
+        ("HEAD", ["jobschedules", s]) => Operation::JobScheduleExists(s.to_string()),
+        ("PATCH", ["jobschedules", s]) => Operation::JobSchedulePatch(s.to_string()),
+        ("PUT", ["jobschedules", s]) => Operation::JobScheduleUpdate(s.to_string()),
+        ("DELETE", ["jobschedules", s]) => Operation::JobScheduleDelete(s.to_string()),
+        ("POST", ["jobschedules", s, "disable"]) => Operation::JobScheduleDisable(s.to_string()),
+        ("POST", ["jobschedules", s, "enable"]) => Operation::JobScheduleEnable(s.to_string()),
+        ("POST", ["jobschedules", s, "terminate"]) => Operation::JobScheduleTerminate(s.to_string()),
+        ("GET", ["jobschedules", s, "jobs"]) => Operation::JobListFromJobSchedule(s.to_string()),
         ("POST", ["jobs", j, "tasks"]) => Operation::TaskAdd(j.to_string()),
         ("POST", ["jobs", j, "addtaskcollection"]) => Operation::TaskAddCollection(j.to_string()),
         ("GET", ["jobs", j, "tasks"]) => Operation::TaskList(j.to_string()),
@@ -271,6 +308,18 @@ mod tests {
         assert_eq!(route(&Method::GET, "/nothing").unwrap_err().status.as_u16(), 404);
         assert_eq!(route(&Method::GET, "/pools/p/resize").unwrap_err().code, "UnsupportedHttpVerb");
         assert_eq!(route(&Method::PUT, "/jobs/j/terminate").unwrap_err().code, "UnsupportedHttpVerb");
+    }
+
+    #[test]
+    fn routes_job_schedules_and_their_jobs_ids() {
+        assert_eq!(route(&Method::GET, "/jobschedules/s1/jobs").unwrap(), Operation::JobListFromJobSchedule("s1".into()));
+        assert_eq!(route(&Method::POST, "/jobschedules/s1/terminate").unwrap(), Operation::JobScheduleTerminate("s1".into()));
+        // A schedule's job ids carry `:`, sent as is or percent-encoded.
+        for p in ["/jobs/s1:job-2", "/jobs/s1%3Ajob-2", "/jobs/s1%3ajob-2"] {
+            assert_eq!(route(&Method::GET, p).unwrap(), Operation::JobGet("s1:job-2".into()), "{p}");
+            assert_eq!(target_job(p).as_deref(), Some("s1:job-2"));
+        }
+        assert_eq!(route(&Method::PUT, "/jobschedules").unwrap_err().code, "UnsupportedHttpVerb");
     }
 
     #[test]

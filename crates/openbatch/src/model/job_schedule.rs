@@ -209,6 +209,10 @@ pub struct JobSchedule {
     /// The auto pool of a `poolLifetimeOption: jobschedule` specification, once created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub auto_pool_id: Option<String>,
+    /// The statistics of the schedule's jobs (JobScheduleStatistics, shown with
+    /// `$expand=stats`), summed over their tasks' attempts; absent until one ended.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stats: Option<super::stats::JobStats>,
     /// The due time of the recurrence the most recent job was created for.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "ts_opt")]
     pub last_run_due: Option<Timestamp>,
@@ -230,6 +234,7 @@ impl JobSchedule {
             jobs_created: 0,
             job_active: false,
             auto_pool_id: None,
+            stats: None,
             last_run_due: None,
         }
     }

@@ -6,11 +6,10 @@ use crate::api::reply::{entity, to_map, Reply};
 use crate::api::{App, Ctx};
 use crate::model::common::JobConstraints;
 use crate::model::job::{
-    Job, JobDisable, JobExecutionInfo, JobPatch, JobSpec, JobState, JobStatus, JobTerminate, JobUpdate, OnAllTasksComplete,
+    Job, JobDisable, JobPatch, JobSpec, JobState, JobTerminate, JobUpdate, OnAllTasksComplete,
     PoolInformation, PoolLifetimeOption,
 };
 use crate::model::job_manager::JobManagerTask;
-use crate::model::task::Task;
 use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock};
 use crate::scheduler::reactor::{AddedTask, Event};
 use axum::http::StatusCode;
@@ -301,9 +300,15 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
 
 /// Job List, with each job's statistics for `$expand=stats`.
 pub async fn list(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
+    list_under(app, ctx, crate::odata::ListKind::Jobs, None).await
+}
+
+/// Lists jobs (all, or those whose id starts with `prefix`: a job schedule's), as `kind`'s
+/// `$filter` allows.
+pub async fn list_under(app: &App, ctx: &Ctx, kind: crate::odata::ListKind, prefix: Option<&str>) -> ApiResult<Reply> {
     let with_stats = super::stats::wanted(ctx);
     let render = move |base: &str, j: &Job| render_with(base, j, with_stats);
-    super::list_records::<Job>(app, ctx, "", crate::odata::ListKind::Jobs, "jobs", "CloudJob", render).await
+    super::list_records_in::<Job>(app, ctx, ("", prefix), kind, "jobs", "CloudJob", render).await
 }
 
 /// Job Get, with the job's statistics for `$expand=stats`; 404 `JobNotFound`.

@@ -4,7 +4,9 @@
 
 mod account;
 pub mod applications;
+pub mod clock;
 mod files;
+mod job_schedules;
 mod jobs;
 mod node_logs;
 mod nodes;
@@ -60,6 +62,17 @@ pub async fn handle(app: &App, op: Operation, ctx: &Ctx, body: &[u8]) -> ApiResu
         Operation::JobDisable(id) => jobs::disable(app, ctx, &id, body).await,
         Operation::JobEnable(id) => jobs::enable(app, ctx, &id).await,
         Operation::JobPrepReleaseStatus(id) => jobs::prep_release_status(app, ctx, &id).await,
+        Operation::JobScheduleAdd => job_schedules::add(app, ctx, body).await,
+        Operation::JobScheduleList => job_schedules::list(app, ctx).await,
+        Operation::JobScheduleGet(id) => job_schedules::get(app, ctx, &id).await,
+        Operation::JobScheduleExists(id) => job_schedules::exists(app, ctx, &id).await,
+        Operation::JobSchedulePatch(id) => job_schedules::patch(app, ctx, &id, body).await,
+        Operation::JobScheduleUpdate(id) => job_schedules::update(app, ctx, &id, body).await,
+        Operation::JobScheduleDelete(id) => job_schedules::delete(app, ctx, &id).await,
+        Operation::JobScheduleDisable(id) => job_schedules::disable(app, ctx, &id).await,
+        Operation::JobScheduleEnable(id) => job_schedules::enable(app, ctx, &id).await,
+        Operation::JobScheduleTerminate(id) => job_schedules::terminate(app, ctx, &id).await,
+        Operation::JobListFromJobSchedule(id) => job_schedules::list_jobs(app, ctx, &id).await,
         Operation::TaskAdd(job) => tasks::add(app, ctx, &job, body).await,
         Operation::TaskAddCollection(job) => tasks::add_collection(app, ctx, &job, body).await,
         Operation::TaskList(job) => tasks::list(app, ctx, &job).await,
@@ -215,9 +228,28 @@ pub async fn list_records<R: crate::store::Record>(
     model: &str,
     render: impl Fn(&str, &R) -> Map<String, Value>,
 ) -> ApiResult<Reply> {
+    list_records_in(app, ctx, (parent, None), kind, metadata, model, render).await
+}
+
+/// Like [`list_records`], for the records under `parent` whose id starts with a prefix (the
+/// jobs of a job schedule, `<scheduleId>:job-`), when one is given.
+pub async fn list_records_in<R: crate::store::Record>(
+    app: &App,
+    ctx: &Ctx,
+    (parent, prefix): (&str, Option<&str>),
+    kind: crate::odata::ListKind,
+    metadata: &str,
+    model: &str,
+    render: impl Fn(&str, &R) -> Map<String, Value>,
+) -> ApiResult<Reply> {
     let (max, after) = page_params(ctx)?;
     let filter = filter_for(ctx, kind)?;
-    let push = filter.as_ref().map(crate::odata::pushdown).unwrap_or_default();
+    let mut push = filter.as_ref().map(crate::odata::pushdown).unwrap_or_default();
+    if let Some(prefix) = prefix {
+        if !narrow_to_prefix(&mut push, prefix) {
+            return Ok(list_reply(ctx, metadata, Vec::new(), None));
+        }
+    }
     let mut cursor = after;
     let mut items = Vec::new();
     let mut last = None;
@@ -240,6 +272,21 @@ pub async fn list_records<R: crate::store::Record>(
         cursor = records.last().map(|r| r.id().to_string());
     }
     Ok(list_reply(ctx, metadata, items, last.as_deref()))
+}
+
+/// Adds "the id starts with `prefix`" to a push-down (ASCII case ignored, as ids compare);
+/// false when the filter's own prefix excludes every such id.
+fn narrow_to_prefix(push: &mut crate::odata::Pushdown, prefix: &str) -> bool {
+    let starts = |s: &str, p: &str| s.len() >= p.len() && s.as_bytes()[..p.len()].eq_ignore_ascii_case(p.as_bytes());
+    let ids = push.ids.get_or_insert_with(Default::default);
+    match ids.prefix.clone() {
+        Some(p) if starts(&p, prefix) => true,
+        Some(p) if !starts(prefix, &p) => false,
+        _ => {
+            ids.prefix = Some(prefix.to_string());
+            true
+        }
+    }
 }
 
 /// A list answer: `{odata.metadata, value, odata.nextLink?}`. `last_id` is the id of the last

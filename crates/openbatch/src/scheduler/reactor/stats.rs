@@ -1,7 +1,8 @@
 //! Statistics: what each ended task attempt and each node sample adds to the task, job,
 //! pool and account statistics (`model::stats`).
 //!
-//! A task's own statistics change with the task. What an attempt adds to its job and to the
+//! A task's own statistics change with the task. What an attempt adds to its job (and the
+//! job's schedule) and to the
 //! account's lifetime job statistics, and what a node adds to its pool and to the account's
 //! lifetime pool statistics, is kept until the end of the batch ([`Reactor::flush_stats`]):
 //! jobs and pools are records other rules hold while they end tasks or remove nodes, and
@@ -10,6 +11,7 @@
 use super::{Backing, Reactor, Records};
 use crate::agent::protocol::{ExecResult, NodeSample};
 use crate::model::job::Job;
+use crate::model::job_schedule::JobSchedule;
 use crate::model::node::Node;
 use crate::model::pool::Pool;
 use crate::model::stats::{Attempt, AttemptOutcome, JobLifetimeStats, JobStats, NodeUsage, PoolLifetimeStats, PoolStats, TaskStats};
@@ -110,6 +112,13 @@ impl Reactor {
                 life.0.add_attempt(a, now);
                 if let Some(mut job) = r.get::<Job>("", job_id).await? {
                     job.stats.get_or_insert_with(|| JobStats::new(job.creation_time)).add_attempt(a, now);
+                    if let Some(mut s) = match job.schedule_id() {
+                        Some(id) => r.get::<JobSchedule>("", id).await?,
+                        None => None,
+                    } {
+                        s.stats.get_or_insert_with(|| JobStats::new(s.creation_time)).add_attempt(a, now);
+                        r.put(s);
+                    }
                     r.put(job);
                 }
             }
