@@ -63,6 +63,7 @@ MUST_MATCH = {
     "create_pool_with_blobfuse_mount",
     "network_configuration_acceleratednetworking",
     "applications",
+    "job_schedules",
 }
 
 # Recordings whose Windows pools run on a Linux image here (their point is not the operating
