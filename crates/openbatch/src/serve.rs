@@ -67,8 +67,7 @@ pub async fn run(mut cfg: ServeConfig) -> anyhow::Result<()> {
         task_tokens: Some(task_tokens.clone()),
     };
     let driver = Driver::start(store.clone(), provider, info.clone()).await?;
-    let app =
-        Arc::new(App {
+    let app = Arc::new(App {
         store,
         driver,
         account,

@@ -333,11 +333,7 @@ mod tests {
     }
 
     fn sched(window: Option<&str>, every: Option<&str>) -> Schedule {
-        Schedule {
-            start_window: window.map(str::to_string),
-            recurrence_interval: every.map(str::to_string),
-            ..Default::default()
-        }
+        Schedule { start_window: window.map(str::to_string), recurrence_interval: every.map(str::to_string), ..Default::default() }
     }
 
     #[test]

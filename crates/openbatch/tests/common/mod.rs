@@ -51,6 +51,8 @@ pub struct Service {
     pub key: String,
     pub client: reqwest::Client,
     pub dir: tempfile::TempDir,
+    /// Extra `serve` arguments, kept across [`Service::restart`].
+    args: Vec<String>,
 }
 
 impl Drop for Service {
@@ -75,9 +77,15 @@ impl Drop for Service {
 impl Service {
     /// Starts a service and waits until it answers HTTP.
     pub async fn start() -> Service {
+        Self::start_with(&[]).await
+    }
+
+    /// Starts a service with extra `serve` arguments (e.g. `--clock-control`).
+    pub async fn start_with(args: &[&str]) -> Service {
         let mut last_err = String::new();
         for _attempt in 0..3 {
-            match Self::try_start().await {
+            let args: Vec<String> = args.iter().map(|a| a.to_string()).collect();
+            match Self::try_start(args).await {
                 Ok(s) => return s,
                 Err(e) => last_err = e,
             }
@@ -85,34 +93,33 @@ impl Service {
         panic!("the service did not start: {last_err}");
     }
 
-    async fn try_start() -> Result<Service, String> {
+    /// Kills the service (`kill -9`, its node agents too) and starts it again on the same data
+    /// directory, port, key and arguments.
+    pub async fn restart(&mut self) {
+        // SAFETY: killpg on the process group this handle created (the service's pid).
+        unsafe {
+            libc::killpg(self.child.id() as i32, libc::SIGKILL);
+        }
+        let _ = self.child.wait();
+        let port: u16 = self.base.rsplit(':').next().and_then(|p| p.parse().ok()).expect("port");
+        self.child = spawn_serve(self.dir.path(), port, &self.key, &self.args, "service-restarted.log").expect("restart the service");
+        self.wait_ready().await.expect("the restarted service answers");
+    }
+
+    async fn try_start(args: Vec<String>) -> Result<Service, String> {
         let dir = tempfile::tempdir().map_err(|e| e.to_string())?;
         let port = free_port();
         let key = make_key();
-        let log = std::fs::File::create(dir.path().join("service.log")).map_err(|e| e.to_string())?;
-        let child = Command::new(env!("CARGO_BIN_EXE_openbatch"))
-            .arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            // A relative data directory, as `cargo run -- serve` uses by default.
-            .current_dir(dir.path())
-            .arg("--data-dir")
-            .arg("data")
-            .arg("--account")
-            .arg(ACCOUNT)
-            .arg("--key")
-            .arg(&key)
-            .env("OPENBATCH_LOG", "warn")
-            .env_remove("OPENBATCH_PUBLIC_URL")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .process_group(0)
-            .spawn()
-            .map_err(|e| e.to_string())?;
+        let child = spawn_serve(dir.path(), port, &key, &args, "service.log")?;
         let client =
             reqwest::Client::builder().timeout(Duration::from_secs(30)).redirect(reqwest::redirect::Policy::none()).build().unwrap();
-        let mut svc = Service { child, base: format!("http://127.0.0.1:{port}"), key, client, dir };
+        let mut svc = Service { child, base: format!("http://127.0.0.1:{port}"), key, client, dir, args };
+        svc.wait_ready().await?;
+        Ok(svc)
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), String> {
+        let svc = self;
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if let Ok(Some(status)) = svc.child.try_wait() {
@@ -121,7 +128,7 @@ impl Service {
             if let Ok(r) = svc.client.get(format!("{}/supportedimages", svc.base)).send().await {
                 // Any answer (it is unsigned, so an auth error) means the API is up.
                 if r.headers().contains_key("request-id") {
-                    return Ok(svc);
+                    return Ok(());
                 }
             }
             if Instant::now() > deadline {
@@ -131,6 +138,16 @@ impl Service {
         }
     }
 
+    /// Moves the service clock on (a service started with `--clock-control`) and returns
+    /// the new time; the scheduler has acted on it when this returns.
+    pub async fn advance_clock(&self, iso: &str) -> chrono::DateTime<chrono::Utc> {
+        let r = self.req(Method::POST, "/openbatch/v1/clock").json(serde_json::json!({"advance": iso})).send().await;
+        r.expect_status(200);
+        ts(&r.json()["now"])
+    }
+}
+
+impl Service {
     /// The service's process id (its node agents are its children).
     pub fn pid(&self) -> u32 {
         self.child.id()
@@ -251,6 +268,33 @@ impl Service {
         r.expect_status(200);
         r.text()
     }
+}
+
+/// Starts `openbatch serve` on `port` with its data in `dir/data`, logging to `dir/<log>`.
+fn spawn_serve(dir: &std::path::Path, port: u16, key: &str, args: &[String], log: &str) -> Result<Child, String> {
+    let log = std::fs::OpenOptions::new().create(true).append(true).open(dir.join(log)).map_err(|e| e.to_string())?;
+    let child = Command::new(env!("CARGO_BIN_EXE_openbatch"))
+        .arg("serve")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        // A relative data directory, as `cargo run -- serve` uses by default.
+        .current_dir(dir)
+        .arg("--data-dir")
+        .arg("data")
+        .arg("--account")
+        .arg(ACCOUNT)
+        .arg("--key")
+        .arg(key)
+        .args(args)
+        .env("OPENBATCH_LOG", "warn")
+        .env_remove("OPENBATCH_PUBLIC_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(log)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| e.to_string())?;
+    Ok(child)
 }
 
 /// A Linux pool body on a supported image.

@@ -130,8 +130,7 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
 pub async fn list(app: &App, ctx: &Ctx) -> ApiResult<Reply> {
     let with_stats = super::stats::wanted(ctx);
     let render = move |base: &str, s: &JobSchedule| render(base, s, with_stats);
-    super::list_records::<JobSchedule>(app, ctx, "", crate::odata::ListKind::JobSchedules, "jobschedules", "CloudJobSchedule", render)
-        .await
+    super::list_records::<JobSchedule>(app, ctx, "", crate::odata::ListKind::JobSchedules, "jobschedules", "CloudJobSchedule", render).await
 }
 
 /// Job Schedule Get; 404 `JobScheduleNotFound`.

@@ -6,8 +6,7 @@ use crate::api::reply::{entity, to_map, Reply};
 use crate::api::{App, Ctx};
 use crate::model::common::JobConstraints;
 use crate::model::job::{
-    Job, JobDisable, JobPatch, JobSpec, JobState, JobTerminate, JobUpdate, OnAllTasksComplete,
-    PoolInformation, PoolLifetimeOption,
+    Job, JobDisable, JobPatch, JobSpec, JobState, JobTerminate, JobUpdate, OnAllTasksComplete, PoolInformation, PoolLifetimeOption,
 };
 use crate::model::job_manager::JobManagerTask;
 use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock};

@@ -401,9 +401,10 @@ impl Reactor {
             | Event::DeleteJob { job_id }
             | Event::DisableJob { job_id, .. }
             | Event::EnableJob { job_id } => r.get::<Job>("", job_id).await?.map(|j| j.last_modified),
-            Event::TerminateSchedule { id } | Event::DeleteSchedule { id } | Event::DisableSchedule { id } | Event::EnableSchedule { id } => {
-                r.get::<JobSchedule>("", id).await?.map(|s| s.last_modified)
-            }
+            Event::TerminateSchedule { id }
+            | Event::DeleteSchedule { id }
+            | Event::DisableSchedule { id }
+            | Event::EnableSchedule { id } => r.get::<JobSchedule>("", id).await?.map(|s| s.last_modified),
             _ => None,
         };
         Ok(modified.map_or(Ok(()), |t| cond.check(&t, false)))

@@ -90,7 +90,12 @@ impl Reactor {
     }
 
     /// Creates the schedule's next job (`<id>:job-<n>`) for the recurrence due at `due`.
-    async fn create_scheduled_job<B: Backing>(&mut self, r: &mut Records<B>, s: &mut JobSchedule, due: crate::model::time::Timestamp) -> StoreResult<()> {
+    async fn create_scheduled_job<B: Backing>(
+        &mut self,
+        r: &mut Records<B>,
+        s: &mut JobSchedule,
+        due: crate::model::time::Timestamp,
+    ) -> StoreResult<()> {
         let now = self.now();
         let mut n = s.jobs_created + 1;
         while r.get::<Job>("", &s.job_id(n)).await?.is_some() {
