@@ -219,6 +219,26 @@ impl TestEnv {
         self.add_tasks(job, vec![json!({"id": id, "commandLine": "true"})]);
     }
 
+    /// A job schedule from JobScheduleAddParameter-like JSON (`schedule`,
+    /// `jobSpecification`; the job specification gets the empty id and its defaults), stored
+    /// as created now and looked at at once, as Add Job Schedule does.
+    pub fn schedule_with(&mut self, id: &str, spec: Value) {
+        use crate::model::job_schedule::{JobSchedule, JobScheduleSpec};
+        let mut job = spec["jobSpecification"].clone();
+        job["id"] = json!("");
+        let mut job: crate::model::job::JobSpec = serde_json::from_value(job).expect("job specification");
+        job.normalize();
+        let schedule = serde_json::from_value(spec["schedule"].clone()).expect("schedule");
+        let spec = JobScheduleSpec { id: id.into(), display_name: None, schedule, job_specification: job, metadata: None };
+        let now = self.reactor.now();
+        self.put(JobSchedule::new(spec, now));
+        self.call(Event::ScheduleChanged(id.into())).expect("schedule looked at");
+    }
+
+    pub fn schedule(&self, id: &str) -> crate::model::job_schedule::JobSchedule {
+        self.all::<crate::model::job_schedule::JobSchedule>().into_iter().find(|s| s.spec.id == id).expect("job schedule exists")
+    }
+
     /// Where a task runs now: (node, spec).
     pub fn where_runs(&self, job: &str, task: &str) -> Option<(String, ExecSpec)> {
         let kind = ExecKind::Task { job_id: job.into(), task_id: task.into() };
