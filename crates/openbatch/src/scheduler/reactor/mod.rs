@@ -382,8 +382,16 @@ impl Reactor {
         for job_id in std::mem::take(&mut self.touched_jobs) {
             self.settle_job(r, &job_id).await?;
         }
+        let mut raised = false;
         while let Some(ev) = self.pending.pop_front() {
+            raised = true;
             self.handle(r, ev, None).await?;
+        }
+        if raised {
+            // What settling raised (a job schedule's next job and its job manager task, an
+            // auto pool going) is scheduled now rather than with the next batch; jobs this
+            // round touches settle with the next batch.
+            self.dispatch(r).await?;
         }
         self.flush_stats(r).await?;
         r.flush().await?;

@@ -5,7 +5,7 @@ use super::{Effect, Event};
 use crate::agent::protocol::{ExecKind, FailureKind};
 use crate::model::common::ExecutionResult;
 use crate::model::job::{DisableJobOption, JobNode, JobState, PrepTaskState};
-use crate::model::node::{Node, NodeState};
+use crate::model::node::NodeState;
 use crate::model::pool::Pool;
 use crate::model::task::{Task, TaskState};
 use serde_json::json;
