@@ -11,10 +11,6 @@ use openbatch::api::task_token::{TaskTokens, SECRET_FILE};
 use reqwest::{Method, StatusCode};
 use serde_json::{json, Value};
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::CommandExt;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 /// The token with its payload's `jobId` replaced, keeping the original signature.
 fn tampered(token: &str, job: &str) -> String {
@@ -118,58 +114,6 @@ async fn a_task_token_reaches_its_own_job_only() {
     svc.get("/jobs").send().await.expect_status(200);
 }
 
-/// A service process this test starts on an existing data directory; killed (with its node
-/// agents, its process group) on drop.
-struct Restarted {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Restarted {
-    fn drop(&mut self) {
-        // SAFETY: killpg on the process group this handle created (the service's pid).
-        unsafe {
-            libc::killpg(self.child.id() as i32, libc::SIGKILL);
-        }
-        let _ = self.child.wait();
-    }
-}
-
-/// Starts `openbatch serve` in `dir` (data directory `dir/data`) with `key`, as the common
-/// helper does, and waits until it answers.
-async fn restart_in(dir: &Path, key: &str, client: &reqwest::Client) -> Restarted {
-    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-    let log = std::fs::File::create(dir.join("service-restarted.log")).unwrap();
-    let child = Command::new(env!("CARGO_BIN_EXE_openbatch"))
-        .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir", "data", "--account", ACCOUNT, "--key", key])
-        .current_dir(dir)
-        .env("OPENBATCH_LOG", "warn")
-        .env_remove("OPENBATCH_PUBLIC_URL")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(log)
-        .process_group(0)
-        .spawn()
-        .expect("start the service again");
-    let mut svc = Restarted { child, base: format!("http://127.0.0.1:{port}") };
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Ok(Some(status)) = svc.child.try_wait() {
-            panic!(
-                "the restarted service exited with {status}: {}",
-                std::fs::read_to_string(dir.join("service-restarted.log")).unwrap_or_default()
-            );
-        }
-        if let Ok(r) = client.get(format!("{}/supportedimages", svc.base)).send().await {
-            if r.headers().contains_key("request-id") {
-                return svc;
-            }
-        }
-        assert!(Instant::now() < deadline, "the restarted service did not answer within 20 s");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn task_tokens_survive_a_restart() {
     let mut svc = Service::start().await;
@@ -181,22 +125,18 @@ async fn task_tokens_survive_a_restart() {
     bearer(&svc.client, &svc.base, Method::GET, "/jobs/j1", &token, None).await.expect_status(200);
 
     // Stop the service (kill -9) but keep its directory, then serve the same data again.
-    let dir = std::mem::replace(&mut svc.dir, tempfile::tempdir().unwrap());
-    let key = svc.key.clone();
-    let client = svc.client.clone();
-    drop(svc);
-    let again = restart_in(dir.path(), &key, &client).await;
+    svc.restart().await;
+    let (client, base) = (&svc.client, svc.base.as_str());
 
     assert_eq!(std::fs::read(data.join(SECRET_FILE)).unwrap(), secret, "the secret was replaced");
-    let job = bearer(&client, &again.base, Method::GET, "/jobs/j1", &token, None).await;
+    let job = bearer(client, base, Method::GET, "/jobs/j1", &token, None).await;
     job.expect_status(200);
     assert_eq!(job.json()["id"], "j1");
-    bearer(&client, &again.base, Method::POST, "/jobs/j1/tasks", &token, Some(json!({"id": "after", "commandLine": "/bin/true"})))
+    bearer(client, base, Method::POST, "/jobs/j1/tasks", &token, Some(json!({"id": "after", "commandLine": "/bin/true"})))
         .await
         .expect_status(201);
-    bearer(&client, &again.base, Method::GET, "/pools", &token, None).await.expect_error(403, "InsufficientAccountPermissions");
+    bearer(client, base, Method::GET, "/pools", &token, None).await.expect_error(403, "InsufficientAccountPermissions");
     // A token minted after the restart from the same file works too.
     let fresh = TaskTokens::load_or_create(&data, ACCOUNT).unwrap().issue("j1", "t1", Utc::now());
-    bearer(&client, &again.base, Method::GET, "/jobs/j1/tasks/after", &fresh, None).await.expect_status(200);
-    drop(again);
+    bearer(client, base, Method::GET, "/jobs/j1/tasks/after", &fresh, None).await.expect_status(200);
 }

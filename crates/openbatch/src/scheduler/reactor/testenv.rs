@@ -10,7 +10,7 @@ use super::records::{Kind, MemBacking};
 use super::{Answer, Effect, Event, Reactor, Records, ServiceInfo};
 use crate::agent::protocol::{AgentMessage, ExecFailure, ExecKind, ExecResult, ExecSpec, FailureKind, ServiceMessage};
 use crate::api::error::ApiResult;
-use crate::model::job::{Job, JobExecutionInfo, JobLifetimeStats, JobState, JobStatus};
+use crate::model::job::{Job, JobLifetimeStats};
 use crate::model::node::Node;
 use crate::model::pool::{Pool, PoolSpec};
 use crate::model::task::{Task, TaskSpec, TaskState};
@@ -174,25 +174,7 @@ impl TestEnv {
         let mut spec: crate::model::job::JobSpec = serde_json::from_value(spec).expect("job spec");
         spec.normalize();
         let now = self.reactor.now();
-        let job = Job {
-            status: JobStatus {
-                state: JobState::Active,
-                state_transition_time: now,
-                previous_state: None,
-                previous_state_transition_time: None,
-                execution_info: JobExecutionInfo {
-                    start_time: now,
-                    end_time: None,
-                    pool_id: Some(pool.into()),
-                    scheduling_error: None,
-                    terminate_reason: None,
-                },
-            },
-            spec,
-            creation_time: now,
-            last_modified: now,
-            stats: None,
-        };
+        let job = Job::new(spec, Some(pool.into()), now);
         self.put(job);
         self.event(Event::JobChanged(id.into()));
     }
