@@ -53,11 +53,17 @@ struct Conn {
     tx: mpsc::UnboundedSender<ServiceMessage>,
 }
 
+/// A file request waiting for its agent's answer.
+struct PendingFile {
+    node_id: String,
+    tx: oneshot::Sender<FileReply>,
+}
+
 /// The connected agents, by node id.
 #[derive(Default, Clone)]
 pub struct Hub {
     conns: Arc<Mutex<HashMap<String, Conn>>>,
-    pending: Arc<Mutex<HashMap<u64, oneshot::Sender<FileReply>>>>,
+    pending: Arc<Mutex<HashMap<u64, PendingFile>>>,
     streams: Arc<Mutex<HashMap<u64, PendingStream>>>,
     next: Arc<AtomicU64>,
 }
@@ -80,10 +86,15 @@ impl Hub {
     }
 
     /// Forgets a connection if it is still the current one for the node; true if it was.
+    /// The node's file requests still waiting then fail at once ([`HubError::NodeUnavailable`]):
+    /// their answers will not come (an agent told to shut down drops what it had not
+    /// answered), so they do not wait out their timeout.
     pub fn disconnect(&self, node_id: &str, conn_id: u64) -> bool {
         let mut conns = self.conns.lock().unwrap_or_else(|e| e.into_inner());
         if conns.get(node_id).is_some_and(|c| c.conn_id == conn_id) {
             conns.remove(node_id);
+            drop(conns);
+            self.pending.lock().unwrap_or_else(|e| e.into_inner()).retain(|_, p| p.node_id != node_id);
             true
         } else {
             false
@@ -109,7 +120,7 @@ impl Hub {
 
     async fn file_as(&self, request_id: u64, node_id: &str, op: FileOp, timeout: Duration) -> Result<FileReply, HubError> {
         let (tx, rx) = oneshot::channel();
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(request_id, tx);
+        self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert(request_id, PendingFile { node_id: node_id.to_string(), tx });
         if !self.send(node_id, ServiceMessage::File { request_id, op }) {
             self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&request_id);
             return Err(HubError::NodeUnavailable);
@@ -125,8 +136,8 @@ impl Hub {
 
     /// Delivers an agent's answer to the waiting file request.
     pub fn file_reply(&self, request_id: u64, reply: FileReply) {
-        if let Some(tx) = self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&request_id) {
-            let _ = tx.send(reply);
+        if let Some(p) = self.pending.lock().unwrap_or_else(|e| e.into_inner()).remove(&request_id) {
+            let _ = p.tx.send(reply);
         }
     }
 }
@@ -184,5 +195,28 @@ impl Hub {
             return None;
         }
         streams.remove(&request_id).map(|p| p.tx)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_file_request_fails_at_once_when_its_agent_disconnects() {
+        let hub = Hub::default();
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        let conn = hub.connect("node-1", tx);
+        let asking = {
+            let hub = hub.clone();
+            tokio::spawn(async move {
+                hub.file("node-1", FileOp::Stat { root: String::new(), path: "stdout.txt".into() }, Duration::from_secs(60)).await
+            })
+        };
+        // The agent got the request (and, shutting down, never answers it).
+        assert!(matches!(rx.recv().await, Some(ServiceMessage::File { .. })));
+        assert!(hub.disconnect("node-1", conn));
+        let answer = tokio::time::timeout(Duration::from_secs(5), asking).await.expect("answered before its timeout").unwrap();
+        assert_eq!(answer, Err(HubError::NodeUnavailable));
     }
 }
