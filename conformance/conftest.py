@@ -123,9 +123,13 @@ class Service:
     start() may be called again after a kill to restart on the same data dir
     and port. Every process group ever started is remembered, so cleanup()
     also ends node agents that outlived a SIGKILL of the service alone.
+
+    extra_args are added to every `openbatch serve` command line of this
+    instance, restarts included (e.g. ["--clock-control"] for clock() and
+    advance_clock()).
     """
 
-    def __init__(self, workdir, port=None, account="conformance", key=None):
+    def __init__(self, workdir, port=None, account="conformance", key=None, extra_args=None):
         self.workdir = pathlib.Path(workdir)
         self.data_dir = self.workdir / "data"
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -134,6 +138,7 @@ class Service:
         self.account = account
         self.key = key or random_key()
         self.url = "http://127.0.0.1:%d" % self.port
+        self.extra_args = list(extra_args or [])
         self.proc = None
         self.pgids = []
         self.starts = 0
@@ -159,6 +164,7 @@ class Service:
                 self.account,
                 "--key",
                 self.key,
+                *self.extra_args,
             ],
             stdin=subprocess.DEVNULL,
             stdout=log,
@@ -255,6 +261,28 @@ class Service:
     def client(self, key=None, account=None):
         return make_client(self.url, account or self.account, key or self.key)
 
+    # -- development clock (serve --clock-control) ---------------------
+    CLOCK_PATH = "/openbatch/v1/clock"
+
+    def _clock_request(self, method, body=None):
+        from replayutil import SignedHttp
+
+        r = SignedHttp(self.url, self.account, self.key).request(method, self.CLOCK_PATH, None, body=body)
+        if r.status != 200:
+            raise AssertionError("%s %s answered %s: %s" % (method, self.CLOCK_PATH, r.status, r.raw[:1000]))
+        return r.body
+
+    def clock(self):
+        """The service clock: {"now": ISO 8601 UTC time, "speed": factor} (needs
+        extra_args=["--clock-control"])."""
+        return self._clock_request("GET")
+
+    def advance_clock(self, duration):
+        """Moves the service clock forward by an ISO 8601 duration ("PT1M"); the scheduler
+        has acted on the new time (job schedule recurrences, ...) when this returns.
+        Answers as clock()."""
+        return self._clock_request("POST", {"advance": duration})
+
 
 def _killpg(pgid):
     try:
@@ -276,7 +304,8 @@ def make_client(url, account, key):
 
 @pytest.fixture
 def service_factory(request, tmp_path_factory):
-    """Start extra, private service instances (used by the durability test)."""
+    """Start extra, private service instances (used by the durability test). Keyword
+    arguments go to Service (e.g. extra_args=["--clock-control"])."""
     started = []
     request.node._openbatch_services = started
 
