@@ -315,3 +315,67 @@ def test_azure_cli_scenario(az, tmp_path):
     print("az calls (args, exit code, seconds):")
     for call in az.calls:
         print("  ", call)
+
+
+@pytest.mark.timeout(240)
+def test_azure_cli_job_schedule(az):
+    """`az batch job-schedule ...`: create (with a job manager task), show, list with a
+    filter, the schedule's jobs, disable/enable, set (PATCH), reset (PUT), stop, delete. The
+    schedule's jobs name a pool that does not exist, so job-1 stays active: this is about what
+    the CLI sends and shows."""
+    schedule_id = unique("cli-sched")
+    az("job-schedule", "create", "--id", schedule_id, "--pool-id", "no-such-pool",
+       "--recurrence-interval", "PT1H", "--start-window", "PT30M",
+       "--job-manager-task-id", "manager", "--job-manager-task-command-line", "/bin/true",
+       "--metadata", "team=data")
+    try:
+        shown = az("job-schedule", "show", "--job-schedule-id", schedule_id)
+        assert field(shown, "state") == "active", shown
+        assert field(shown, "schedule", "recurrenceInterval") in ("PT1H", "1:00:00"), shown
+        assert field(shown, "executionInfo", "recentJob", "id") == schedule_id + ":job-1", shown
+        assert field(shown, "jobSpecification", "jobManagerTask", "id") == "manager", shown
+        assert field(shown, "metadata") == [{"name": "team", "value": "data"}], shown
+
+        listed = az("job-schedule", "list", "--filter", "id eq '%s'" % schedule_id)
+        assert [field(s, "id") for s in listed] == [schedule_id], listed
+        jobs = az("job", "list", "--job-schedule-id", schedule_id)
+        assert [field(j, "id") for j in jobs] == [schedule_id + ":job-1"], jobs
+        job = az("job", "show", "--job-id", schedule_id + ":job-1")
+        assert field(job, "poolInfo", "poolId") == "no-such-pool", job
+
+        az.run("job-schedule", "disable", "--job-schedule-id", schedule_id, output_json=False)
+        assert field(az("job-schedule", "show", "--job-schedule-id", schedule_id), "state") == "disabled"
+        rc, _, err = az.run("job-schedule", "disable", "--job-schedule-id", schedule_id, check=False, output_json=False)
+        assert rc != 0 and "JobScheduleDisabled" in err, (rc, err[-3000:])
+        az.run("job-schedule", "enable", "--job-schedule-id", schedule_id, output_json=False)
+
+        az.run("job-schedule", "set", "--job-schedule-id", schedule_id, "--metadata", "team=ops", output_json=False)
+        shown = az("job-schedule", "show", "--job-schedule-id", schedule_id)
+        assert field(shown, "state") == "active", shown
+        assert field(shown, "metadata") == [{"name": "team", "value": "ops"}], shown
+        assert field(shown, "schedule", "recurrenceInterval") in ("PT1H", "1:00:00"), shown
+
+        az.run("job-schedule", "reset", "--job-schedule-id", schedule_id, "--pool-id", "other-pool",
+               "--recurrence-interval", "PT2H", output_json=False)
+        shown = az("job-schedule", "show", "--job-schedule-id", schedule_id)
+        assert field(shown, "schedule", "recurrenceInterval") in ("PT2H", "2:00:00"), shown
+        assert field(shown, "jobSpecification", "poolInfo", "poolId") == "other-pool", shown
+        assert field(shown, "metadata") is None, shown
+
+        az.run("job-schedule", "stop", "--job-schedule-id", schedule_id, output_json=False)
+
+        def completed():
+            s = az("job-schedule", "show", "--job-schedule-id", schedule_id)
+            return field(s, "state") == "completed", field(s, "state")
+
+        wait_until("job schedule %s completed" % schedule_id, completed, timeout=30)
+        job = az("job", "show", "--job-id", schedule_id + ":job-1")
+        assert field(job, "state") == "completed", job
+    finally:
+        az.run("job-schedule", "delete", "--job-schedule-id", schedule_id, "--yes", check=False, output_json=False)
+
+    def gone():
+        rc, _, err = az.run("job-schedule", "show", "--job-schedule-id", schedule_id, check=False)
+        return rc != 0 and "JobScheduleNotFound" in err, rc
+
+    wait_until("job schedule %s deleted" % schedule_id, gone, timeout=30)
