@@ -294,3 +294,28 @@ async fn pool_patch_changes_the_pool_shape_only_while_it_is_empty() {
     svc.post("/pools/p/resize").json(json!({"targetDedicatedNodes": 1})).send().await.expect_status(202);
     svc.wait_pool_idle("p", 1, secs(20)).await;
 }
+
+#[tokio::test]
+async fn update_bodies_are_the_resources_own_model_from_2024_07_01_20_0() {
+    let svc = Service::start().await;
+    svc.add_job("j", "nopool", json!({})).await;
+    svc.add_task("j", "t", "/bin/true", json!({})).await;
+    let schedule = json!({"id": "s", "schedule": {"recurrenceInterval": "PT1H"}, "jobSpecification": {"poolInfo": {"poolId": "nopool"}}});
+    svc.post("/jobschedules").json(schedule).send().await.expect_status(201);
+    for v in [V19, V20, V25] {
+        // Job, job schedule and task Update (PUT), as the 15.x clients send them (the writable
+        // properties of BatchJob, BatchJobSchedule, BatchTask) and as 14.x sent them before.
+        let body = json!({"poolInfo": {"poolId": "nopool"}, "priority": 3, "metadata": [{"name": "v", "value": v}]});
+        svc.put("/jobs/j").api_version(v).json(body).send().await.expect_status(200);
+        assert_eq!(get_at(&svc, "/jobs/j", v).await["metadata"][0]["value"], v);
+        let body = json!({"schedule": {"recurrenceInterval": "PT2H"}, "jobSpecification": {"poolInfo": {"poolId": "nopool"}}});
+        svc.put("/jobschedules/s").api_version(v).json(body).send().await.expect_status(200);
+        assert_eq!(get_at(&svc, "/jobschedules/s", v).await["schedule"]["recurrenceInterval"], "PT2H");
+        svc.put("/jobs/j/tasks/t").api_version(v).json(json!({"constraints": {"maxTaskRetryCount": 2}})).send().await.expect_status(200);
+        assert_eq!(get_at(&svc, "/jobs/j/tasks/t", v).await["constraints"]["maxTaskRetryCount"], 2);
+    }
+    // What the resource model has but an update cannot change is refused, naming it.
+    let e = svc.put("/jobs/j").api_version(V25).json(json!({"poolInfo": {"poolId": "p"}, "state": "active"})).send().await;
+    e.expect_error(400, "InvalidPropertyValue");
+    assert_eq!(e.error_value("PropertyName").as_deref(), Some("state"));
+}

@@ -163,7 +163,13 @@ fn join(path: &str, name: &str) -> String {
 /// Errors: 400 `InvalidPropertyValue` naming a property or enum value the version does not
 /// have.
 pub fn upgrade_request(model: &str, value: Value, v: ApiVersion) -> Result<Value, BatchError> {
-    upgrade(model, value, v, "")
+    upgrade(body_model(model, v), value, v, "")
+}
+
+/// The model a request body of `model` is read as at version `v` (see [`rules::BODY_MODELS`]).
+fn body_model(model: &str, v: ApiVersion) -> &str {
+    let i = idx(v);
+    rules::BODY_MODELS.iter().find(|b| b.model == model && b.first <= i).map_or(model, |b| b.read_as)
 }
 
 fn upgrade(model: &str, value: Value, v: ApiVersion, path: &str) -> Result<Value, BatchError> {

@@ -193,3 +193,21 @@ pub const REQUIRED: &[Required] = &[Required {
     first: 8,
     note: "2017-09-01.6.0: multi-instance tasks must give coordinationCommandLine",
 }];
+
+/// A request body model that a later version no longer has: from `first` on, the operation's
+/// body is read as `read_as` (the resource's own model, whose writable properties are the
+/// same set). Source: `azure-batch-wire/newer/diff.md`, "body model changed" for PUT
+/// `/jobs/{jobId}`, `/jobschedules/{jobScheduleId}` and `/jobs/{jobId}/tasks/{taskId}`
+/// (2024-07-01.20.0, the 15.x clients send the writable properties of `BatchJob`,
+/// `BatchJobSchedule` and `BatchTask`).
+pub struct BodyModel {
+    pub model: &'static str,
+    pub first: u8,
+    pub read_as: &'static str,
+}
+
+pub const BODY_MODELS: &[BodyModel] = &[
+    BodyModel { model: "JobUpdateParameter", first: 23, read_as: "CloudJob" },
+    BodyModel { model: "JobScheduleUpdateParameter", first: 23, read_as: "CloudJobSchedule" },
+    BodyModel { model: "TaskUpdateParameter", first: 23, read_as: "CloudTask" },
+];
