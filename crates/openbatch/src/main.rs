@@ -1,6 +1,7 @@
 //! The `openbatch` command: `serve` (the Batch service), `agent` (one compute node; the
-//! service starts these itself) and `bench` (task throughput against the machine's raw
-//! process-spawn rate).
+//! service starts these itself), `bench` (task throughput against the machine's raw
+//! process-spawn rate), `app` (application packages), `clock` (the development clock) and
+//! `versions`.
 
 use clap::{Parser, Subcommand};
 use openbatch::serve::{DEFAULT_ACCOUNT, DEFAULT_KEY, DEFAULT_LISTEN};
@@ -74,6 +75,21 @@ enum Command {
     },
     /// Print the table of supported api-versions and what changes in each (markdown).
     Versions,
+    /// Read or move on the development clock of a service started with `--clock-control`.
+    Clock {
+        /// Move the clock on by this ISO 8601 duration (e.g. PT1H, P1D); without it, print the time.
+        #[arg(long)]
+        advance: Option<String>,
+        /// The service's URL.
+        #[arg(long, env = "OPENBATCH_URL", default_value = "http://127.0.0.1:10400")]
+        url: String,
+        /// The Batch account name.
+        #[arg(long, env = "OPENBATCH_ACCOUNT", default_value = DEFAULT_ACCOUNT)]
+        account: String,
+        /// The account's base64 key.
+        #[arg(long, env = "OPENBATCH_KEY", default_value = DEFAULT_KEY, hide_default_value = true)]
+        key: String,
+    },
     /// Manage the account's application packages on a running service.
     App {
         #[command(subcommand)]
@@ -153,6 +169,10 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(app_command(command, &url, &account, &key))
         }
+        Command::Clock { advance, url, account, key } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(clock_command(advance, &url, &account, &key))
+        }
         Command::Versions => {
             print!("{}", openbatch::versions::markdown());
             Ok(())
@@ -171,6 +191,20 @@ fn main() -> anyhow::Result<()> {
             rt.block_on(openbatch::bench::run(tasks, nodes, slots))
         }
     }
+}
+
+/// `openbatch clock [--advance D]`: prints the service clock, after moving it on.
+async fn clock_command(advance: Option<String>, url: &str, account: &str, key: &str) -> anyhow::Result<()> {
+    let client = openbatch::client::Client::new(url, account, key)?;
+    let (status, answer) = match advance {
+        Some(d) => client.call(axum::http::Method::POST, "/openbatch/v1/clock", Some(&serde_json::json!({"advance": d}))).await?,
+        None => client.call(axum::http::Method::GET, "/openbatch/v1/clock", None).await?,
+    };
+    if status != 200 {
+        anyhow::bail!("the service answered {status}: {answer}");
+    }
+    println!("{}\t(speed {})", answer["now"].as_str().unwrap_or(""), answer["speed"]);
+    Ok(())
 }
 
 /// `openbatch app …`: application packages.

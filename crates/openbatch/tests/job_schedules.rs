@@ -286,11 +286,20 @@ async fn auto_pools_live_as_long_as_their_job_or_their_schedule() {
     gone(per1.clone()).await;
     assert_eq!(svc.get_json(&format!("/pools/{shared1}")).await["state"], "active");
 
-    svc.advance_clock("PT1M").await;
+    // `openbatch clock` moves the clock as the control endpoint does.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_openbatch"))
+        .args(["clock", "--advance", "PT1M", "--url", &svc.base, "--account", ACCOUNT, "--key", &svc.key])
+        .output()
+        .expect("run openbatch clock");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let per2 = pool_of("perjob:job-2".into()).await;
     let shared2 = pool_of("shared:job-2".into()).await;
     assert_ne!(per1, per2);
     assert_eq!(shared1, shared2);
+    // Task times are the service clock's too (agents report their machine's wall clock).
+    let t = svc.get_json("/jobs/shared:job-2/tasks/jm").await;
+    assert!(ts(&t["executionInfo"]["startTime"]) >= ts(&t["creationTime"]), "{t}");
+    assert!(ts(&t["executionInfo"]["endTime"]) >= ts(&t["executionInfo"]["startTime"]), "{t}");
     gone(per2).await;
     svc.post("/jobschedules/shared/terminate").send().await.expect_status(202);
     gone(shared1).await;
@@ -315,4 +324,25 @@ async fn next_run_times_survive_a_restart() {
     assert_eq!(ts(&s["executionInfo"]["nextRunTime"]), ts(&before["executionInfo"]["nextRunTime"]) + chrono::Duration::hours(1));
     svc.restart().await;
     assert_eq!(job_ids(&svc, "later").await, ["later:job-1"]);
+}
+
+#[tokio::test]
+async fn the_clock_control_is_off_unless_asked_for_and_strict_when_on() {
+    let off = Service::start().await;
+    let e = off.post("/openbatch/v1/clock").json(json!({"advance": "PT1H"})).send().await.expect_error(404, "ResourceNotFound");
+    assert!(e["message"]["value"].as_str().unwrap().contains("--clock-control"), "{e}");
+    let on = Service::start_with(&["--clock-control"]).await;
+    let before = ts(&on.get_json("/openbatch/v1/clock").await["now"]);
+    let e =
+        on.post("/openbatch/v1/clock").json(json!({"advance": "PT1H", "speed": 60})).send().await.expect_error(400, "InvalidPropertyValue");
+    assert_eq!(value_of(&e, "PropertyName"), "speed");
+    on.post("/openbatch/v1/clock").json(json!({"advance": "soon"})).send().await.expect_error(400, "InvalidPropertyValue");
+    on.post("/openbatch/v1/clock")
+        .json(json!({"advance": "PT1H"}))
+        .sign(Sign::None)
+        .send()
+        .await
+        .expect_error(400, "MissingRequiredHeader");
+    let after = on.advance_clock("PT2H").await;
+    assert!(after - before >= chrono::Duration::hours(2), "{before} {after}");
 }

@@ -314,6 +314,12 @@ async fn update_bodies_are_the_resources_own_model_from_2024_07_01_20_0() {
         svc.put("/jobs/j/tasks/t").api_version(v).json(json!({"constraints": {"maxTaskRetryCount": 2}})).send().await.expect_status(200);
         assert_eq!(get_at(&svc, "/jobs/j/tasks/t", v).await["constraints"]["maxTaskRetryCount"], 2);
     }
+    // Get, change, replace: the 15.x clients send back the OData annotations a Get returned.
+    let mut job = get_at(&svc, "/jobs/j", V25).await;
+    assert!(job["odata.metadata"].is_string());
+    let body = json!({"odata.metadata": job["odata.metadata"].take(), "poolInfo": {"poolId": "nopool"}, "priority": 9});
+    svc.put("/jobs/j").api_version(V25).json(body).send().await.expect_status(200);
+    assert_eq!(get_at(&svc, "/jobs/j", V25).await["priority"], 9);
     // What the resource model has but an update cannot change is refused, naming it.
     let e = svc.put("/jobs/j").api_version(V25).json(json!({"poolInfo": {"poolId": "p"}, "state": "active"})).send().await;
     e.expect_error(400, "InvalidPropertyValue");

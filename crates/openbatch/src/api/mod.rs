@@ -105,12 +105,8 @@ impl Ctx {
 
 /// The API router: every Batch operation, plus the node agents' WebSocket endpoint.
 pub fn router(app: Arc<App>) -> Router {
-    let router = if app.clock_control {
-        Router::new().route("/openbatch/v1/clock", axum::routing::get(handlers::clock::control).post(handlers::clock::control))
-    } else {
-        Router::new()
-    };
-    router
+    Router::new()
+        .route("/openbatch/v1/clock", axum::routing::get(handlers::clock::control).post(handlers::clock::control))
         .route("/agent/v1/connect", axum::routing::get(agent_ws::connect))
         .route("/agent/v1/applications/{id}/{version}", axum::routing::get(handlers::applications::agent_get_package))
         .route(

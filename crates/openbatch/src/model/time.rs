@@ -40,15 +40,7 @@ pub struct Clock;
 impl Clock {
     /// The current UTC instant, truncated to 100 ns and strictly after every earlier result.
     pub fn now() -> Timestamp {
-        let wall = to_ticks(&Utc::now());
-        let speed = SPEED_MILLI.load(Ordering::Relaxed);
-        let scaled = if speed == 1000 {
-            wall
-        } else {
-            let origin = SPEED_ORIGIN.load(Ordering::Relaxed);
-            origin + ((i128::from(wall - origin) * i128::from(speed)) / 1000) as i64
-        };
-        let mut ticks = scaled.saturating_add(OFFSET_TICKS.load(Ordering::Relaxed));
+        let mut ticks = service_ticks(to_ticks(&Utc::now()));
         loop {
             let last = LAST_TICKS.load(Ordering::SeqCst);
             if ticks <= last {
@@ -61,7 +53,27 @@ impl Clock {
     }
 }
 
+/// The service clock's reading (ticks) at a wall-clock instant (ticks).
+fn service_ticks(wall: i64) -> i64 {
+    let speed = SPEED_MILLI.load(Ordering::Relaxed);
+    let scaled = if speed == 1000 {
+        wall
+    } else {
+        let origin = SPEED_ORIGIN.load(Ordering::Relaxed);
+        origin + ((i128::from(wall - origin) * i128::from(speed)) / 1000) as i64
+    };
+    scaled.saturating_add(OFFSET_TICKS.load(Ordering::Relaxed))
+}
+
 impl Clock {
+    /// A wall-clock instant (milliseconds since the epoch, as node agents report process
+    /// times) as the service clock reads it: the same instant unless a development option
+    /// moved or sped up the clock.
+    pub fn from_wall_ms(ms: i64) -> i64 {
+        let ticks = service_ticks(ms.saturating_mul(10_000).saturating_add(UNIX_EPOCH_TICKS));
+        (ticks - UNIX_EPOCH_TICKS).div_euclid(10_000)
+    }
+
     /// Makes the clock run `speed` times as fast as the wall clock from now on (development
     /// option; 1.0 is real time). Speeds below 1 are taken as 1: the clock never slows.
     pub fn set_speed(speed: f64) {

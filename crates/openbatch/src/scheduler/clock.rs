@@ -18,6 +18,12 @@ pub trait TimeSource: Send + Sync + std::fmt::Debug {
     fn speed(&self) -> f64 {
         1.0
     }
+
+    /// A wall-clock instant (milliseconds since the epoch, as node agents report the times
+    /// of processes) as this clock reads it.
+    fn wall_ms_to_service(&self, ms: i64) -> i64 {
+        ms
+    }
 }
 
 /// The service clock ([`Clock::now`]).
@@ -31,6 +37,10 @@ impl TimeSource for WallClock {
 
     fn speed(&self) -> f64 {
         Clock::speed()
+    }
+
+    fn wall_ms_to_service(&self, ms: i64) -> i64 {
+        Clock::from_wall_ms(ms)
     }
 }
 

@@ -137,14 +137,14 @@ fn rename_for_new<'a>(model: &str, new: &str, i: u8) -> Option<&'a rules::Rename
     RENAMES.iter().find(|r| r.new == new && i <= r.last_old && r.models.contains(&model))
 }
 
-fn not_in_version(path: &str, model: &str, v: ApiVersion) -> BatchError {
+fn not_in_version(path: &str, name: &str, model: &str, v: ApiVersion) -> BatchError {
     BatchError::new(
         StatusCode::BAD_REQUEST,
         "InvalidPropertyValue",
         "The value provided for one of the properties in the request body is invalid.",
     )
     .with("PropertyName", path)
-    .with("Reason", format!("{model} has no property '{}' in api-version {}.", path.rsplit('.').next().unwrap_or(path), v.as_str()))
+    .with("Reason", format!("{model} has no property '{name}' in api-version {}.", v.as_str()))
 }
 
 fn join(path: &str, name: &str) -> String {
@@ -179,6 +179,11 @@ fn upgrade(model: &str, value: Value, v: ApiVersion, path: &str) -> Result<Value
     };
     let mut out = Map::new();
     for (name, val) in obj {
+        // OData annotations (`odata.metadata`, `x@odata.type`) describe a body; they are not
+        // properties. The 15.x clients send back what a Get returned (get, change, replace).
+        if name.starts_with("odata.") || name.contains("@odata.") {
+            continue;
+        }
         let here = join(path, &name);
         // runElevated (up to 2016-07-01.3.1) → userIdentity.autoUser.elevationLevel.
         if name == "runElevated" && i <= RUN_ELEVATED_LAST && RUN_ELEVATED_MODELS.contains(&model) {
@@ -188,7 +193,7 @@ fn upgrade(model: &str, value: Value, v: ApiVersion, path: &str) -> Result<Value
             continue;
         }
         let Some(row) = property(model, &name, v) else {
-            return Err(not_in_version(&here, model, v));
+            return Err(not_in_version(&here, &name, model, v));
         };
         let (elem, _) = element(row.ty);
         let converted = rename_enum_at(model, &name, convert_value(elem, val, v, &here, Direction::Up)?, i, Direction::Up);

@@ -3,7 +3,8 @@
 //! moves it forward and lets the scheduler act on the new time (job schedule recurrences,
 //! wall-clock limits, retention) before answering. Both answer `{"now", "speed"}`.
 //!
-//! Requests are signed with the account key (SharedKey), like the Batch API. The clock never
+//! Requests are signed with the account key (SharedKey), like the Batch API (`openbatch clock`
+//! does it for you). Without `--clock-control` the path answers 404 saying so. The clock never
 //! goes back; this is for tests and demonstrations, never for production.
 
 use crate::api::error::{ApiResult, BatchError};
@@ -22,15 +23,22 @@ use std::sync::Arc;
 /// `advance` that is not a non-negative ISO 8601 duration.
 pub async fn control(State(app): State<Arc<App>>, method: Method, uri: Uri, headers: HeaderMap, body: Bytes) -> Response {
     let result: ApiResult<Value> = async {
+        if !app.clock_control {
+            return Err(BatchError::new(
+                StatusCode::NOT_FOUND,
+                "ResourceNotFound",
+                "The development clock control is off: start the service with --clock-control to move its clock.",
+            ));
+        }
         app.account.verify(&method, uri.path(), uri.query(), &headers)?;
         if method == Method::POST {
             let v: Value = serde_json::from_slice(&body).map_err(|e| BatchError::invalid_body(e.to_string()))?;
-            let text = v.get("advance").and_then(Value::as_str).ok_or_else(|| BatchError::missing_property("advance"))?;
-            let by = parse_duration(text)
-                .and_then(|d| d.0)
-                .ok_or_else(|| BatchError::invalid_property("advance", text, "advance is a finite ISO 8601 duration, e.g. PT1H."))?;
+            let Advance { advance } = crate::api::parse_value(v)?;
+            let by = parse_duration(&advance).and_then(|d| d.0).ok_or_else(|| {
+                BatchError::invalid_property("advance", advance.clone(), "advance is a finite ISO 8601 duration, e.g. PT1H.")
+            })?;
             let now = Clock::advance(by);
-            tracing::info!(by = text, now = %format_timestamp(&now), "development clock moved on");
+            tracing::info!(by = %advance, now = %format_timestamp(&now), "development clock moved on");
             app.driver.call(Event::Tick).await?;
         }
         Ok(json!({"now": format_timestamp(&Clock::now()), "speed": Clock::speed()}))
@@ -39,8 +47,25 @@ pub async fn control(State(app): State<Arc<App>>, method: Method, uri: Uri, head
     match result {
         Ok(v) => (StatusCode::OK, axum::Json(v)).into_response(),
         Err(e) => {
+            let base = app.public_url.clone().unwrap_or_else(|| {
+                let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+                format!("http://{host}")
+            });
+            let request_id = uuid::Uuid::new_v4().to_string();
             let now = format_timestamp(&Clock::now());
-            (e.status, axum::Json(e.body("", "", &now))).into_response()
+            let mut r = (e.status, axum::Json(e.body(&base, &request_id, &now))).into_response();
+            if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
+                r.headers_mut().insert("request-id", v);
+            }
+            r
         }
     }
+}
+
+/// The body of a POST: how far to move the clock.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Advance {
+    /// An ISO 8601 duration (`PT1H`, `P1D`).
+    advance: String,
 }

@@ -477,15 +477,18 @@ impl Reactor {
                 let a = self.enable_schedule(r, &id).await?;
                 self.answer(ticket, Answer::Api(a));
             }
-            Event::AgentHello { pool_id, node_id, token, agent_version, running, finished } => {
+            Event::AgentHello { pool_id, node_id, token, agent_version, running, mut finished } => {
+                finished.iter_mut().for_each(|res| self.agent_times(res));
                 let accepted = self.agent_hello(r, &pool_id, &node_id, &token, &agent_version, running, finished).await?;
                 self.answer(ticket, Answer::Hello(accepted));
             }
             Event::Agent { node_id, msg } => match msg {
                 AgentMessage::Started { kind: ExecKind::Task { job_id, task_id }, dispatch_id, started_ms } => {
+                    let started_ms = self.clock.wall_ms_to_service(started_ms);
                     self.task_started(r, &node_id, (&job_id, &task_id), dispatch_id, started_ms).await?;
                 }
-                AgentMessage::Finished { result } => {
+                AgentMessage::Finished { mut result } => {
+                    self.agent_times(&mut result);
                     self.out.push(Effect::Ack { node_id: node_id.clone(), dispatch_id: result.dispatch_id });
                     self.finished(r, &node_id, result).await?;
                 }
@@ -531,6 +534,12 @@ impl Reactor {
             }
         }
         Ok(())
+    }
+
+    /// An agent's times (its machine's wall clock) as the service clock reads them.
+    fn agent_times(&self, res: &mut ExecResult) {
+        res.started_ms = res.started_ms.map(|ms| self.clock.wall_ms_to_service(ms));
+        res.ended_ms = self.clock.wall_ms_to_service(res.ended_ms);
     }
 
     /// Checks the invariants between the reactor's memory and the records: every placed
