@@ -32,6 +32,8 @@ def http_details(exc):
         lines.append("  %s: %s" % (k, v))
     try:
         text = response.text
+        if callable(text):  # azure-core responses (15.x clients): text() is a method
+            text = text()
     except Exception:
         text = "(body not readable)"
     lines.append("response body: %s" % (text or "")[:4000])

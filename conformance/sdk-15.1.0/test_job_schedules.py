@@ -108,6 +108,15 @@ def run(client, pool_id, sid):
     assert info.end_time is None, dump(s)
     assert sid in {x.id for x in client.list_job_schedules()}
 
+    # get, change, replace (PUT at 2025-06-01: the body is the schedule's own model, sent back
+    # with what the Get returned)
+    s.metadata = [bm.BatchMetadataItem(name="owner", value="replaced")]
+    s.schedule.recurrence_interval = EVERY * 2
+    client.replace_job_schedule(sid, s)
+    s = client.get_job_schedule(sid)
+    assert [(m.name, m.value) for m in s.metadata] == [("owner", "replaced")], dump(s)
+    assert s.schedule.recurrence_interval == EVERY * 2, dump(s)
+
     # terminate: the poller waits until the schedule completed
     client.begin_terminate_job_schedule(sid, polling_interval=POLL).result(timeout=WAIT)
     s = client.get_job_schedule(sid)
