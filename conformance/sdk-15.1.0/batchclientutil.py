@@ -5,7 +5,7 @@ import urllib.parse
 
 import azure.batch.models as bm
 
-from batchutil import dump, lower
+from batchutil import dump, lower, wait_until
 
 API_VERSION = "2025-06-01"
 UBUNTU_SKU = "batch.node.ubuntu 22.04"
@@ -84,6 +84,26 @@ class HttpTrace:
 
     def text(self):
         return "\n".join(self.render(*e) for e in self.exchanges) or "(no HTTP exchange recorded)"
+
+
+def add_idle_pool(client, pool_id, nodes, timeout):
+    """Creates a pool of `nodes` Ubuntu 22.04 nodes (standard_d2_v3) and waits until they are
+    all idle."""
+    client.create_pool(
+        bm.BatchPoolCreateOptions(
+            id=pool_id,
+            vm_size="standard_d2_v3",
+            virtual_machine_configuration=vm_configuration(ubuntu_2204(client)),
+            target_dedicated_nodes=nodes,
+        )
+    )
+
+    def idle():
+        found = list(client.list_nodes(pool_id))
+        ok = len(found) == nodes and all(lower(n.state) == "idle" for n in found)
+        return ok, [(n.id, n.state) for n in found]
+
+    wait_until("%d idle nodes in pool %s" % (nodes, pool_id), idle, timeout=timeout, interval=0.3)
 
 
 def make_batch_client(url, account, key, trace=None, **kwargs):

@@ -17,7 +17,7 @@ from azure.core.exceptions import ResourceExistsError, ResourceNotFoundError
 
 import azure.batch.models as bm
 
-from batchclientutil import API_VERSION, ubuntu_2204, vm_configuration
+from batchclientutil import API_VERSION, add_idle_pool
 from batchutil import dump, lower, unique, wait_until
 
 POLL = 1  # polling_interval of the begin_* pollers, seconds (the client's default is 5)
@@ -43,21 +43,7 @@ def test_job_schedule_on_a_pool(openbatch, client, http_trace):
 
 
 def run(client, pool_id, sid):
-    client.create_pool(
-        bm.BatchPoolCreateOptions(
-            id=pool_id,
-            vm_size="standard_d2_v3",
-            virtual_machine_configuration=vm_configuration(ubuntu_2204(client)),
-            target_dedicated_nodes=1,
-        )
-    )
-
-    def idle():
-        nodes = list(client.list_nodes(pool_id))
-        ok = len(nodes) == 1 and lower(nodes[0].state) == "idle"
-        return ok, [(n.id, n.state) for n in nodes]
-
-    wait_until("an idle node in pool %s" % pool_id, idle, WAIT, interval=0.3)
+    add_idle_pool(client, pool_id, 1, WAIT)
 
     create = bm.BatchJobScheduleCreateOptions(
         id=sid,

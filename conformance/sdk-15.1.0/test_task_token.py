@@ -27,7 +27,7 @@ import pytest
 
 import azure.batch.models as bm
 
-from batchclientutil import ubuntu_2204, vm_configuration
+from batchclientutil import add_idle_pool
 from batchutil import dump, lower, unique, wait_until
 
 WAIT = 60
@@ -104,21 +104,7 @@ def test_job_manager_uses_its_token_with_batch_client(openbatch, client, tmp_pat
     os.chmod(script, 0o644)
     try:
         # two nodes: the job manager runs exclusive on one (runExclusive defaults to true)
-        client.create_pool(
-            bm.BatchPoolCreateOptions(
-                id=pool_id,
-                vm_size="standard_d2_v3",
-                virtual_machine_configuration=vm_configuration(ubuntu_2204(client)),
-                target_dedicated_nodes=2,
-            )
-        )
-
-        def idle_nodes():
-            nodes = list(client.list_nodes(pool_id))
-            ok = len(nodes) == 2 and all(lower(n.state) == "idle" for n in nodes)
-            return ok, [(n.id, n.state) for n in nodes]
-
-        wait_until("2 idle nodes in %s" % pool_id, idle_nodes, timeout=WAIT, interval=0.3)
+        add_idle_pool(client, pool_id, 2, WAIT)
 
         # the job the token must not reach
         client.create_job(bm.BatchJobCreateOptions(id=other_job, pool_info=bm.BatchPoolInfo(pool_id=pool_id)))
