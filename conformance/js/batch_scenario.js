@@ -209,6 +209,40 @@ async function main() {
   step("404 for a missing task");
   await assert.rejects(client.task.get(jobId, "no-such-task"), (e) => e.statusCode === 404 && e.code === "TaskNotFound");
 
+  // -- a job schedule on the pool -----------------------------------------
+  step("jobSchedule.add, get, job.listFromJobSchedule, disable/enable, terminate, deleteMethod");
+  const scheduleId = `${jobId}-sched`;
+  const job1 = `${scheduleId}:job-1`;
+  await client.jobSchedule.add({
+    id: scheduleId,
+    schedule: { recurrenceInterval: "PT1H" },
+    jobSpecification: { poolInfo: { poolId }, jobManagerTask: { id: "jm", commandLine: '/bin/sh -c "echo scheduled $AZ_BATCH_JOB_ID"' } },
+  });
+  const sched = await client.jobSchedule.get(scheduleId);
+  assert.equal(sched.state, "active");
+  assert.equal(sched.executionInfo.recentJob.id, job1);
+  await waitUntil(`${job1} completed`, async () => {
+    const j = await client.job.get(job1);
+    return [j.state === "completed", j.state];
+  });
+  const scheduled = await readStream((await client.file.getFromTask(job1, "jm", "stdout.txt")).readableStreamBody);
+  assert.equal(scheduled.trim(), `scheduled ${job1}`);
+  const jobsOfSchedule = await listAll(await client.job.listFromJobSchedule(scheduleId), (l) => client.job.listFromJobScheduleNext(l));
+  assert.deepEqual(jobsOfSchedule.map((j) => j.id), [job1]);
+  await client.jobSchedule.disable(scheduleId);
+  assert.equal((await client.jobSchedule.get(scheduleId)).state, "disabled");
+  await client.jobSchedule.enable(scheduleId);
+  await client.jobSchedule.terminate(scheduleId);
+  await waitUntil(`job schedule ${scheduleId} completed`, async () => {
+    const s = await client.jobSchedule.get(scheduleId);
+    return [s.state === "completed", s.state];
+  });
+  await client.jobSchedule.deleteMethod(scheduleId);
+  await waitUntil(`job schedule ${scheduleId} gone`, async () => {
+    const exists = (await client.jobSchedule.exists(scheduleId)).body;
+    return [!exists, exists];
+  });
+
   // -- resize, delete ----------------------------------------------------
   step("pool.resize to 1");
   await client.pool.resize(poolId, { targetDedicatedNodes: 1 });
