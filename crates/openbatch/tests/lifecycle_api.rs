@@ -15,7 +15,6 @@ const NEWEST: &str = "2025-06-01";
 const V3_1: &str = "2016-07-01.3.1";
 const V4_0: &str = "2017-01-01.4.0";
 const V5_1: &str = "2017-06-01.5.1";
-const UNLIMITED: &str = "P10675199DT2H48M5.4775807S";
 
 async fn add_job(svc: &Service, v: &str, body: Value) -> Resp {
     svc.post("/jobs").api_version(v).json(body).send().await

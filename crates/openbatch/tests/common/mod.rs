@@ -1,7 +1,8 @@
 //! Helpers for the HTTP integration tests: a service process per test (`openbatch serve`
 //! on a free loopback port with its own data directory, killed with its node agents when the
 //! handle drops), a request builder that signs requests with SharedKey the way the official
-//! SDKs do, and polling helpers with bounded timeouts.
+//! SDKs do, polling helpers with bounded timeouts, and small assertions on entities and lists
+//! (ids, names, ETags) shared by the test files.
 #![allow(dead_code)]
 
 use base64::Engine;
@@ -10,6 +11,7 @@ use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::Value;
 use sha2::Sha256;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
@@ -21,6 +23,9 @@ pub const ACCOUNT: &str = "acct";
 pub const API_VERSION: &str = "2022-10-01.16.0";
 /// JSON content type the SDKs send.
 pub const JSON_CT: &str = "application/json; odata=minimalmetadata; charset=utf-8";
+/// An unlimited duration (.NET `TimeSpan.MaxValue` in ISO 8601): what an unset
+/// `maxWallClockTime` reads back as.
+pub const UNLIMITED: &str = "P10675199DT2H48M5.4775807S";
 
 /// A base64 key of 64 random-looking bytes, different per service.
 fn make_key() -> String {
@@ -604,4 +609,31 @@ pub async fn bearer(client: &reqwest::Client, base: &str, method: Method, path: 
     let headers = r.headers().clone();
     let body = r.bytes().await.expect("read the body").to_vec();
     Resp { method, url, status, headers, body }
+}
+
+// ---- assertions on entities and lists ---------------------------------------------------
+
+/// The `id`s of a list answer's `value` entries, in order.
+pub fn ids(list: &Value) -> Vec<String> {
+    list["value"].as_array().expect("a list").iter().map(|v| v["id"].as_str().unwrap().to_string()).collect()
+}
+
+/// Whether `s` has the shape of a Batch ETag: `0x` then upper-case hex digits.
+pub fn is_etag(s: &str) -> bool {
+    s.len() > 2 && s.starts_with("0x") && s[2..].chars().all(|c| c.is_ascii_hexdigit() && !c.is_ascii_lowercase())
+}
+
+/// Asserts the headers of an answer about one entity: an `ETag` ([`is_etag`]) and an
+/// RFC 1123 `Last-Modified`.
+#[track_caller]
+pub fn assert_entity_headers(r: &Resp) {
+    let etag = r.header("etag").unwrap_or_else(|| panic!("no ETag: {r:?}"));
+    assert!(is_etag(&etag), "ETag {etag} is not 0x<upper-case hex>");
+    let lm = r.header("last-modified").unwrap_or_else(|| panic!("no Last-Modified: {r:?}"));
+    chrono::DateTime::parse_from_rfc2822(&lm).unwrap_or_else(|e| panic!("Last-Modified {lm} is not RFC 1123: {e}"));
+}
+
+/// A file list answer's entries by `name`.
+pub fn names(list: &Value) -> BTreeMap<String, Value> {
+    list["value"].as_array().expect("a file list").iter().map(|v| (v["name"].as_str().unwrap().to_string(), v.clone())).collect()
 }
