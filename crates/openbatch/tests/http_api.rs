@@ -630,3 +630,33 @@ async fn failing_start_task_with_wait_for_success_marks_the_node() {
     let n = svc.get_json(&format!("/pools/bad/nodes/{node_id}")).await;
     assert_eq!(n["state"], "startTaskFailed");
 }
+
+#[tokio::test]
+async fn node_disable_and_enable_scheduling() {
+    let svc = Service::start().await;
+    svc.add_pool("p", 1, json!({})).await;
+    let nodes = svc.wait_pool_idle("p", 1, secs(30)).await;
+    let node = nodes[0]["id"].as_str().unwrap().to_string();
+    let path = format!("/pools/p/nodes/{node}");
+    // No body: the default option (requeue). 200 with DataServiceId and no ETag, as recorded.
+    let r = svc.post(&format!("{path}/disablescheduling")).send().await;
+    r.expect_status(200);
+    assert!(r.header("dataserviceid").is_some_and(|u| u.ends_with("/disablescheduling")));
+    assert!(r.header("etag").is_none());
+    let n = svc.get_json(&path).await;
+    assert_eq!((n["schedulingState"].as_str(), n["state"].as_str()), (Some("disabled"), Some("offline")), "{n}");
+    // A task waits while the only node is disabled, and runs once it is enabled again.
+    svc.add_job("j", "p", json!({})).await;
+    svc.add_task("j", "t", "/bin/true", json!({})).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(svc.get_json("/jobs/j/tasks/t").await["state"], "active");
+    svc.post(&format!("{path}/enablescheduling")).send().await.expect_status(200);
+    svc.wait_task_completed("j", "t", secs(30)).await;
+    assert_eq!(svc.get_json(&path).await["schedulingState"], "enabled");
+    // The option as 2017-01-01.4.0 spells it; an unknown one is refused naming the property.
+    let old = svc.post(&format!("{path}/disablescheduling")).api_version("2017-01-01.4.0");
+    old.json(json!({"nodeDisableSchedulingOption": "taskCompletion"})).send().await.expect_status(200);
+    let e = svc.post(&format!("{path}/disablescheduling")).json(json!({"nodeDisableSchedulingOption": "later"})).send().await;
+    e.expect_error(400, "InvalidPropertyValue");
+    svc.post("/pools/p/nodes/nope/disablescheduling").send().await.expect_error(404, "NodeNotFound");
+}

@@ -35,6 +35,20 @@ batch_enum!(
     StartTaskState { Running = "running", Completed = "completed" }
 );
 
+batch_enum!(
+    /// DisableComputeNodeSchedulingOption: what Disable Scheduling does to the node's running
+    /// tasks — `requeue` (the default), `terminate`, or `taskcompletion` (let them finish).
+    DisableSchedulingOption { Requeue = "requeue", Terminate = "terminate", TaskCompletion = "taskcompletion" }
+);
+
+/// NodeDisableSchedulingParameter (the body is optional).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeDisableScheduling {
+    #[serde(default)]
+    pub node_disable_scheduling_option: Option<DisableSchedulingOption>,
+}
+
 /// StartTaskInformation: the start task's progress on a node.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]

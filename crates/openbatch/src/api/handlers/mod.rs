@@ -48,6 +48,8 @@ pub async fn handle(app: &App, op: Operation, ctx: &Ctx, body: &[u8]) -> ApiResu
         Operation::PoolResize(id) => pools::resize(app, ctx, &id, body).await,
         Operation::NodeList(pool) => nodes::list(app, ctx, &pool).await,
         Operation::NodeGet(pool, node) => nodes::get(app, ctx, &pool, &node).await,
+        Operation::NodeDisableScheduling(pool, node) => nodes::disable_scheduling(app, ctx, &pool, &node, body).await,
+        Operation::NodeEnableScheduling(pool, node) => nodes::enable_scheduling(app, ctx, &pool, &node).await,
         Operation::NodeUploadBatchServiceLogs(pool, node) => node_logs::upload(app, ctx, &pool, &node, body).await,
         Operation::FileListFromNode(pool, node) => files::list_from_node(app, ctx, &pool, &node).await,
         Operation::FileFromNode { pool, node, path, method } => files::from_node(app, ctx, &pool, &node, &path, method).await,

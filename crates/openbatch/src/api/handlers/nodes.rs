@@ -1,10 +1,12 @@
-//! Compute node operations: List and Get.
+//! Compute node operations: List, Get, Disable Scheduling and Enable Scheduling.
 
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::api::reply::{entity, to_map, Reply};
 use crate::api::{App, Ctx};
-use crate::model::node::Node;
+use crate::model::node::{DisableSchedulingOption, Node, NodeDisableScheduling};
 use crate::model::pool::Pool;
+use crate::scheduler::reactor::Event;
+use axum::http::StatusCode;
 use serde_json::{json, Map, Value};
 
 /// The node's URL under `base`.
@@ -61,4 +63,25 @@ pub async fn get(app: &App, ctx: &Ctx, pool_id: &str, node_id: &str) -> ApiResul
     let n = load(app, pool_id, node_id).await?;
     let body = entity(Some(format!("{}/$metadata#nodes/@Element", ctx.base)), None, render(&ctx.base, &n));
     Ok(Reply::json(ctx.view("ComputeNode", body)))
+}
+
+/// Compute Node Disable Scheduling: 200 (`DataServiceId`, no ETag, as the recorded service);
+/// the node gets no new tasks and its running ones are requeued (the default), ended or left
+/// to finish (`nodeDisableSchedulingOption`). 404 `PoolNotFound` / `NodeNotFound`, 409
+/// `OperationNotValidOnNode` for a node leaving its pool.
+pub async fn disable_scheduling(app: &App, ctx: &Ctx, pool_id: &str, node_id: &str, body: &[u8]) -> ApiResult<Reply> {
+    let p: NodeDisableScheduling =
+        if body.is_empty() { NodeDisableScheduling::default() } else { ctx.parse("NodeDisableSchedulingParameter", body)? };
+    let n = load(app, pool_id, node_id).await?;
+    let option = p.node_disable_scheduling_option.unwrap_or(DisableSchedulingOption::Requeue);
+    let ev = Event::DisableNodeScheduling { pool_id: n.pool_id.clone(), node_id: n.id.clone(), option };
+    app.driver.call(ev).await?;
+    Ok(Reply::empty(StatusCode::OK).header("DataServiceId", format!("{}/disablescheduling", url(&ctx.base, &n.pool_id, &n.id))))
+}
+
+/// Compute Node Enable Scheduling: 200 (`DataServiceId`, no ETag); the node takes tasks again.
+pub async fn enable_scheduling(app: &App, ctx: &Ctx, pool_id: &str, node_id: &str) -> ApiResult<Reply> {
+    let n = load(app, pool_id, node_id).await?;
+    app.driver.call(Event::EnableNodeScheduling { pool_id: n.pool_id.clone(), node_id: n.id.clone() }).await?;
+    Ok(Reply::empty(StatusCode::OK).header("DataServiceId", format!("{}/enablescheduling", url(&ctx.base, &n.pool_id, &n.id))))
 }

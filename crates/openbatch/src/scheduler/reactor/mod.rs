@@ -18,6 +18,7 @@ pub mod dependencies;
 pub mod exec;
 mod jobs;
 mod multi;
+mod node_ops;
 mod nodes;
 mod pools;
 mod prep;
@@ -31,6 +32,8 @@ pub(crate) mod testenv;
 mod tests;
 #[cfg(test)]
 mod tests_lifecycle;
+#[cfg(test)]
+mod tests_nodes;
 #[cfg(test)]
 mod tests_preempt;
 #[cfg(test)]
@@ -132,6 +135,10 @@ pub enum Event {
     DisableSchedule { id: String },
     /// Enable Job Schedule (answers).
     EnableSchedule { id: String },
+    /// Compute Node Disable Scheduling (answers).
+    DisableNodeScheduling { pool_id: String, node_id: String, option: crate::model::node::DisableSchedulingOption },
+    /// Compute Node Enable Scheduling (answers).
+    EnableNodeScheduling { pool_id: String, node_id: String },
     /// An API operation on a job or task that holds only if the request's conditional
     /// headers hold for the record now (checked in the batch that changes it): 412
     /// `ConditionNotMet` otherwise.
@@ -475,6 +482,14 @@ impl Reactor {
             }
             Event::EnableSchedule { id } => {
                 let a = self.enable_schedule(r, &id).await?;
+                self.answer(ticket, Answer::Api(a));
+            }
+            Event::DisableNodeScheduling { pool_id, node_id, option } => {
+                let a = self.disable_node_scheduling(r, &pool_id, &node_id, option).await?;
+                self.answer(ticket, Answer::Api(a));
+            }
+            Event::EnableNodeScheduling { pool_id, node_id } => {
+                let a = self.enable_node_scheduling(r, &pool_id, &node_id).await?;
                 self.answer(ticket, Answer::Api(a));
             }
             Event::AgentHello { pool_id, node_id, token, agent_version, running, mut finished } => {

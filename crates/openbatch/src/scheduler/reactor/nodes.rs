@@ -230,18 +230,8 @@ impl Reactor {
             self.core.upsert_node(pool_id, node_id, false);
             return Ok(());
         }
-        for (job_id, task_id) in tasks {
-            match option {
-                DeallocationOption::Terminate => {
-                    if let Some(t) = r.get::<Task>(&job_id, &task_id).await? {
-                        let message = "The task was terminated because its node was removed from the pool";
-                        let t = self.end_task(r, t, "TaskEnded", message, true).await?;
-                        r.put(t);
-                    }
-                }
-                _ => self.requeue_task(r, &job_id, &task_id).await?,
-            }
-        }
+        let message = "The task was terminated because its node was removed from the pool";
+        self.evict_tasks(r, (pool_id, node_id), option == DeallocationOption::Terminate, message).await?;
         self.abandon_side_tasks(r, node_id).await?;
         self.core.remove_node(pool_id, node_id);
         self.send(node_id, ServiceMessage::Shutdown { remove_files: true });

@@ -13,7 +13,7 @@ use crate::agent::protocol::{ExecKind, ExecResult, ExecSpec, ServiceMessage};
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::model::common::ExecutionResult;
 use crate::model::job::{Job, JobState};
-use crate::model::node::{Node, NodeState};
+use crate::model::node::{Node, NodeState, SchedulingState};
 use crate::model::pool::{DeallocationOption, Pool};
 use crate::model::stats::AttemptOutcome;
 use crate::model::task::{Task, TaskNodeInfo, TaskState};
@@ -446,6 +446,8 @@ fn release_slots(node: &mut Node, slots: u32, now: crate::model::time::Timestamp
     node.running_tasks_count = (node.running_tasks_count - 1).max(0);
     node.running_task_slots_count = (node.running_task_slots_count - slots as i32).max(0);
     if node.state == NodeState::Running && node.running_tasks_count == 0 {
-        set_node_state(node, NodeState::Idle, now);
+        // A node whose scheduling is disabled is `offline` once nothing runs on it.
+        let state = if node.scheduling_state == SchedulingState::Disabled { NodeState::Offline } else { NodeState::Idle };
+        set_node_state(node, state, now);
     }
 }
