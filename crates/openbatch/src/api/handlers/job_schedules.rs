@@ -7,13 +7,13 @@
 //! Patch 200, Disable and Enable 204, Terminate and Delete 202.
 
 use super::jobs::{prepare_spec, SpecOwner};
-use super::{accepted, check_id, conditional};
+use super::{check_id, conditional};
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::api::reply::{entity, to_map, Reply};
 use crate::api::{App, Ctx};
 use crate::model::job::JobSpec;
 use crate::model::job_schedule::{
-    JobSchedule, JobScheduleAdd, JobSchedulePatch, JobScheduleSpec, JobScheduleState, JobScheduleUpdate, Schedule, MIN_INTERVAL_SECS,
+    JobSchedule, JobScheduleAdd, JobSchedulePatch, JobScheduleSpec, JobScheduleUpdate, Schedule, MIN_INTERVAL_SECS,
 };
 use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock};
 use crate::scheduler::reactor::Event;
@@ -154,16 +154,8 @@ pub async fn exists(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
 async fn load_for_update(ctx: &Ctx, tx: &mut crate::store::Tx, id: &str) -> ApiResult<JobSchedule> {
     let s: JobSchedule = tx.get("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::JobSchedule))?;
     ctx.precondition(&s.last_modified, false)?;
-    match s.state {
-        JobScheduleState::Deleting => Err(BatchError::being_deleted(ResourceKind::JobSchedule)),
-        JobScheduleState::Terminating => {
-            Err(BatchError::conflict("JobScheduleBeingTerminated", "The specified job schedule is being terminated."))
-        }
-        JobScheduleState::Completed => {
-            Err(BatchError::conflict("JobScheduleCompleted", "The specified job schedule is already in a completed state."))
-        }
-        _ => Ok(s),
-    }
+    crate::scheduler::reactor::schedules::changeable(&s)?;
+    Ok(s)
 }
 
 /// Stores a changed schedule (a new schedule re-times the next run) and lets the reactor
@@ -241,11 +233,7 @@ pub async fn enable(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
 
 /// Job Schedule Terminate: 202; the active job is terminated and the schedule completes.
 pub async fn terminate(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
-    let s = load(app, id).await?;
-    let sid = s.spec.id.clone();
-    app.driver.call(conditional(ctx, Event::TerminateSchedule { id: sid.clone() })?).await?;
-    let s = load(app, &sid).await?;
-    Ok(accepted(&format!("{}/terminate", url(&ctx.base, &sid)), &s.last_modified))
+    act(app, ctx, id, StatusCode::ACCEPTED, "terminate", |id| Event::TerminateSchedule { id }).await
 }
 
 /// Job Schedule Delete: 202; the schedule's jobs and their tasks are deleted, then the

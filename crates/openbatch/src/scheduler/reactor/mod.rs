@@ -24,7 +24,7 @@ mod pools;
 mod prep;
 pub mod records;
 mod retention;
-mod schedules;
+pub mod schedules;
 mod stats;
 mod tasks;
 pub(crate) mod testenv;

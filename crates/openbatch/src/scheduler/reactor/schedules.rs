@@ -181,12 +181,17 @@ impl Reactor {
         self.evaluate_schedule(r, schedule_id).await
     }
 
-    /// Loads a schedule for an operation; 404 `JobScheduleNotFound`, 409 when it is being
-    /// deleted.
-    async fn schedule_for_change<B: Backing>(&mut self, r: &mut Records<B>, id: &str) -> StoreResult<ApiResult<JobSchedule>> {
+    /// Loads a schedule for an operation; 404 `JobScheduleNotFound`, and the 409 of
+    /// [`changeable`] (only `JobScheduleBeingDeleted` unless `in_any_other_state` is false).
+    async fn schedule_for_change<B: Backing>(
+        &mut self,
+        r: &mut Records<B>,
+        id: &str,
+        in_any_other_state: bool,
+    ) -> StoreResult<ApiResult<JobSchedule>> {
         Ok(match r.get::<JobSchedule>("", id).await? {
             None => Err(BatchError::not_found(ResourceKind::JobSchedule)),
-            Some(s) if s.state == JobScheduleState::Deleting => Err(BatchError::being_deleted(ResourceKind::JobSchedule)),
+            Some(s) if s.state == JobScheduleState::Deleting || !in_any_other_state => changeable(&s).map(|()| s),
             Some(s) => Ok(s),
         })
     }
@@ -195,17 +200,10 @@ impl Reactor {
     /// completes once it has. Errors: 404 `JobScheduleNotFound`, 409 `JobScheduleBeingDeleted`,
     /// `JobScheduleCompleted`, `JobScheduleBeingTerminated`.
     pub(super) async fn terminate_schedule<B: Backing>(&mut self, r: &mut Records<B>, id: &str) -> StoreResult<ApiResult<()>> {
-        let mut s = match self.schedule_for_change(r, id).await? {
+        let mut s = match self.schedule_for_change(r, id, false).await? {
             Ok(s) => s,
             Err(e) => return Ok(Err(e)),
         };
-        match s.state {
-            JobScheduleState::Completed => return Ok(Err(completed())),
-            JobScheduleState::Terminating => {
-                return Ok(Err(BatchError::conflict("JobScheduleBeingTerminated", "The specified job schedule is being terminated.")))
-            }
-            _ => {}
-        }
         let now = self.now();
         s.transition(JobScheduleState::Terminating, now);
         s.execution_info.next_run_time = None;
@@ -227,7 +225,7 @@ impl Reactor {
     /// Delete Job Schedule: no more jobs; every job of the schedule is deleted, then the
     /// schedule. Errors: 404 `JobScheduleNotFound`, 409 `JobScheduleBeingDeleted`.
     pub(super) async fn delete_schedule<B: Backing>(&mut self, r: &mut Records<B>, id: &str) -> StoreResult<ApiResult<()>> {
-        let mut s = match self.schedule_for_change(r, id).await? {
+        let mut s = match self.schedule_for_change(r, id, true).await? {
             Ok(s) => s,
             Err(e) => return Ok(Err(e)),
         };
@@ -262,20 +260,13 @@ impl Reactor {
     }
 
     async fn set_schedule_enabled<B: Backing>(&mut self, r: &mut Records<B>, id: &str, enable: bool) -> StoreResult<ApiResult<()>> {
-        let mut s = match self.schedule_for_change(r, id).await? {
+        let mut s = match self.schedule_for_change(r, id, false).await? {
             Ok(s) => s,
             Err(e) => return Ok(Err(e)),
         };
         let target = if enable { JobScheduleState::Active } else { JobScheduleState::Disabled };
-        match s.state {
-            JobScheduleState::Completed => return Ok(Err(completed())),
-            JobScheduleState::Terminating => {
-                return Ok(Err(BatchError::conflict("JobScheduleBeingTerminated", "The specified job schedule is being terminated.")))
-            }
-            JobScheduleState::Disabled if !enable => {
-                return Ok(Err(BatchError::conflict("JobScheduleDisabled", "The specified job schedule is already disabled.")))
-            }
-            _ => {}
+        if s.state == JobScheduleState::Disabled && !enable {
+            return Ok(Err(BatchError::conflict("JobScheduleDisabled", "The specified job schedule is already disabled.")));
         }
         let now = self.now();
         if s.state != target {
@@ -288,6 +279,18 @@ impl Reactor {
     }
 }
 
-fn completed() -> BatchError {
-    BatchError::conflict("JobScheduleCompleted", "The specified job schedule is already in a completed state.")
+/// Whether a caller may change a schedule in its state (Update, Patch, Disable, Enable,
+/// Terminate). Errors: 409 `JobScheduleBeingDeleted`, `JobScheduleBeingTerminated`,
+/// `JobScheduleCompleted`.
+pub fn changeable(s: &JobSchedule) -> ApiResult<()> {
+    match s.state {
+        JobScheduleState::Deleting => Err(BatchError::being_deleted(ResourceKind::JobSchedule)),
+        JobScheduleState::Terminating => {
+            Err(BatchError::conflict("JobScheduleBeingTerminated", "The specified job schedule is being terminated."))
+        }
+        JobScheduleState::Completed => {
+            Err(BatchError::conflict("JobScheduleCompleted", "The specified job schedule is already in a completed state."))
+        }
+        JobScheduleState::Active | JobScheduleState::Disabled => Ok(()),
+    }
 }
