@@ -46,6 +46,25 @@ pub struct App {
     pub clock_control: bool,
 }
 
+impl App {
+    /// The account URL a request reaches: `--public-url`, or `http://<Host header>`.
+    pub fn base_url(&self, headers: &HeaderMap) -> String {
+        self.public_url.clone().unwrap_or_else(|| {
+            let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
+            format!("http://{host}")
+        })
+    }
+}
+
+/// A Batch error answer from an endpoint outside the Batch operations (openbatch's own admin
+/// and development endpoints): the error body under `base`, with a new request id.
+pub fn error_response(base: &str, e: BatchError) -> Response {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let now = crate::model::time::format_timestamp_7(&crate::model::time::Clock::now());
+    let body = serde_json::to_vec(&e.body(base, &request_id, &now)).unwrap_or_default();
+    (e.status, [("content-type", "application/json;odata=minimalmetadata"), ("request-id", request_id.as_str())], body).into_response()
+}
+
 /// What a handler knows about its request.
 pub struct Ctx {
     pub version: ApiVersion,
@@ -124,10 +143,7 @@ async fn dispatch(State(app): State<Arc<App>>, method: Method, uri: Uri, headers
     let query_pairs = auth::form_pairs(uri.query().unwrap_or(""));
     // Query names are case-insensitive (the 15.x clients send `timeOut`, msrest `timeout`).
     let query: HashMap<String, String> = query_pairs.into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect();
-    let base = app.public_url.clone().unwrap_or_else(|| {
-        let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
-        format!("http://{host}")
-    });
+    let base = app.base_url(&headers);
     let echo_client_id = query.get("return-client-request-id").is_some_and(|v| v.eq_ignore_ascii_case("true"))
         || headers.get("return-client-request-id").and_then(|v| v.to_str().ok()).is_some_and(|v| v.eq_ignore_ascii_case("true"));
     let client_request_id = headers.get("client-request-id").and_then(|v| v.to_str().ok()).map(str::to_string);

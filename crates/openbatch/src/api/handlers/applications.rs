@@ -130,7 +130,7 @@ pub async fn admin_put_package(
     .await;
     match result {
         Ok(()) => StatusCode::CREATED.into_response(),
-        Err(e) => error_response(e),
+        Err(e) => crate::api::error_response("", e),
     }
 }
 
@@ -175,10 +175,4 @@ pub async fn agent_get_package(State(app): State<Arc<App>>, Path((id, version)):
         .header("x-openbatch-version", version)
         .body(axum::body::Body::from_stream(stream))
         .unwrap_or_else(|_| StatusCode::INTERNAL_SERVER_ERROR.into_response())
-}
-
-fn error_response(e: BatchError) -> Response {
-    let now = crate::model::time::format_timestamp_7(&crate::model::time::Clock::now());
-    let body = serde_json::to_vec(&e.body("", &uuid::Uuid::new_v4().to_string(), &now)).unwrap_or_default();
-    (e.status, [("content-type", "application/json;odata=minimalmetadata")], body).into_response()
 }

@@ -46,19 +46,7 @@ pub async fn control(State(app): State<Arc<App>>, method: Method, uri: Uri, head
     .await;
     match result {
         Ok(v) => (StatusCode::OK, axum::Json(v)).into_response(),
-        Err(e) => {
-            let base = app.public_url.clone().unwrap_or_else(|| {
-                let host = headers.get("host").and_then(|h| h.to_str().ok()).unwrap_or("127.0.0.1");
-                format!("http://{host}")
-            });
-            let request_id = uuid::Uuid::new_v4().to_string();
-            let now = format_timestamp(&Clock::now());
-            let mut r = (e.status, axum::Json(e.body(&base, &request_id, &now))).into_response();
-            if let Ok(v) = axum::http::HeaderValue::from_str(&request_id) {
-                r.headers_mut().insert("request-id", v);
-            }
-            r
-        }
+        Err(e) => crate::api::error_response(&app.base_url(&headers), e),
     }
 }
 
