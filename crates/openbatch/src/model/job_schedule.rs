@@ -273,11 +273,6 @@ impl JobSchedule {
     pub fn job_prefix(id: &str) -> String {
         format!("{id}:job-")
     }
-
-    /// Whether the schedule can still create jobs (active or disabled).
-    pub fn is_live(&self) -> bool {
-        matches!(self.state, JobScheduleState::Active | JobScheduleState::Disabled)
-    }
 }
 
 /// The schedule a job id names, for ids of the form `<scheduleId>:job-<n>`.
