@@ -64,6 +64,7 @@ MUST_MATCH = {
     "network_configuration_acceleratednetworking",
     "applications",
     "job_schedules",
+    "update_pools",
 }
 
 # Recordings whose Windows pools run on a Linux image here (their point is not the operating

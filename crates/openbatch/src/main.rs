@@ -51,6 +51,8 @@ enum Command {
         /// the service clock on (signed with the account key). Never use it in production.
         #[arg(long, env = "OPENBATCH_CLOCK_CONTROL")]
         clock_control: bool,
+        #[command(flatten)]
+        limits: LimitArgs,
     },
     /// Run one compute node's agent (started by the service; also for remote machines).
     Agent {
@@ -80,6 +82,25 @@ enum Command {
         /// Move the clock on by this ISO 8601 duration (e.g. PT1H, P1D); without it, print the time.
         #[arg(long)]
         advance: Option<String>,
+        /// The service's URL.
+        #[arg(long, env = "OPENBATCH_URL", default_value = "http://127.0.0.1:10400")]
+        url: String,
+        /// The Batch account name.
+        #[arg(long, env = "OPENBATCH_ACCOUNT", default_value = DEFAULT_ACCOUNT)]
+        account: String,
+        /// The account's base64 key.
+        #[arg(long, env = "OPENBATCH_KEY", default_value = DEFAULT_KEY, hide_default_value = true)]
+        key: String,
+    },
+    /// Preempt a Spot/low-priority compute node now, as Azure reclaiming its VM would (its
+    /// tasks are requeued; the node is restored after `serve --spot-recovery`).
+    Preempt {
+        /// The node's pool.
+        #[arg(long)]
+        pool: String,
+        /// The node's id.
+        #[arg(long)]
+        node: String,
         /// The service's URL.
         #[arg(long, env = "OPENBATCH_URL", default_value = "http://127.0.0.1:10400")]
         url: String,
@@ -132,6 +153,47 @@ enum Command {
     },
 }
 
+/// Node quotas and Spot behaviour of `openbatch serve`.
+#[derive(clap::Args)]
+struct LimitArgs {
+    /// Dedicated compute nodes the service runs at most over all pools; a resize beyond it
+    /// stops with an `AccountCoreQuotaReached` resize error, as an Azure core quota does.
+    #[arg(long, env = "OPENBATCH_MAX_DEDICATED_NODES", default_value_t = 256)]
+    max_dedicated_nodes: u32,
+    /// Spot/low-priority compute nodes the service runs at most over all pools
+    /// (`AccountLowPriorityCoreQuotaReached` beyond it).
+    #[arg(long, env = "OPENBATCH_MAX_LOW_PRIORITY_NODES", default_value_t = 256)]
+    max_low_priority_nodes: u32,
+    /// How long a preempted Spot node stays `preempted` before it is restored (ISO 8601).
+    #[arg(long, env = "OPENBATCH_SPOT_RECOVERY", default_value = "PT30S")]
+    spot_recovery: String,
+    /// Chaos testing: the chance per hour that each running Spot node is preempted (e.g. 6
+    /// preempts a node about every 10 minutes); 0 (the default) never preempts at random.
+    #[arg(long, env = "OPENBATCH_SPOT_PREEMPTION_RATE", default_value_t = 0.0)]
+    spot_preemption_rate: f64,
+    /// Seed of the random preemptions (the same seed gives the same draws).
+    #[arg(long, env = "OPENBATCH_CHAOS_SEED", default_value_t = 0)]
+    chaos_seed: u64,
+}
+
+impl LimitArgs {
+    fn limits(self) -> anyhow::Result<openbatch::scheduler::reactor::resize::PoolLimits> {
+        let recovery = openbatch::model::time::parse_duration(&self.spot_recovery)
+            .and_then(|d| d.0)
+            .ok_or_else(|| anyhow::anyhow!("--spot-recovery: not an ISO 8601 duration: {}", self.spot_recovery))?;
+        if !(self.spot_preemption_rate.is_finite() && self.spot_preemption_rate >= 0.0) {
+            anyhow::bail!("--spot-preemption-rate must be a number of at least 0");
+        }
+        Ok(openbatch::scheduler::reactor::resize::PoolLimits {
+            max_dedicated_nodes: self.max_dedicated_nodes,
+            max_low_priority_nodes: self.max_low_priority_nodes,
+            spot_recovery: recovery,
+            spot_preemption_rate: self.spot_preemption_rate,
+            chaos_seed: self.chaos_seed,
+        })
+    }
+}
+
 fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("OPENBATCH_LOG").unwrap_or_else(|_| "info".into()))
@@ -139,7 +201,8 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { listen, data_dir, account, key, public_url, storage_url, storage_key, clock_speed, clock_control } => {
+        Command::Serve { listen, data_dir, account, key, public_url, storage_url, storage_key, clock_speed, clock_control, limits } => {
+            let limits = limits.limits()?;
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(openbatch::serve::run(openbatch::serve::ServeConfig {
                 listen,
@@ -151,6 +214,7 @@ fn main() -> anyhow::Result<()> {
                 agent_exe: std::env::current_exe()?,
                 clock_speed,
                 clock_control,
+                limits,
             }))
         }
         Command::Agent { service_url, pool_id, node_id, root, token, orphan_timeout } => {
@@ -172,6 +236,20 @@ fn main() -> anyhow::Result<()> {
         Command::Clock { advance, url, account, key } => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(clock_command(advance, &url, &account, &key))
+        }
+        Command::Preempt { pool, node, url, account, key } => {
+            let rt = tokio::runtime::Runtime::new()?;
+            rt.block_on(async {
+                let client = openbatch::client::Client::new(&url, &account, &key)?;
+                let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
+                let path = format!("/openbatch/v1/pools/{}/nodes/{}/preempt", enc(&pool), enc(&node));
+                let (status, answer) = client.call(axum::http::Method::POST, &path, None).await?;
+                if status != 202 {
+                    anyhow::bail!("the service answered {status}: {answer}");
+                }
+                println!("preempted {pool}/{node}");
+                Ok(())
+            })
         }
         Command::Versions => {
             print!("{}", openbatch::versions::markdown());

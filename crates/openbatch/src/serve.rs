@@ -35,6 +35,8 @@ pub struct ServeConfig {
     pub clock_speed: f64,
     /// Development option: serve `/openbatch/v1/clock`, which moves the service clock on.
     pub clock_control: bool,
+    /// Node quotas and Spot behaviour.
+    pub limits: crate::scheduler::reactor::resize::PoolLimits,
 }
 
 /// Runs the service until the process ends.
@@ -65,6 +67,7 @@ pub async fn run(mut cfg: ServeConfig) -> anyhow::Result<()> {
         auto_storage: cfg.auto_storage.clone(),
         nodes_dir: provider.nodes_dir(),
         task_tokens: Some(task_tokens.clone()),
+        limits: cfg.limits.clone(),
     };
     let driver = Driver::start(store.clone(), provider, info.clone()).await?;
     let app = Arc::new(App {

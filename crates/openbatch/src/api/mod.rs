@@ -126,6 +126,7 @@ impl Ctx {
 pub fn router(app: Arc<App>) -> Router {
     Router::new()
         .route("/openbatch/v1/clock", axum::routing::get(handlers::clock::control).post(handlers::clock::control))
+        .route("/openbatch/v1/pools/{pool}/nodes/{node}/preempt", axum::routing::post(handlers::pool_resize::preempt))
         .route("/agent/v1/connect", axum::routing::get(agent_ws::connect))
         .route("/agent/v1/applications/{id}/{version}", axum::routing::get(handlers::applications::agent_get_package))
         .route(

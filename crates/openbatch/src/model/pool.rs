@@ -141,11 +141,29 @@ pub struct PoolStatus {
     /// When the current resize began; stored, never rendered.
     #[serde(default, skip_serializing_if = "Option::is_none", with = "ts_opt")]
     pub resize_started: Option<Timestamp>,
+    /// Set when a resize ended before reaching the targets (Stop Resize, its `resizeTimeout`,
+    /// the node quota): no nodes are added or removed until the next resize; stored, never
+    /// rendered.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub resize_halted: bool,
 }
 
 impl PoolStatus {
     /// Stored fields that are the service's bookkeeping, not Batch properties.
-    pub const PRIVATE: &'static [&'static str] = &["nextNodeIndex", "pendingDeallocation", "resizeStarted"];
+    pub const PRIVATE: &'static [&'static str] = &["nextNodeIndex", "pendingDeallocation", "resizeStarted", "resizeHalted"];
+
+    /// Starts a resize at `now`: `resizing`, earlier resize errors cleared, nodes removed with
+    /// `option` (Pool Resize, Remove Nodes, Enable AutoScale's evaluations).
+    pub fn begin_resize(&mut self, now: Timestamp, option: Option<DeallocationOption>) {
+        self.resize_errors.clear();
+        self.resize_halted = false;
+        if self.allocation_state != AllocationState::Resizing {
+            self.allocation_state = AllocationState::Resizing;
+            self.allocation_state_transition_time = now;
+        }
+        self.pending_deallocation = option;
+        self.resize_started = Some(now);
+    }
 }
 
 /// PoolPatchParameter: replaces only the properties given. From 2024-07-01.20.0 it also takes
@@ -253,6 +271,58 @@ pub struct PoolResize {
     pub node_deallocation_option: Option<DeallocationOption>,
 }
 
+/// NodeRemoveParameter (Pool Remove Nodes): up to 100 node ids, an optional `resizeTimeout`
+/// and the `nodeDeallocationOption` for their tasks (default `requeue`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct NodeRemove {
+    pub node_list: Vec<String>,
+    #[serde(default)]
+    pub resize_timeout: Option<String>,
+    #[serde(default)]
+    pub node_deallocation_option: Option<DeallocationOption>,
+}
+
+/// PoolUpdatePropertiesParameter (Pool Update Properties): replaces every updatable property;
+/// a start task or communication mode not given is removed, and the three lists are required.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PoolUpdateProperties {
+    #[serde(default)]
+    pub start_task: Option<StartTask>,
+    pub certificate_references: Option<Vec<Value>>,
+    pub application_package_references: Option<Vec<Value>>,
+    pub metadata: Option<Vec<MetadataItem>>,
+    #[serde(default)]
+    pub target_node_communication_mode: Option<String>,
+}
+
+impl PoolUpdateProperties {
+    /// The first required list the body lacks (`certificateReferences`, then
+    /// `applicationPackageReferences`, then `metadata`), for a 400 `MissingRequiredProperty`.
+    pub fn missing(&self) -> Option<&'static str> {
+        [
+            ("certificateReferences", self.certificate_references.is_none()),
+            ("applicationPackageReferences", self.application_package_references.is_none()),
+            ("metadata", self.metadata.is_none()),
+        ]
+        .into_iter()
+        .find(|(_, missing)| *missing)
+        .map(|(name, _)| name)
+    }
+
+    /// Replaces the updatable properties of `spec`: an absent start task and empty lists remove
+    /// what was there (the service then shows `certificateReferences` as `[]` and leaves the
+    /// other lists out, as recorded); an absent communication mode returns to `default`.
+    pub fn apply(self, spec: &mut PoolSpec) {
+        spec.start_task = self.start_task;
+        spec.certificate_references = self.certificate_references;
+        spec.application_package_references = self.application_package_references.filter(|l| !l.is_empty());
+        spec.metadata = self.metadata.filter(|m| !m.is_empty());
+        spec.target_node_communication_mode = self.target_node_communication_mode;
+    }
+}
+
 /// A pool: what the caller set, and what the service keeps.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Pool {
@@ -285,6 +355,7 @@ impl Pool {
                 next_node_index: 0,
                 pending_deallocation: None,
                 resize_started: Some(now),
+                resize_halted: false,
             },
             spec,
             creation_time: now,
@@ -489,6 +560,23 @@ pub fn unmet_configuration_error(unmet: &[(&str, &str)]) -> Value {
         "message": "The compute node does not provide part of the pool's configuration; it runs tasks without it.",
         "errorDetails": details
     })
+}
+
+/// A resize error (ResizeError) for the nodes of one kind a resize did not reach: `code`
+/// (`ResizeStopped`, `AllocationTimedOut`, `AccountCoreQuotaReached`,
+/// `AccountLowPriorityCoreQuotaReached`) with the service's message for it.
+pub fn resize_error(code: &str, dedicated: bool, detail: Option<&str>) -> Value {
+    let kind = if dedicated { "dedicated" } else { "low priority" };
+    let message = match code {
+        "ResizeStopped" => format!("Desired number of {kind} nodes could not be allocated due to a stop resize operation"),
+        "AllocationTimedOut" => format!("Desired number of {kind} nodes could not be allocated as the resize timeout was reached"),
+        _ => format!("The specified account has reached its {kind} node quota; desired number of {kind} nodes could not be allocated"),
+    };
+    let mut e = serde_json::json!({"code": code, "message": message});
+    if let Some(d) = detail {
+        e["values"] = serde_json::json!([{"name": "Reason", "value": d}]);
+    }
+    e
 }
 
 /// The resize error recorded when a pool's nodes cannot be allocated.

@@ -10,6 +10,7 @@ mod job_schedules;
 mod jobs;
 mod node_logs;
 mod nodes;
+pub mod pool_resize;
 mod pools;
 mod stats;
 mod tasks;
@@ -46,6 +47,9 @@ pub async fn handle(app: &App, op: Operation, ctx: &Ctx, body: &[u8]) -> ApiResu
         Operation::PoolDelete(id) => pools::delete(app, ctx, &id).await,
         Operation::PoolPatch(id) => pools::patch(app, ctx, &id, body).await,
         Operation::PoolResize(id) => pools::resize(app, ctx, &id, body).await,
+        Operation::PoolStopResize(id) => pool_resize::stop_resize(app, ctx, &id).await,
+        Operation::PoolRemoveNodes(id) => pool_resize::remove_nodes(app, ctx, &id, body).await,
+        Operation::PoolUpdateProperties(id) => pools::update_properties(app, ctx, &id, body).await,
         Operation::NodeList(pool) => nodes::list(app, ctx, &pool).await,
         Operation::NodeGet(pool, node) => nodes::get(app, ctx, &pool, &node).await,
         Operation::NodeDisableScheduling(pool, node) => nodes::disable_scheduling(app, ctx, &pool, &node, body).await,

@@ -4,7 +4,9 @@ use super::{accepted, check_id};
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::api::reply::{entity, to_map, Reply};
 use crate::api::{App, Ctx};
-use crate::model::pool::{allocation_error, AllocationState, Pool, PoolPatch, PoolResize, PoolSpec, PoolState, PoolStatus};
+use crate::model::pool::{
+    allocation_error, AllocationState, Pool, PoolPatch, PoolResize, PoolSpec, PoolState, PoolStatus, PoolUpdateProperties,
+};
 use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock};
 use crate::scheduler::reactor::Event;
 use crate::storage::resource_files::AutoStorage;
@@ -109,11 +111,7 @@ pub fn check_spec(spec: &PoolSpec, auto: Option<&AutoStorage>) -> ApiResult<()> 
             "openbatch does not evaluate autoscale formulas yet; set targetDedicatedNodes instead.",
         ));
     }
-    if let Some(t) = &spec.resize_timeout {
-        if parse_duration(t).is_none() {
-            return Err(BatchError::invalid_property("resizeTimeout", t.clone(), "Not an ISO 8601 duration."));
-        }
-    }
+    check_resize_timeout(spec.resize_timeout.as_deref())?;
     if let Some(st) = &spec.start_task {
         check_start_task(st, auto)?;
     }
@@ -121,6 +119,19 @@ pub fn check_spec(spec: &PoolSpec, auto: Option<&AutoStorage>) -> ApiResult<()> 
         return Err(BatchError::invalid_property(name, value, reason));
     }
     Ok(())
+}
+
+/// Checks a `resizeTimeout` (Pool Add, Resize, Remove Nodes): an ISO 8601 duration of at
+/// least 5 minutes, as the API documents; else 400 `InvalidPropertyValue`.
+pub fn check_resize_timeout(t: Option<&str>) -> ApiResult<()> {
+    let Some(t) = t else { return Ok(()) };
+    match parse_duration(t) {
+        None => Err(BatchError::invalid_property("resizeTimeout", t, "Not an ISO 8601 duration.")),
+        Some(d) if d.0.is_some_and(|d| d < std::time::Duration::from_secs(300)) => {
+            Err(BatchError::invalid_property("resizeTimeout", t, "The resize timeout must be at least 5 minutes."))
+        }
+        Some(_) => Ok(()),
+    }
 }
 
 fn check_start_task(st: &crate::model::common::StartTask, auto: Option<&AutoStorage>) -> ApiResult<()> {
@@ -239,11 +250,7 @@ pub async fn resize(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Re
             return Err(BatchError::invalid_property(name, v.unwrap_or(0).to_string(), "The target node count cannot be negative."));
         }
     }
-    if let Some(t) = &r.resize_timeout {
-        if parse_duration(t).is_none() {
-            return Err(BatchError::invalid_property("resizeTimeout", t.clone(), "Not an ISO 8601 duration."));
-        }
-    }
+    check_resize_timeout(r.resize_timeout.as_deref())?;
     let mut tx = app.store.begin().await?;
     let mut p: Pool = tx.get("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Pool))?;
     ctx.precondition(&p.last_modified, false)?;
@@ -259,20 +266,46 @@ pub async fn resize(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Re
     if let Some(t) = r.resize_timeout {
         p.spec.resize_timeout = Some(t);
     }
-    p.status.resize_errors.clear();
+    p.status.begin_resize(now, r.node_deallocation_option);
     if let Some(reason) = p.spec.os_refusal().filter(|_| p.spec.target_nodes() > 0) {
         p.status.resize_errors.push(allocation_error(&reason));
-    } else {
-        p.status.allocation_state = AllocationState::Resizing;
-        p.status.allocation_state_transition_time = now;
+        p.status.allocation_state = AllocationState::Steady;
     }
-    p.status.pending_deallocation = r.node_deallocation_option;
-    p.status.resize_started = Some(now);
     p.last_modified = now;
     tx.put(&p).await?;
     tx.commit().await?;
     app.driver.notify(Event::PoolChanged(p.spec.id.clone()));
     Ok(accepted(&format!("{}/resize", url(&ctx.base, &p.spec.id)), &now))
+}
+
+/// Pool Update Properties: replaces every updatable property (start task, certificate and
+/// application package references, metadata, communication mode: what the body leaves out
+/// is removed); 204. 400 `MissingRequiredProperty` without `certificateReferences`,
+/// `applicationPackageReferences` or `metadata`; the pool is then checked as Pool Add checks
+/// a new one. New nodes get the new start task; running nodes keep theirs until rebooted.
+pub async fn update_properties(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Reply> {
+    let update: PoolUpdateProperties = ctx.parse("PoolUpdatePropertiesParameter", body)?;
+    if let Some(name) = update.missing() {
+        return Err(BatchError::missing_property(name));
+    }
+    let mut tx = app.store.begin().await?;
+    let mut p: Pool = tx.get("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Pool))?;
+    ctx.precondition(&p.last_modified, false)?;
+    if p.status.state == PoolState::Deleting {
+        return Err(BatchError::being_deleted(ResourceKind::Pool));
+    }
+    let mut spec = p.spec.clone();
+    update.apply(&mut spec);
+    check_spec(&spec, ctx.auto_storage.as_ref())?;
+    super::applications::check_references(app, "applicationPackageReferences", spec.application_package_references.as_deref()).await?;
+    spec.normalize();
+    p.spec = spec;
+    let now = Clock::now();
+    p.last_modified = now;
+    tx.put(&p).await?;
+    tx.commit().await?;
+    app.driver.notify(Event::PoolChanged(p.spec.id.clone()));
+    Ok(Reply::updated(StatusCode::NO_CONTENT, &format!("{}/updateproperties", url(&ctx.base, &p.spec.id)), &now))
 }
 
 /// Pool Upgrade OS (api-versions up to 2018-08-01.7.0): upgrades of Cloud Services pools'

@@ -23,8 +23,10 @@ mod nodes;
 mod pools;
 mod prep;
 pub mod records;
+pub mod resize;
 mod retention;
 pub mod schedules;
+mod spot;
 mod stats;
 mod tasks;
 pub(crate) mod testenv;
@@ -79,6 +81,8 @@ pub struct ServiceInfo {
     pub nodes_dir: PathBuf,
     /// Issues the authentication tokens of tasks with `authenticationTokenSettings`.
     pub task_tokens: Option<Arc<crate::api::task_token::TaskTokens>>,
+    /// Node quotas and Spot behaviour.
+    pub limits: resize::PoolLimits,
 }
 
 /// A task just added, as the scheduler needs it: its id, the slots it needs on a node, and
@@ -139,6 +143,8 @@ pub enum Event {
     DisableNodeScheduling { pool_id: String, node_id: String, option: crate::model::node::DisableSchedulingOption },
     /// Compute Node Enable Scheduling (answers).
     EnableNodeScheduling { pool_id: String, node_id: String },
+    /// An operation on a pool (Stop Resize, Remove Nodes, preempt a Spot node).
+    Pool { pool_id: String, op: resize::PoolOp },
     /// An API operation on a job or task that holds only if the request's conditional
     /// headers hold for the record now (checked in the batch that changes it): 412
     /// `ConditionNotMet` otherwise.
@@ -197,6 +203,8 @@ pub struct NodeRt {
     pub since: Timestamp,
     /// The agent process, when this service started it.
     pub pid: Option<u32>,
+    /// Whether the node is dedicated (else Spot/low-priority), for the node quotas.
+    pub dedicated: bool,
 }
 
 /// The reactor's state; see the module documentation.
@@ -228,6 +236,10 @@ pub struct Reactor {
     touched_pools: HashSet<String>,
     /// What the batch adds to job and pool statistics (applied at its end).
     pending_stats: stats::PendingStats,
+    /// When the pools being resized time out.
+    resize_deadlines: resize::ResizeDeadlines,
+    /// Preempted Spot nodes and chaos preemption.
+    spot: spot::Spot,
 }
 
 impl Reactor {
@@ -243,13 +255,15 @@ impl Reactor {
             schedule_wake: HashMap::new(),
             nodes: HashMap::new(),
             next_dispatch: first_dispatch,
-            info,
             clock,
             out: Vec::new(),
             pending: VecDeque::new(),
             touched_jobs: HashSet::new(),
             touched_pools: HashSet::new(),
             pending_stats: stats::PendingStats::default(),
+            resize_deadlines: HashMap::new(),
+            spot: spot::Spot::new(info.limits.chaos_seed),
+            info,
         }
     }
 
@@ -285,14 +299,28 @@ impl Reactor {
         // Every unfinished schedule is looked at with the first tick (missed windows included).
         self.schedule_wake =
             schedules.iter().filter(|s| s.state != JobScheduleState::Completed).map(|s| (s.spec.id.clone(), now)).collect();
+        self.resize_deadlines.clear();
         for p in pools {
             self.core.upsert_pool(&p.spec.id, p.spec.slots_per_node(), fill_of(p));
+            self.watch_resize(p);
         }
         let mut known = HashSet::new();
+        self.spot.preempted.clear();
         for n in nodes {
+            if n.state == NodeState::Preempted {
+                let recovery = chrono::Duration::from_std(self.info.limits.spot_recovery).unwrap_or_default();
+                self.spot.preempted.insert(n.id.clone(), (n.pool_id.clone(), n.state_transition_time + recovery));
+                self.core.upsert_node(&n.pool_id, &n.id, false);
+                continue;
+            }
             known.insert(n.id.clone());
-            let rt =
-                self.nodes.entry(n.id.clone()).or_insert(NodeRt { pool_id: n.pool_id.clone(), connected: false, since: now, pid: None });
+            let rt = self.nodes.entry(n.id.clone()).or_insert(NodeRt {
+                pool_id: n.pool_id.clone(),
+                connected: false,
+                since: now,
+                pid: None,
+                dedicated: n.is_dedicated,
+            });
             rt.pid = rt.pid.or(n.agent_pid);
             let schedulable =
                 rt.connected && matches!(n.state, NodeState::Idle | NodeState::Running) && n.scheduling_state == SchedulingState::Enabled;
@@ -492,6 +520,10 @@ impl Reactor {
                 let a = self.enable_node_scheduling(r, &pool_id, &node_id).await?;
                 self.answer(ticket, Answer::Api(a));
             }
+            Event::Pool { pool_id, op } => {
+                let a = self.pool_op(r, &pool_id, op).await?;
+                self.answer(ticket, Answer::Api(a));
+            }
             Event::AgentHello { pool_id, node_id, token, agent_version, running, mut finished } => {
                 finished.iter_mut().for_each(|res| self.agent_times(res));
                 let accepted = self.agent_hello(r, &pool_id, &node_id, &token, &agent_version, running, finished).await?;
@@ -546,6 +578,9 @@ impl Reactor {
                 for id in self.due_schedules(now) {
                     self.evaluate_schedule(r, &id).await?;
                 }
+                self.resize_timeouts(r, now).await?;
+                self.restore_preempted(r, now).await?;
+                self.chaos_preemptions(r, now).await?;
             }
         }
         Ok(())

@@ -113,6 +113,7 @@ impl Reactor {
             connected: true,
             since: now,
             pid: node.agent_pid,
+            dedicated: node.is_dedicated,
         });
         rt.connected = true;
         rt.since = now;

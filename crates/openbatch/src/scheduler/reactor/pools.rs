@@ -34,6 +34,12 @@ impl Reactor {
             r.put(pool);
             return Ok(());
         }
+        if pool.status.resize_halted {
+            // The resize ended short of its targets: nothing changes until the next one.
+            r.put(pool);
+            self.touched_pools.insert(pool_id.to_string());
+            return Ok(());
+        }
         // Dedicated and low-priority (Spot) nodes are reconciled separately: local nodes are
         // alike, but each counts toward its own target as the API reports them.
         let staying: Vec<&Node> = nodes.iter().filter(|n| n.state != NodeState::LeavingPool).collect();
@@ -44,7 +50,8 @@ impl Reactor {
         ] {
             let have: Vec<&Node> = staying.iter().copied().filter(|n| n.is_dedicated == dedicated).collect();
             if have.len() < target {
-                for _ in have.len()..target {
+                let allowed = (target - have.len()).min(self.quota_left(dedicated));
+                for _ in 0..allowed {
                     let node = self.new_node(&mut pool, dedicated);
                     self.out.push(Effect::SpawnAgent {
                         pool_id: pool_id.to_string(),
@@ -52,6 +59,13 @@ impl Reactor {
                         token: node.agent_token.clone(),
                     });
                     r.put(node);
+                }
+                if allowed < target - have.len() {
+                    let limits = &self.info.limits;
+                    let limit = if dedicated { limits.max_dedicated_nodes } else { limits.max_low_priority_nodes };
+                    tracing::warn!(%pool_id, limit, dedicated, "node quota reached: the pool stays below its target");
+                    pool.status.resize_errors.push(super::resize::quota_error(dedicated, limit));
+                    pool.status.resize_halted = true;
                 }
             } else if have.len() > target {
                 // Remove the least busy nodes first.
@@ -62,6 +76,7 @@ impl Reactor {
                 }
             }
         }
+        self.watch_resize(&pool);
         pool.status.pending_deallocation = None;
         r.put(pool);
         self.touched_pools.insert(pool_id.to_string());
@@ -81,7 +96,7 @@ impl Reactor {
         if let Some(st) = start_task.as_mut() {
             st.normalize();
         }
-        self.nodes.insert(node_id.clone(), NodeRt { pool_id: pool_id.clone(), connected: false, since: now, pid: None });
+        self.nodes.insert(node_id.clone(), NodeRt { pool_id: pool_id.clone(), connected: false, since: now, pid: None, dedicated });
         self.core.upsert_node(&pool_id, &node_id, false);
         Node {
             id: node_id.clone(),
@@ -115,10 +130,10 @@ impl Reactor {
     pub(super) async fn refresh_pool<B: Backing>(&mut self, r: &mut Records<B>, pool_id: &str) -> StoreResult<()> {
         let Some(mut pool) = r.get::<Pool>("", pool_id).await? else { return Ok(()) };
         let (mut dedicated, mut low_priority) = (0, 0);
-        let mut settling = false;
+        let (mut settling, mut leaving) = (false, false);
         for n in r.children::<Node>(pool_id).await? {
             if n.state == NodeState::LeavingPool {
-                settling = true;
+                leaving = true;
                 continue;
             }
             settling |= n.state == NodeState::Creating;
@@ -130,7 +145,18 @@ impl Reactor {
         }
         let targets = (pool.spec.target_dedicated_nodes.unwrap_or(0), pool.spec.target_low_priority_nodes.unwrap_or(0));
         let reached = pool.spec.os_refusal().is_some() || (dedicated, low_priority) == targets;
-        let state = if settling || !reached { AllocationState::Resizing } else { AllocationState::Steady };
+        let state = if pool.status.resize_halted {
+            // A stopped resize is `stopping` while removed nodes still leave, then `steady`.
+            if leaving && pool.status.allocation_state == AllocationState::Stopping {
+                AllocationState::Stopping
+            } else {
+                AllocationState::Steady
+            }
+        } else if leaving || settling || !reached {
+            AllocationState::Resizing
+        } else {
+            AllocationState::Steady
+        };
         let mut changed = false;
         if (pool.status.current_dedicated_nodes, pool.status.current_low_priority_nodes) != (dedicated, low_priority) {
             pool.status.current_dedicated_nodes = dedicated;
@@ -143,6 +169,7 @@ impl Reactor {
             changed = true;
         }
         if changed {
+            self.watch_resize(&pool);
             r.put(pool);
         }
         Ok(())

@@ -51,6 +51,7 @@ impl TestEnv {
             auto_storage: None,
             nodes_dir: "/nonexistent/nodes".into(),
             task_tokens: None,
+            limits: Default::default(),
         };
         let mut env = TestEnv {
             reactor: Reactor::new(info, Arc::new(clock.clone()), 1),
