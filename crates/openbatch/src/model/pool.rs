@@ -564,12 +564,14 @@ pub fn unmet_configuration_error(unmet: &[(&str, &str)]) -> Value {
 
 /// A resize error (ResizeError) for the nodes of one kind a resize did not reach: `code`
 /// (`ResizeStopped`, `AllocationTimedOut`, `AccountCoreQuotaReached`,
-/// `AccountLowPriorityCoreQuotaReached`) with the service's message for it.
-pub fn resize_error(code: &str, dedicated: bool, detail: Option<&str>) -> Value {
+/// `AccountLowPriorityCoreQuotaReached`) with the service's message for it; `removing` when
+/// the pool was shrinking (nodes could not be removed rather than allocated).
+pub fn resize_error(code: &str, dedicated: bool, removing: bool, detail: Option<&str>) -> Value {
     let kind = if dedicated { "dedicated" } else { "low priority" };
+    let verb = if removing { "removed" } else { "allocated" };
     let message = match code {
-        "ResizeStopped" => format!("Desired number of {kind} nodes could not be allocated due to a stop resize operation"),
-        "AllocationTimedOut" => format!("Desired number of {kind} nodes could not be allocated as the resize timeout was reached"),
+        "ResizeStopped" => format!("Desired number of {kind} nodes could not be {verb} due to a stop resize operation"),
+        "AllocationTimedOut" => format!("Desired number of {kind} nodes could not be {verb} as the resize timeout was reached"),
         _ => format!("The specified account has reached its {kind} node quota; desired number of {kind} nodes could not be allocated"),
     };
     let mut e = serde_json::json!({"code": code, "message": message});

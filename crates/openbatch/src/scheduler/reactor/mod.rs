@@ -39,6 +39,8 @@ mod tests_nodes;
 #[cfg(test)]
 mod tests_preempt;
 #[cfg(test)]
+mod tests_resize;
+#[cfg(test)]
 mod tests_retention;
 #[cfg(test)]
 mod tests_schedules;

@@ -146,12 +146,7 @@ impl Reactor {
         let targets = (pool.spec.target_dedicated_nodes.unwrap_or(0), pool.spec.target_low_priority_nodes.unwrap_or(0));
         let reached = pool.spec.os_refusal().is_some() || (dedicated, low_priority) == targets;
         let state = if pool.status.resize_halted {
-            // A stopped resize is `stopping` while removed nodes still leave, then `steady`.
-            if leaving && pool.status.allocation_state == AllocationState::Stopping {
-                AllocationState::Stopping
-            } else {
-                AllocationState::Steady
-            }
+            AllocationState::Steady
         } else if leaving || settling || !reached {
             AllocationState::Resizing
         } else {

@@ -7,8 +7,12 @@
 //!   `ResizeStopped` resize error. Nodes whose allocation had not finished — here, nodes whose
 //!   agent never said hello (`creating`, or `starting` before their first boot) — are released,
 //!   as the service gives up the VMs it was still allocating.
+//!   Nodes that were leaving the pool (waiting for their tasks to complete) stay in it: "the
+//!   Pool stabilizes at the number of Compute Nodes it was at when the stop operation was done".
 //! * **`resizeTimeout`**: a resize still short of its targets when the timeout (15 minutes by
-//!   default, at least 5) has passed ends the same way with `AllocationTimedOut`.
+//!   default, at least 5) has passed ends the same way with `AllocationTimedOut` — here that
+//!   is a shrink whose `taskcompletion`/`retaineddata` nodes still run tasks (local nodes that
+//!   fail to start become `unusable` within seconds, and count).
 //! * **Node quota**: a resize never creates more nodes than the service's configured limits
 //!   ([`PoolLimits`]); the nodes it could not create are reported as the service reports an
 //!   account's exhausted core quota (`AccountCoreQuotaReached`,
@@ -19,9 +23,9 @@
 //! A halted resize (`PoolStatus::resize_halted`) adds and removes no node until the next
 //! resize begins.
 
-use super::{Backing, Reactor, Records};
+use super::{set_node_state, Backing, Reactor, Records};
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
-use crate::model::node::{Node, NodeState};
+use crate::model::node::{Node, NodeState, SchedulingState};
 use crate::model::pool::{resize_error, AllocationState, DeallocationOption, Pool, PoolState};
 use crate::model::time::{deadline, Timestamp};
 use crate::store::StoreResult;
@@ -98,32 +102,45 @@ impl Reactor {
     }
 
     /// Ends a pool's resize short of its targets with `code` for each kind of node not
-    /// reached: nodes not yet allocated are released and nothing more is added or removed.
+    /// reached: nodes not yet allocated are released, nodes still leaving stay in the pool,
+    /// and nothing more is added or removed until the next resize.
     pub(super) async fn halt_resize<B: Backing>(&mut self, r: &mut Records<B>, mut pool: Pool, code: &str) -> StoreResult<()> {
         let pool_id = pool.spec.id.clone();
         let now = self.now();
         let mut counts = (0, 0);
-        for n in r.children::<Node>(&pool_id).await? {
+        for mut n in r.children::<Node>(&pool_id).await? {
             let unallocated = matches!(n.state, NodeState::Creating | NodeState::Starting) && n.last_boot_time.is_none();
             if unallocated {
                 self.remove_node(r, &pool_id, &n.id, DeallocationOption::Requeue).await?;
-            } else if n.state != NodeState::LeavingPool {
-                if n.is_dedicated {
-                    counts.0 += 1;
-                } else {
-                    counts.1 += 1;
-                }
+                continue;
+            }
+            if n.state == NodeState::LeavingPool {
+                let state = match (n.scheduling_state, n.running_tasks_count) {
+                    (SchedulingState::Disabled, 0) => NodeState::Offline,
+                    (_, 0) => NodeState::Idle,
+                    _ => NodeState::Running,
+                };
+                set_node_state(&mut n, state, now);
+                let schedulable = n.scheduling_state == SchedulingState::Enabled;
+                self.core.upsert_node(&pool_id, &n.id, schedulable);
+                r.put(n.clone());
+            }
+            if n.is_dedicated {
+                counts.0 += 1;
+            } else {
+                counts.1 += 1;
             }
         }
         let targets = (pool.spec.target_dedicated_nodes.unwrap_or(0), pool.spec.target_low_priority_nodes.unwrap_or(0));
         for (dedicated, have, want) in [(true, counts.0, targets.0), (false, counts.1, targets.1)] {
             if have != want {
-                pool.status.resize_errors.push(resize_error(code, dedicated, None));
+                pool.status.resize_errors.push(resize_error(code, dedicated, have > want, None));
             }
         }
         pool.status.resize_halted = true;
         pool.status.pending_deallocation = None;
-        if pool.status.allocation_state == AllocationState::Resizing {
+        if code == "ResizeStopped" && pool.status.allocation_state == AllocationState::Resizing {
+            // Stop Resize shows `stopping` until the batch settles the pool `steady`.
             pool.status.allocation_state = AllocationState::Stopping;
             pool.status.allocation_state_transition_time = now;
         }
@@ -174,7 +191,7 @@ pub(super) fn quota_error(dedicated: bool, limit: u32) -> serde_json::Value {
         ("AccountLowPriorityCoreQuotaReached", "--max-low-priority-nodes")
     };
     let detail = format!("openbatch runs at most {limit} such nodes over all pools (serve {flag}).");
-    resize_error(code, dedicated, Some(&detail))
+    resize_error(code, dedicated, false, Some(&detail))
 }
 
 /// The resize deadlines of the pools being resized, by pool id.
