@@ -178,3 +178,54 @@ async fn a_preempted_spot_node_requeues_its_task_which_completes_elsewhere() {
     let counts = svc.get_json("/nodecounts").await;
     assert_eq!(counts["value"][0]["lowPriority"]["idle"], 1, "{counts}");
 }
+
+#[tokio::test]
+async fn usage_metrics_sum_core_hours_per_half_hour() {
+    let svc = Service::start_with(&["--clock-control"]).await;
+    svc.add_pool("p", 1, json!({})).await;
+    svc.wait_pool_idle("p", 1, secs(30)).await;
+    let created = ts(&svc.get_json("/pools/p").await["creationTime"]);
+    // By default only the last complete interval is listed: the pool did not exist then.
+    let r = svc.get("/poolusagemetrics").send().await;
+    r.expect_status(200);
+    assert_eq!(r.json()["value"], json!([]), "{r:?}");
+    // An hour later (service clock), its node's time has been counted.
+    svc.advance_clock("PT1H").await;
+    let start = created.format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let all = poll("usage counted", secs(20), || async {
+        let v = svc.get(&format!("/poolusagemetrics?starttime={start}")).send().await.json();
+        let items = v["value"].as_array().cloned().unwrap_or_default();
+        let total: f64 = items.iter().filter_map(|i| i["totalCoreHours"].as_f64()).sum();
+        (total > 0.9).then_some(items)
+    })
+    .await;
+    for i in &all {
+        assert_eq!(i["poolId"], "p", "{i}");
+        assert_eq!(i["vmSize"], "standard_d2s_v3", "{i}");
+        let (s, e) = (ts(&i["startTime"]), ts(&i["endTime"]));
+        assert_eq!((e - s).num_minutes(), 30, "{i}");
+        assert_eq!(s.timestamp() % 1800, 0, "intervals start on the half hour: {i}");
+    }
+    // `$filter` on poolId; a malformed time is refused.
+    let none = svc.get(&format!("/poolusagemetrics?starttime={start}&$filter=poolId%20eq%20'other'")).send().await.json();
+    assert_eq!(none["value"], json!([]));
+    svc.get("/poolusagemetrics?starttime=yesterday").send().await.expect_error(400, "InvalidQueryParameterValue");
+}
+
+#[tokio::test]
+async fn pool_node_counts_page_through_every_pool() {
+    let svc = Service::start().await;
+    for i in 0..13 {
+        svc.add_pool(&format!("p{i:02}"), 0, json!({})).await;
+    }
+    // Ten a page by default, as the API documents; the next link continues.
+    let first = svc.get("/nodecounts").send().await.json();
+    assert_eq!(first["value"].as_array().map(Vec::len), Some(10), "{first}");
+    let next = first["odata.nextLink"].as_str().expect("a next link").to_string();
+    let second = svc.req_url(Method::GET, &next).send().await.json();
+    let ids: Vec<&str> = second["value"].as_array().into_iter().flatten().filter_map(|v| v["poolId"].as_str()).collect();
+    assert_eq!(ids, ["p10", "p11", "p12"]);
+    assert!(second.get("odata.nextLink").is_none(), "{second}");
+    let one = svc.get("/nodecounts?$filter=poolId%20eq%20'p12'").send().await.json();
+    assert_eq!(one["value"].as_array().map(Vec::len), Some(1), "{one}");
+}

@@ -14,6 +14,7 @@ pub enum Operation {
     ListPoolNodeCounts,
     LifetimeJobStats,
     LifetimePoolStats,
+    PoolListUsageMetrics,
     PoolAdd,
     PoolList,
     PoolGet(String),
@@ -92,6 +93,7 @@ impl Operation {
             Operation::ListPoolNodeCounts => ("GET", "/nodecounts"),
             Operation::LifetimeJobStats => ("GET", "/lifetimejobstats"),
             Operation::LifetimePoolStats => ("GET", "/lifetimepoolstats"),
+            Operation::PoolListUsageMetrics => ("GET", "/poolusagemetrics"),
             Operation::PoolAdd => ("POST", "/pools"),
             Operation::PoolList => ("GET", "/pools"),
             Operation::PoolGet(_) => ("GET", "/pools/{poolId}"),
@@ -157,6 +159,7 @@ impl Operation {
                 | Operation::ListPoolNodeCounts
                 | Operation::LifetimeJobStats
                 | Operation::LifetimePoolStats
+                | Operation::PoolListUsageMetrics
                 | Operation::PoolList
                 | Operation::PoolGet(_)
                 | Operation::PoolExists(_)
@@ -231,6 +234,7 @@ fn match_op(m: &str, s: &[&str]) -> Option<Operation> {
         ("GET", ["nodecounts"]) => Operation::ListPoolNodeCounts,
         ("GET", ["lifetimejobstats"]) => Operation::LifetimeJobStats,
         ("GET", ["lifetimepoolstats"]) => Operation::LifetimePoolStats,
+        ("GET", ["poolusagemetrics"]) => Operation::PoolListUsageMetrics,
         ("POST", ["pools"]) => Operation::PoolAdd,
         ("GET", ["pools"]) => Operation::PoolList,
         ("GET", ["pools", p]) => Operation::PoolGet(p.to_string()),

@@ -14,3 +14,4 @@ pub mod pool;
 pub mod stats;
 pub mod task;
 pub mod time;
+pub mod usage;

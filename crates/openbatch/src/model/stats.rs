@@ -313,16 +313,12 @@ impl Node {
     /// time) up to `now` and returns its core-time in milliseconds: its cores × that time for
     /// a dedicated node, 0 for a low-priority one. `cores` is what its agent just reported;
     /// without it the last report counts, and `fallback` before any report.
-    pub fn count_core_time(&mut self, cores: Option<u32>, fallback: u32, now: Timestamp) -> u64 {
+    pub fn count_core_time(&mut self, cores: Option<u32>, fallback: u32, now: Timestamp) -> super::usage::CoreSpan {
         let since = self.meter.map(|m| m.counted_until).unwrap_or(self.allocation_time);
         let cores = cores.filter(|c| *c > 0).or(self.meter.map(|m| m.cores)).unwrap_or(fallback).max(1);
-        let ms = (now - since).num_milliseconds().max(0) as u64;
-        self.meter = Some(NodeMeter { cores, counted_until: now.max(since) });
-        if self.is_dedicated {
-            ms.saturating_mul(u64::from(cores))
-        } else {
-            0
-        }
+        let until = now.max(since);
+        self.meter = Some(NodeMeter { cores, counted_until: until });
+        super::usage::CoreSpan { since, until, cores, dedicated: self.is_dedicated }
     }
 }
 
@@ -420,10 +416,11 @@ mod tests {
         }))
         .unwrap();
         assert_eq!(n.allocation_time, t(0));
-        assert_eq!(n.count_core_time(Some(2), 8, t(10)), 20_000, "2 cores for 10 s since allocation");
-        assert_eq!(n.count_core_time(None, 8, t(15)), 10_000, "the last reported cores count");
-        assert_eq!(n.count_core_time(Some(2), 8, t(15) - Duration::seconds(1)), 0, "time never runs backwards");
+        assert_eq!(n.count_core_time(Some(2), 8, t(10)).dedicated_core_ms(), 20_000, "2 cores for 10 s since allocation");
+        assert_eq!(n.count_core_time(None, 8, t(15)).dedicated_core_ms(), 10_000, "the last reported cores count");
+        assert_eq!(n.count_core_time(Some(2), 8, t(15) - Duration::seconds(1)).core_ms(), 0, "time never runs backwards");
         n.is_dedicated = false;
-        assert_eq!(n.count_core_time(Some(2), 8, t(20)), 0, "low-priority nodes have no dedicated core-time");
+        let spot = n.count_core_time(Some(2), 8, t(20));
+        assert_eq!((spot.dedicated_core_ms(), spot.core_ms()), (0, 10_000), "low-priority nodes have no dedicated core-time");
     }
 }

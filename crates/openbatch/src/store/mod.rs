@@ -194,6 +194,19 @@ impl Record for PoolLifetimeStats {
     }
 }
 
+impl Record for crate::model::usage::PoolUsage {
+    const TABLE: &'static str = "poolusage";
+    fn parent(&self) -> &str {
+        ""
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn state(&self) -> &'static str {
+        "active"
+    }
+}
+
 impl Record for Node {
     const TABLE: &'static str = "nodes";
     fn parent(&self) -> &str {
@@ -220,7 +233,8 @@ impl Record for Application {
     }
 }
 
-const TABLES: &[&str] = &["pools", "jobs", "tasks", "nodes", "jobnodes", "jobstats", "poolstats", "applications", "jobschedules"];
+const TABLES: &[&str] =
+    &["pools", "jobs", "tasks", "nodes", "jobnodes", "jobstats", "poolstats", "applications", "jobschedules", "poolusage"];
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]

@@ -40,6 +40,7 @@ pub async fn handle(app: &App, op: Operation, ctx: &Ctx, body: &[u8]) -> ApiResu
         Operation::ListPoolNodeCounts => account::list_pool_node_counts(app, ctx).await,
         Operation::LifetimeJobStats => account::lifetime_job_stats(app, ctx).await,
         Operation::LifetimePoolStats => account::lifetime_pool_stats(app, ctx).await,
+        Operation::PoolListUsageMetrics => account::list_usage_metrics(app, ctx).await,
         Operation::PoolAdd => pools::add(app, ctx, body).await,
         Operation::PoolList => pools::list(app, ctx).await,
         Operation::PoolGet(id) => pools::get(app, ctx, &id).await,
@@ -178,8 +179,14 @@ pub fn check_environment(env: Option<&[crate::model::common::EnvironmentSetting]
 /// `maxresults` (1 to 1000, default 1000) and the `$skiptoken` to continue after.
 /// Errors: 400 `InvalidQueryParameterValue` for a bad `maxresults`.
 pub fn page_params(ctx: &Ctx) -> ApiResult<(u32, Option<String>)> {
+    page_params_or(ctx, 1000)
+}
+
+/// [`page_params`] for a list whose `maxresults` defaults to `default` (List Pool Node Counts:
+/// 10).
+pub fn page_params_or(ctx: &Ctx, default: u32) -> ApiResult<(u32, Option<String>)> {
     let max = match ctx.q("maxresults") {
-        None => 1000,
+        None => default,
         Some(v) => match v.parse::<u32>() {
             Ok(n) if (1..=1000).contains(&n) => n,
             _ => return Err(BatchError::invalid_query("maxresults", v, "maxresults must be an integer from 1 to 1000")),

@@ -17,6 +17,7 @@ use crate::model::node::Node;
 use crate::model::pool::Pool;
 use crate::model::stats::PoolLifetimeStats;
 use crate::model::task::Task;
+use crate::model::usage::PoolUsage;
 use crate::store::{Record, StoreResult, Tx};
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -161,6 +162,7 @@ pub struct Caches {
     stats: Cache<JobLifetimeStats>,
     poolstats: Cache<PoolLifetimeStats>,
     schedules: Cache<JobSchedule>,
+    usage: Cache<PoolUsage>,
 }
 
 macro_rules! kind {
@@ -180,6 +182,7 @@ kind!(JobNode, jobnodes);
 kind!(JobLifetimeStats, stats);
 kind!(PoolLifetimeStats, poolstats);
 kind!(JobSchedule, schedules);
+kind!(PoolUsage, usage);
 
 /// A batch's working set over a backing: reads go through to the backing once, writes stay
 /// here until [`Records::flush`].
@@ -295,7 +298,8 @@ impl<B: Backing> Records<B> {
         flush_kind::<JobNode, B>(&mut self.caches.jobnodes, &mut self.backing).await?;
         flush_kind::<JobLifetimeStats, B>(&mut self.caches.stats, &mut self.backing).await?;
         flush_kind::<PoolLifetimeStats, B>(&mut self.caches.poolstats, &mut self.backing).await?;
-        flush_kind::<JobSchedule, B>(&mut self.caches.schedules, &mut self.backing).await
+        flush_kind::<JobSchedule, B>(&mut self.caches.schedules, &mut self.backing).await?;
+        flush_kind::<PoolUsage, B>(&mut self.caches.usage, &mut self.backing).await
     }
 }
 

@@ -17,6 +17,7 @@ use crate::model::pool::Pool;
 use crate::model::stats::{Attempt, AttemptOutcome, JobLifetimeStats, JobStats, NodeUsage, PoolLifetimeStats, PoolStats, TaskStats};
 use crate::model::task::{Task, TaskState};
 use crate::model::time::Timestamp;
+use crate::model::usage::{CoreSpan, PoolUsage};
 use crate::store::StoreResult;
 
 /// Statistics waiting for the end of the batch.
@@ -26,6 +27,8 @@ pub struct PendingStats {
     attempts: Vec<(String, Attempt)>,
     /// Node usage, by pool id.
     nodes: Vec<(String, NodeUsage)>,
+    /// Node core time for the usage metrics: pool id, VM size, span.
+    spans: Vec<(String, String, CoreSpan)>,
 }
 
 impl PendingStats {
@@ -33,6 +36,7 @@ impl PendingStats {
     pub fn clear(&mut self) {
         self.attempts.clear();
         self.nodes.clear();
+        self.spans.clear();
     }
 }
 
@@ -85,17 +89,19 @@ impl Reactor {
     pub(super) async fn node_sampled<B: Backing>(&mut self, r: &mut Records<B>, node_id: &str, sample: NodeSample) -> StoreResult<()> {
         let Some(pool_id) = self.nodes.get(node_id).map(|n| n.pool_id.clone()) else { return Ok(()) };
         let Some(mut node) = r.get::<Node>(&pool_id, node_id).await? else { return Ok(()) };
-        let dedicated_core_ms = node.count_core_time(Some(sample.cores), host_cores(), self.now());
+        let span = node.count_core_time(Some(sample.cores), host_cores(), self.now());
+        self.pending_stats.spans.push((pool_id.clone(), node.vm_size.clone(), span));
         r.put(node);
-        self.pending_stats.nodes.push((pool_id, NodeUsage { dedicated_core_ms, sample: Some(sample) }));
+        self.pending_stats.nodes.push((pool_id, NodeUsage { dedicated_core_ms: span.dedicated_core_ms(), sample: Some(sample) }));
         Ok(())
     }
 
     /// A node leaves its pool: its core-time up to now counts.
     pub(super) async fn node_leaving<B: Backing>(&mut self, r: &mut Records<B>, pool_id: &str, node_id: &str) -> StoreResult<()> {
         if let Some(mut node) = r.get::<Node>(pool_id, node_id).await? {
-            let dedicated_core_ms = node.count_core_time(None, host_cores(), self.now());
-            self.pending_stats.nodes.push((pool_id.to_string(), NodeUsage { dedicated_core_ms, sample: None }));
+            let span = node.count_core_time(None, host_cores(), self.now());
+            self.pending_stats.spans.push((pool_id.to_string(), node.vm_size.clone(), span));
+            self.pending_stats.nodes.push((pool_id.to_string(), NodeUsage { dedicated_core_ms: span.dedicated_core_ms(), sample: None }));
         }
         Ok(())
     }
@@ -135,6 +141,14 @@ impl Reactor {
                 }
             }
             r.put(life);
+        }
+        for (pool_id, vm_size, span) in std::mem::take(&mut self.pending_stats.spans) {
+            for (start, core_ms) in span.split() {
+                let key = PoolUsage::key(&pool_id, start);
+                let mut u = r.get::<PoolUsage>("", &key).await?.unwrap_or_else(|| PoolUsage::new(&pool_id, start, &vm_size));
+                u.core_ms += core_ms;
+                r.put(u);
+            }
         }
         Ok(())
     }
