@@ -10,6 +10,7 @@ pub mod job_manager;
 pub mod job_schedule;
 pub mod multi_instance;
 pub mod node;
+pub mod node_ops;
 pub mod pool;
 pub mod stats;
 pub mod task;

@@ -120,6 +120,9 @@ pub struct Node {
     /// How far the node's core-time was counted into its pool's statistics (never rendered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meter: Option<super::stats::NodeMeter>,
+    /// Users, a waiting reboot or reimage, and the recent tasks (node operations).
+    #[serde(flatten, default)]
+    pub ops: super::node_ops::NodeOpsState,
 }
 
 /// A Linux image openbatch's nodes run, as Account List Supported Images reports it.

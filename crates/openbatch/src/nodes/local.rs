@@ -73,4 +73,33 @@ impl LocalProvider {
             }
         }
     }
+
+    /// Restarts a node's agent: kills `pid` (when this service knows it) and waits until it
+    /// is gone (its tasks die with it), empties the node root when `wipe` (a reimage), then
+    /// starts a new agent; returns its process id.
+    pub async fn restart(&self, pool_id: &str, node_id: &str, token: &str, pid: Option<u32>, wipe: bool) -> std::io::Result<u32> {
+        if let Some(pid) = pid.filter(|p| *p > 0) {
+            self.kill(pid);
+            // The agent is reaped by its waiter (or by init); kill(pid, 0) fails once it is gone.
+            for _ in 0..250 {
+                // SAFETY: signal 0 only checks that the process exists.
+                if unsafe { libc::kill(pid as i32, 0) } != 0 {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+            }
+            // Its task processes get SIGKILL when it dies (PR_SET_PDEATHSIG); let them go.
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        if wipe {
+            let root = self.node_root(pool_id, node_id);
+            tokio::task::spawn_blocking(move || match std::fs::remove_dir_all(&root) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            })
+            .await
+            .map_err(std::io::Error::other)??;
+        }
+        self.spawn(pool_id, node_id, token)
+    }
 }

@@ -271,6 +271,17 @@ impl Driver {
                 Effect::RemovePoolDir { pool_id } => {
                     let _ = std::fs::remove_dir_all(self.provider.pool_dir(&pool_id));
                 }
+                Effect::RestartAgent { pool_id, node_id, token, pid, wipe } => {
+                    let (provider, me) = (self.provider.clone(), self.me.clone());
+                    tokio::spawn(async move {
+                        match provider.restart(&pool_id, &node_id, &token, pid, wipe).await {
+                            Ok(pid) => {
+                                let _ = me.send(Incoming::Event(Event::NodeSpawned { pool_id, node_id, pid }));
+                            }
+                            Err(e) => tracing::error!(%pool_id, %node_id, error = %e, "could not restart the node agent"),
+                        }
+                    });
+                }
             }
         }
         for (node_id, dispatch_ids) in acks {

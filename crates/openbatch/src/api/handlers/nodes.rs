@@ -17,7 +17,7 @@ pub fn url(base: &str, pool: &str, id: &str) -> String {
 /// The wire shape of a compute node (2022-10-01.16.0); private bookkeeping is left out.
 pub fn render(base: &str, n: &Node) -> Map<String, Value> {
     let mut m = to_map(n);
-    for private in ["poolId", "agentToken", "rootDir", "agentPid", "imageReference", "meter"] {
+    for private in ["poolId", "agentToken", "rootDir", "agentPid", "imageReference", "meter", "users", "pendingRestart"] {
         m.remove(private);
     }
     m.insert("url".into(), Value::String(url(base, &n.pool_id, &n.id)));

@@ -18,7 +18,8 @@ pub mod dependencies;
 pub mod exec;
 mod jobs;
 mod multi;
-mod node_ops;
+pub mod node_ops;
+mod node_users;
 mod nodes;
 mod pools;
 mod prep;
@@ -147,6 +148,8 @@ pub enum Event {
     EnableNodeScheduling { pool_id: String, node_id: String },
     /// An operation on a pool (Stop Resize, Remove Nodes, preempt a Spot node).
     Pool { pool_id: String, op: resize::PoolOp },
+    /// Compute Node Reboot, Reimage, Add/Update/Delete User (answers).
+    NodeOperation { pool_id: String, node_id: String, op: node_ops::NodeOp },
     /// An API operation on a job or task that holds only if the request's conditional
     /// headers hold for the record now (checked in the batch that changes it): 412
     /// `ConditionNotMet` otherwise.
@@ -192,6 +195,9 @@ pub enum Effect {
     KillAgent { pid: u32 },
     /// Remove a deleted pool's node directories.
     RemovePoolDir { pool_id: String },
+    /// Stop a node's agent (`pid`, when this service started it) and start it again; `wipe`
+    /// empties the node directory in between (a reimage).
+    RestartAgent { pool_id: String, node_id: String, token: String, pid: Option<u32>, wipe: bool },
     /// Answer the request behind a ticket.
     Answer { ticket: Ticket, answer: Answer },
 }
@@ -226,6 +232,8 @@ pub struct Reactor {
     schedule_wake: HashMap<String, Timestamp>,
     /// Node agents by node id.
     pub nodes: HashMap<String, NodeRt>,
+    /// When node user accounts expire: (when, pool, node).
+    user_expiry: BTreeSet<(Timestamp, String, String)>,
     next_dispatch: u64,
     info: ServiceInfo,
     clock: Arc<dyn TimeSource>,
@@ -256,6 +264,7 @@ impl Reactor {
             retention: BTreeSet::new(),
             schedule_wake: HashMap::new(),
             nodes: HashMap::new(),
+            user_expiry: BTreeSet::new(),
             next_dispatch: first_dispatch,
             clock,
             out: Vec::new(),
@@ -308,6 +317,7 @@ impl Reactor {
         }
         let mut known = HashSet::new();
         self.spot.preempted.clear();
+        self.user_expiry.clear();
         for n in nodes {
             if n.state == NodeState::Preempted {
                 let recovery = chrono::Duration::from_std(self.info.limits.spot_recovery).unwrap_or_default();
@@ -316,6 +326,7 @@ impl Reactor {
                 continue;
             }
             known.insert(n.id.clone());
+            self.restore_user_expiry(n);
             let rt = self.nodes.entry(n.id.clone()).or_insert(NodeRt {
                 pool_id: n.pool_id.clone(),
                 connected: false,
@@ -526,6 +537,10 @@ impl Reactor {
                 let a = self.pool_op(r, &pool_id, op).await?;
                 self.answer(ticket, Answer::Api(a));
             }
+            Event::NodeOperation { pool_id, node_id, op } => {
+                let a = self.node_operation(r, (&pool_id, &node_id), op).await?;
+                self.answer(ticket, Answer::Api(a));
+            }
             Event::AgentHello { pool_id, node_id, token, agent_version, running, mut finished } => {
                 finished.iter_mut().for_each(|res| self.agent_times(res));
                 let accepted = self.agent_hello(r, &pool_id, &node_id, &token, &agent_version, running, finished).await?;
@@ -577,6 +592,7 @@ impl Reactor {
                     self.pending.push_back(Event::TerminateJob { job_id, reason: "MaxWallClockTimeExpiry".into() });
                 }
                 self.expire_retention(r, now).await?;
+                self.expire_node_users(r, now).await?;
                 for id in self.due_schedules(now) {
                     self.evaluate_schedule(r, &id).await?;
                 }

@@ -63,7 +63,8 @@ impl Reactor {
             set_node_state(&mut node, NodeState::StartTaskFailed, now);
             self.core.upsert_node(pool_id, node_id, false);
         } else if node.state == NodeState::WaitingForStartTask {
-            set_node_state(&mut node, NodeState::Idle, now);
+            let ready = ready_state(&node);
+            set_node_state(&mut node, ready, now);
             self.core.upsert_node(pool_id, node_id, node.scheduling_state == SchedulingState::Enabled);
         }
         r.put(node);
@@ -184,8 +185,10 @@ impl Reactor {
             self.touched_pools.insert(pool_id.to_string());
             return Ok(true);
         }
-        if matches!(node.state, NodeState::Creating | NodeState::Starting | NodeState::Rebooting | NodeState::Unusable | NodeState::Unknown)
-        {
+        if matches!(
+            node.state,
+            NodeState::Creating | NodeState::Starting | NodeState::Rebooting | NodeState::Reimaging | NodeState::Unusable | NodeState::Unknown
+        ) {
             node.last_boot_time = Some(now);
             if let Some(st) = &node.start_task {
                 let wait = st.wait_for_success.unwrap_or(true);
@@ -199,10 +202,12 @@ impl Reactor {
                     last_retry_time: None,
                     result: None,
                 });
-                set_node_state(&mut node, if wait { NodeState::WaitingForStartTask } else { NodeState::Idle }, now);
+                let state = if wait { NodeState::WaitingForStartTask } else { ready_state(&node) };
+                set_node_state(&mut node, state, now);
                 self.run_start_task(r, &node).await?;
             } else {
-                set_node_state(&mut node, NodeState::Idle, now);
+                let ready = ready_state(&node);
+                set_node_state(&mut node, ready, now);
             }
         }
         let schedulable = matches!(node.state, NodeState::Idle | NodeState::Running) && node.scheduling_state == SchedulingState::Enabled;
@@ -263,11 +268,7 @@ impl Reactor {
         for (job_id, task_id) in self.core.tasks_on_node(&pool_id, node_id) {
             self.requeue_task(r, &job_id, &task_id).await?;
         }
-        // Preparation runs again on the restarted node; release tasks it ran are over.
-        self.abandon_side_tasks(r, node_id).await?;
-        for job_id in self.core.prepared_jobs(node_id) {
-            self.core.forget_prep(&job_id, node_id);
-        }
+        self.reset_node_work(r, node_id).await?;
         let Some(mut node) = r.get::<Node>(&pool_id, node_id).await? else { return Ok(()) };
         node.running_tasks_count = 0;
         node.running_task_slots_count = 0;
@@ -278,5 +279,25 @@ impl Reactor {
         self.touched_pools.insert(pool_id.clone());
         self.out.push(Effect::SpawnAgent { pool_id, node_id: node_id.to_string(), token });
         Ok(())
+    }
+
+    /// A node starts over (restarted after loss, rebooted, reimaged): preparation tasks run
+    /// again before their jobs' next tasks there; release tasks it ran are over.
+    pub(super) async fn reset_node_work<B: Backing>(&mut self, r: &mut Records<B>, node_id: &str) -> StoreResult<()> {
+        self.abandon_side_tasks(r, node_id).await?;
+        for job_id in self.core.prepared_jobs(node_id) {
+            self.core.forget_prep(&job_id, node_id);
+        }
+        Ok(())
+    }
+}
+
+/// The state of a booted node with nothing running: `idle`, or `offline` when its scheduling
+/// is disabled (a node rebooted while disabled stays so).
+fn ready_state(node: &Node) -> NodeState {
+    if node.scheduling_state == SchedulingState::Disabled {
+        NodeState::Offline
+    } else {
+        NodeState::Idle
     }
 }

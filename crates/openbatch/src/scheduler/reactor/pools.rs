@@ -122,6 +122,7 @@ impl Reactor {
             root_dir: self.info.nodes_dir.join(&pool_id).join(&node_id).display().to_string(),
             agent_pid: None,
             meter: None,
+            ops: Default::default(),
         }
     }
 

@@ -154,6 +154,7 @@ impl Reactor {
                 changed = true;
             }
             if changed {
+                self.note_recent_task(r, t.status.node_info.clone().as_ref(), &t).await?;
                 r.put(t);
             }
         }
@@ -198,6 +199,7 @@ impl Reactor {
         let job_id = job_id.as_str();
         let now = self.now();
         let (result, failure) = outcome(&res);
+        let ran_on = task.status.node_info.clone();
         let freed = self.release_placement(r, &task, Some(result)).await?;
         self.close_subtasks(&mut task, now);
         self.touched_jobs.insert(job_id.to_string());
@@ -241,6 +243,7 @@ impl Reactor {
             self.task_completed(r, &task, ending(&res)).await?;
             self.retain(&task);
         }
+        self.note_recent_task(r, ran_on.as_ref(), &task).await?;
         r.put(task);
         // Nodes leaving their pool once their tasks finish go now.
         for (pool_id, node_id) in freed {
@@ -274,6 +277,8 @@ impl Reactor {
                     node.total_tasks_run += 1;
                     node.total_tasks_succeeded += i32::from(result == ExecutionResult::Success);
                 }
+                // A node waiting to reboot or reimage goes once its last task ended.
+                self.restart_if_due(&node);
                 r.put(node);
             }
         }
@@ -294,13 +299,14 @@ impl Reactor {
         let now = self.now();
         self.kill_instances(&task);
         self.release_placement(r, &task, None).await?;
+        let ran_on = task.status.node_info.take();
         task.multi = None;
         task.status.execution_info.requeue_count += 1;
         task.status.execution_info.last_requeue_time = Some(now);
         task.status.execution_info.start_time = None;
-        task.status.node_info = None;
         task.dispatch = 0;
         task.status.transition(TaskState::Active, now);
+        self.note_recent_task(r, ran_on.as_ref(), &task).await?;
         let job = r.get::<Job>("", job_id).await?;
         // Disabled and terminating jobs keep their queue; the core does not schedule from it.
         if let Some(job) = job.filter(|j| !matches!(j.status.state, JobState::Completed | JobState::Deleting)) {
@@ -341,6 +347,7 @@ impl Reactor {
         task.dispatch = 0;
         task.status.transition(TaskState::Completed, now);
         task.last_modified = now;
+        self.note_recent_task(r, task.status.node_info.clone().as_ref(), &task).await?;
         self.retain(&task);
         if counts_as_failed {
             self.task_completed(r, &task, Ending::Killed).await?;

@@ -111,6 +111,11 @@ impl TestEnv {
                     self.running.remove(node_id);
                 }
                 Effect::SpawnAgent { pool_id, node_id, token } => self.spawned.push((pool_id.clone(), node_id.clone(), token.clone())),
+                Effect::RestartAgent { pool_id, node_id, token, .. } => {
+                    // The old agent dies with what it ran; a new one is started.
+                    self.running.remove(node_id);
+                    self.spawned.push((pool_id.clone(), node_id.clone(), token.clone()));
+                }
                 Effect::Answer { ticket, answer } => answers.push((*ticket, answer.clone())),
                 _ => {}
             }
