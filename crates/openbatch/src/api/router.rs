@@ -31,6 +31,15 @@ pub enum Operation {
     NodeUploadBatchServiceLogs(String, String),
     NodeDisableScheduling(String, String),
     NodeEnableScheduling(String, String),
+    NodeReboot(String, String),
+    NodeReimage(String, String),
+    NodeAddUser(String, String),
+    NodeUpdateUser(String, String, String),
+    NodeDeleteUser(String, String, String),
+    NodeRemoteLoginSettings(String, String),
+    NodeRemoteDesktop(String, String),
+    NodeExtensionList(String, String),
+    NodeExtensionGet(String, String, String),
     FileListFromNode(String, String),
     FileFromNode { pool: String, node: String, path: String, method: FileMethod },
     JobAdd,
@@ -110,6 +119,15 @@ impl Operation {
             Operation::NodeUploadBatchServiceLogs(..) => ("POST", "/pools/{poolId}/nodes/{nodeId}/uploadbatchservicelogs"),
             Operation::NodeDisableScheduling(..) => ("POST", "/pools/{poolId}/nodes/{nodeId}/disablescheduling"),
             Operation::NodeEnableScheduling(..) => ("POST", "/pools/{poolId}/nodes/{nodeId}/enablescheduling"),
+            Operation::NodeReboot(..) => ("POST", "/pools/{poolId}/nodes/{nodeId}/reboot"),
+            Operation::NodeReimage(..) => ("POST", "/pools/{poolId}/nodes/{nodeId}/reimage"),
+            Operation::NodeAddUser(..) => ("POST", "/pools/{poolId}/nodes/{nodeId}/users"),
+            Operation::NodeUpdateUser(..) => ("PUT", "/pools/{poolId}/nodes/{nodeId}/users/{userName}"),
+            Operation::NodeDeleteUser(..) => ("DELETE", "/pools/{poolId}/nodes/{nodeId}/users/{userName}"),
+            Operation::NodeRemoteLoginSettings(..) => ("GET", "/pools/{poolId}/nodes/{nodeId}/remoteloginsettings"),
+            Operation::NodeRemoteDesktop(..) => ("GET", "/pools/{poolId}/nodes/{nodeId}/rdp"),
+            Operation::NodeExtensionList(..) => ("GET", "/pools/{poolId}/nodes/{nodeId}/extensions"),
+            Operation::NodeExtensionGet(..) => ("GET", "/pools/{poolId}/nodes/{nodeId}/extensions/{extensionName}"),
             Operation::FileListFromNode(..) => ("GET", "/pools/{poolId}/nodes/{nodeId}/files"),
             Operation::FileFromNode { method, .. } => (file_method(method), "/pools/{poolId}/nodes/{nodeId}/files/{filePath}"),
             Operation::JobAdd => ("POST", "/jobs"),
@@ -165,6 +183,10 @@ impl Operation {
                 | Operation::PoolExists(_)
                 | Operation::NodeList(_)
                 | Operation::NodeGet(..)
+                | Operation::NodeRemoteLoginSettings(..)
+                | Operation::NodeRemoteDesktop(..)
+                | Operation::NodeExtensionList(..)
+                | Operation::NodeExtensionGet(..)
                 | Operation::FileListFromNode(..)
                 | Operation::JobList
                 | Operation::JobGet(_)
@@ -251,6 +273,15 @@ fn match_op(m: &str, s: &[&str]) -> Option<Operation> {
         ("POST", ["pools", p, "nodes", n, "uploadbatchservicelogs"]) => Operation::NodeUploadBatchServiceLogs(p.to_string(), n.to_string()),
         ("POST", ["pools", p, "nodes", n, "disablescheduling"]) => Operation::NodeDisableScheduling(p.to_string(), n.to_string()),
         ("POST", ["pools", p, "nodes", n, "enablescheduling"]) => Operation::NodeEnableScheduling(p.to_string(), n.to_string()),
+        ("POST", ["pools", p, "nodes", n, "reboot"]) => Operation::NodeReboot(p.to_string(), n.to_string()),
+        ("POST", ["pools", p, "nodes", n, "reimage"]) => Operation::NodeReimage(p.to_string(), n.to_string()),
+        ("POST", ["pools", p, "nodes", n, "users"]) => Operation::NodeAddUser(p.to_string(), n.to_string()),
+        ("PUT", ["pools", p, "nodes", n, "users", u]) => Operation::NodeUpdateUser(p.to_string(), n.to_string(), u.to_string()),
+        ("DELETE", ["pools", p, "nodes", n, "users", u]) => Operation::NodeDeleteUser(p.to_string(), n.to_string(), u.to_string()),
+        ("GET", ["pools", p, "nodes", n, "remoteloginsettings"]) => Operation::NodeRemoteLoginSettings(p.to_string(), n.to_string()),
+        ("GET", ["pools", p, "nodes", n, "rdp"]) => Operation::NodeRemoteDesktop(p.to_string(), n.to_string()),
+        ("GET", ["pools", p, "nodes", n, "extensions"]) => Operation::NodeExtensionList(p.to_string(), n.to_string()),
+        ("GET", ["pools", p, "nodes", n, "extensions", e]) => Operation::NodeExtensionGet(p.to_string(), n.to_string(), e.to_string()),
         ("GET", ["pools", p, "nodes", n, "files"]) => Operation::FileListFromNode(p.to_string(), n.to_string()),
         (_, ["pools", p, "nodes", n, "files", rest @ ..]) if !rest.is_empty() && file_method(m).is_some() => Operation::FileFromNode {
             pool: p.to_string(),

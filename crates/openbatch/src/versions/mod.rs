@@ -93,6 +93,15 @@ pub fn operation_exists(method: &str, path_template: &str, v: ApiVersion) -> boo
     table::OPERATIONS.iter().any(|o| o.method == method && norm(o.path) == want && o.first <= i && i <= o.last)
 }
 
+/// True when Compute Node Reimage at `v` may be invoked only on pools created with
+/// `cloudServiceConfiguration` — the documented rule (and the recorded 409 of 2022-01-01.15.0)
+/// of every version that has Cloud Services pools. 2024-07-01.20.0 removed them (and brought
+/// Reimage back with Start and Deallocate, after 2024-02-01.19.0's client left it out), so
+/// from then on Reimage applies to virtual machine pools.
+pub fn reimage_needs_cloud_service(v: ApiVersion) -> bool {
+    property("CloudPool", "cloudServiceConfiguration", v).is_some()
+}
+
 /// The documented operation (method and path template) that `method` + `path` names at
 /// version `v`, if any: placeholders match one segment, and a trailing `{filePath}` the rest.
 pub fn documented_operation(method: &str, path: &str, v: ApiVersion) -> Option<&'static str> {

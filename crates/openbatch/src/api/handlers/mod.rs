@@ -9,6 +9,7 @@ mod files;
 mod job_schedules;
 mod jobs;
 mod node_logs;
+mod node_ops;
 mod nodes;
 pub mod pool_resize;
 mod pools;
@@ -56,6 +57,15 @@ pub async fn handle(app: &App, op: Operation, ctx: &Ctx, body: &[u8]) -> ApiResu
         Operation::NodeDisableScheduling(pool, node) => nodes::disable_scheduling(app, ctx, &pool, &node, body).await,
         Operation::NodeEnableScheduling(pool, node) => nodes::enable_scheduling(app, ctx, &pool, &node).await,
         Operation::NodeUploadBatchServiceLogs(pool, node) => node_logs::upload(app, ctx, &pool, &node, body).await,
+        Operation::NodeReboot(pool, node) => node_ops::reboot(app, ctx, &pool, &node, body).await,
+        Operation::NodeReimage(pool, node) => node_ops::reimage(app, ctx, &pool, &node, body).await,
+        Operation::NodeAddUser(pool, node) => node_ops::add_user(app, ctx, &pool, &node, body).await,
+        Operation::NodeUpdateUser(pool, node, user) => node_ops::update_user(app, ctx, &pool, &node, &user, body).await,
+        Operation::NodeDeleteUser(pool, node, user) => node_ops::delete_user(app, ctx, &pool, &node, &user).await,
+        Operation::NodeRemoteLoginSettings(pool, node) => node_ops::remote_login_settings(app, ctx, &pool, &node).await,
+        Operation::NodeRemoteDesktop(pool, node) => node_ops::remote_desktop(app, ctx, &pool, &node).await,
+        Operation::NodeExtensionList(pool, node) => node_ops::list_extensions(app, ctx, &pool, &node).await,
+        Operation::NodeExtensionGet(pool, node, name) => node_ops::get_extension(app, ctx, &pool, &node, &name).await,
         Operation::FileListFromNode(pool, node) => files::list_from_node(app, ctx, &pool, &node).await,
         Operation::FileFromNode { pool, node, path, method } => files::from_node(app, ctx, &pool, &node, &path, method).await,
         Operation::JobAdd => jobs::add(app, ctx, body).await,
