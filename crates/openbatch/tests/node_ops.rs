@@ -103,7 +103,7 @@ async fn reimage_wipes_the_node_and_is_refused_where_only_cloud_service_pools_ha
     let n = wait_node(&svc, "p", &node, &["idle"]).await;
     assert_eq!(n["startTaskInfo"]["state"], "completed", "{n}");
     assert_eq!(boots(&svc, "p", &node).await, 1, "the node directory was wiped before the start task ran again");
-    let files = svc.get(&format!("/jobs/j/tasks/t/files/stdout.txt")).send().await;
+    let files = svc.get("/jobs/j/tasks/t/files/stdout.txt").send().await;
     assert_eq!(files.status, 404, "the task's files went with the reimage: {files:?}");
 }
 

@@ -83,7 +83,12 @@ impl Reactor {
 
     /// Loads a node for an operation: 404 `NodeNotFound`; 409 `OperationNotValidOnNode` for a
     /// node leaving its pool.
-    pub(super) async fn node_for_operation<B: Backing>(&mut self, r: &mut Records<B>, pool_id: &str, node_id: &str) -> StoreResult<ApiResult<Node>> {
+    pub(super) async fn node_for_operation<B: Backing>(
+        &mut self,
+        r: &mut Records<B>,
+        pool_id: &str,
+        node_id: &str,
+    ) -> StoreResult<ApiResult<Node>> {
         Ok(match r.get::<Node>(pool_id, node_id).await? {
             None => Err(BatchError::not_found(ResourceKind::Node)),
             Some(n) if n.state == NodeState::LeavingPool => {
@@ -214,7 +219,12 @@ impl Reactor {
 
     /// Stops the node's agent and starts it again (after emptying the node directory for a
     /// reimage); the node boots when the new agent says hello.
-    async fn restart_now<B: Backing>(&mut self, r: &mut Records<B>, (pool_id, node_id): (&str, &str), kind: RestartKind) -> StoreResult<()> {
+    async fn restart_now<B: Backing>(
+        &mut self,
+        r: &mut Records<B>,
+        (pool_id, node_id): (&str, &str),
+        kind: RestartKind,
+    ) -> StoreResult<()> {
         self.reset_node_work(r, node_id).await?;
         let Some(mut node) = r.get::<Node>(pool_id, node_id).await? else { return Ok(()) };
         let now = self.now();
@@ -256,7 +266,12 @@ impl Reactor {
 
     /// Records `task` as it is now among the `recentTasks` of the node it ran on (`ran_on`,
     /// its node information before a requeue or retry cleared it).
-    pub(super) async fn note_recent_task<B: Backing>(&mut self, r: &mut Records<B>, ran_on: Option<&TaskNodeInfo>, task: &Task) -> StoreResult<()> {
+    pub(super) async fn note_recent_task<B: Backing>(
+        &mut self,
+        r: &mut Records<B>,
+        ran_on: Option<&TaskNodeInfo>,
+        task: &Task,
+    ) -> StoreResult<()> {
         let Some(ni) = ran_on else { return Ok(()) };
         if let Some(mut node) = r.get::<Node>(&ni.pool_id, &ni.node_id).await? {
             node.ops.note_task(crate::model::node_ops::TaskInformation::of(&self.info.account_url, task));

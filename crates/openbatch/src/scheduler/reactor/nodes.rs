@@ -187,7 +187,12 @@ impl Reactor {
         }
         if matches!(
             node.state,
-            NodeState::Creating | NodeState::Starting | NodeState::Rebooting | NodeState::Reimaging | NodeState::Unusable | NodeState::Unknown
+            NodeState::Creating
+                | NodeState::Starting
+                | NodeState::Rebooting
+                | NodeState::Reimaging
+                | NodeState::Unusable
+                | NodeState::Unknown
         ) {
             node.last_boot_time = Some(now);
             if let Some(st) = &node.start_task {

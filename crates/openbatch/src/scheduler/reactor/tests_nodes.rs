@@ -4,9 +4,9 @@
 use super::node_ops::NodeOp;
 use super::testenv::TestEnv;
 use super::{Effect, Event};
+use crate::model::node::{DisableSchedulingOption, NodeState, SchedulingState};
 use crate::model::node_ops::{NodeUserAdd, NodeUserUpdate, RestartKind};
 use crate::model::pool::DeallocationOption;
-use crate::model::node::{DisableSchedulingOption, NodeState, SchedulingState};
 use crate::model::task::TaskState;
 use serde_json::json;
 
@@ -156,7 +156,13 @@ fn node_users_are_added_updated_deleted_and_expire() {
     let mut env = TestEnv::new();
     env.pool("p", 1, 1);
     let n = env.nodes("p")[0].id.clone();
-    let user = |name: &str| NodeUserAdd { name: Some(name.into()), is_admin: None, expiry_time: None, password: Some("pw".into()), ssh_public_key: None };
+    let user = |name: &str| NodeUserAdd {
+        name: Some(name.into()),
+        is_admin: None,
+        expiry_time: None,
+        password: Some("pw".into()),
+        ssh_public_key: None,
+    };
     let op = |env: &mut TestEnv, op: NodeOp| env.call(Event::NodeOperation { pool_id: "p".into(), node_id: n.clone(), op });
     op(&mut env, NodeOp::AddUser(user("alice"))).expect("add");
     assert_eq!(op(&mut env, NodeOp::AddUser(user("ALICE"))).unwrap_err().code, "NodeUserExists");
