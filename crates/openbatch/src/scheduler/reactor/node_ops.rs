@@ -193,6 +193,10 @@ impl Reactor {
         if let Some(e) = not_ready(node.state, true) {
             return Ok(Err(e));
         }
+        if !self.nodes.get(node_id).is_some_and(|rt| rt.connected) {
+            // Its agent is away (being restarted after a loss): it is coming up again.
+            return Ok(Err(BatchError::conflict("NodeBeingStarted", "The specified node is being started.")));
+        }
         let state = match kind {
             RestartKind::Reboot => NodeState::Rebooting,
             RestartKind::Reimage => NodeState::Reimaging,

@@ -279,6 +279,8 @@ impl Reactor {
         node.running_task_slots_count = 0;
         set_node_state(&mut node, NodeState::Unusable, now);
         node.start_task_info = None;
+        // A reboot or reimage it was waiting for is done by this restart.
+        node.ops.pending_restart = None;
         let token = node.agent_token.clone();
         r.put(node);
         self.touched_pools.insert(pool_id.clone());

@@ -209,3 +209,22 @@ fn recent_tasks_show_the_tasks_that_ran_on_the_node_newest_first() {
     assert_eq!(recent[0].execution_info.exit_code, Some(11));
     assert_eq!(recent[0].task_url, "http://127.0.0.1:1/jobs/j/tasks/t11");
 }
+
+#[test]
+fn a_node_whose_agent_is_away_cannot_reboot_and_a_lost_node_forgets_its_waiting_reboot() {
+    let mut env = TestEnv::new();
+    env.pool("p", 1, 1);
+    env.job_on("j", "p");
+    env.add_tasks("j", vec![json!({"id": "a", "commandLine": "sleep 9"})]);
+    let n = env.nodes("p")[0].id.clone();
+    restart(&mut env, &n, RestartKind::Reboot, DeallocationOption::TaskCompletion).expect("reboot");
+    assert_eq!(node(&env, &n).ops.pending_restart, Some(RestartKind::Reboot));
+    // The agent is lost: the node is restarted anyway, its task requeued, the wait dropped.
+    env.event(Event::AgentLost { node_id: n.clone() });
+    assert_eq!(restart(&mut env, &n, RestartKind::Reboot, DeallocationOption::Requeue).unwrap_err().code, "NodeBeingRebooted");
+    env.advance(super::RECONNECT_GRACE_SECS + 1);
+    assert_eq!(node(&env, &n).ops.pending_restart, None);
+    assert_eq!(restart(&mut env, &n, RestartKind::Reboot, DeallocationOption::Requeue).unwrap_err().code, "NodeBeingStarted");
+    env.connect_spawned();
+    assert_eq!(node(&env, &n).state, NodeState::Running, "back, it runs the requeued task");
+}
