@@ -243,7 +243,7 @@ fn main() -> anyhow::Result<()> {
                 let client = openbatch::client::Client::new(&url, &account, &key)?;
                 let enc = |s: &str| percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string();
                 let path = format!("/openbatch/v1/pools/{}/nodes/{}/preempt", enc(&pool), enc(&node));
-                let (status, answer) = client.call(axum::http::Method::POST, &path, None).await?;
+                let (status, answer) = client.call(axum::http::Method::POST, &path, Some(&serde_json::json!({}))).await?;
                 if status != 202 {
                     anyhow::bail!("the service answered {status}: {answer}");
                 }
