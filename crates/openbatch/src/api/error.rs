@@ -216,6 +216,7 @@ pub enum ResourceKind {
     Node,
     File,
     JobSchedule,
+    Certificate,
 }
 
 impl ResourceKind {
@@ -227,6 +228,7 @@ impl ResourceKind {
             ResourceKind::Node => "Node",
             ResourceKind::File => "File",
             ResourceKind::JobSchedule => "JobSchedule",
+            ResourceKind::Certificate => "Certificate",
         }
     }
     fn noun(self) -> &'static str {
@@ -237,6 +239,7 @@ impl ResourceKind {
             ResourceKind::Node => "node",
             ResourceKind::File => "file",
             ResourceKind::JobSchedule => "job schedule",
+            ResourceKind::Certificate => "certificate",
         }
     }
 }

@@ -129,6 +129,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/openbatch/v1/pools/{pool}/nodes/{node}/preempt", axum::routing::post(handlers::pool_resize::preempt))
         .route("/agent/v1/connect", axum::routing::get(agent_ws::connect))
         .route("/agent/v1/applications/{id}/{version}", axum::routing::get(handlers::applications::agent_get_package))
+        .route("/agent/v1/certificates/{id}", axum::routing::get(handlers::certificates::agent_get))
         .route(
             "/openbatch/v1/applications/{id}/versions/{version}",
             axum::routing::put(handlers::applications::admin_put_package).layer(DefaultBodyLimit::max(handlers::applications::MAX_PACKAGE)),

@@ -75,6 +75,40 @@ pub enum Operation {
     TaskListSubtasks(String, String),
     FileListFromTask(String, String),
     FileFromTask { job: String, task: String, path: String, method: FileMethod },
+    CertificateAdd,
+    CertificateList,
+    CertificateGet(CertificateKey),
+    CertificateDelete(CertificateKey),
+    CertificateCancelDeletion(CertificateKey),
+}
+
+/// The key of a certificate in its path segment
+/// `certificates(thumbprintAlgorithm={a},thumbprint={t})`: names compared without case (the
+/// service's `Location` writes `ThumbprintAlgorithm=`), values optionally in single quotes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CertificateKey {
+    pub thumbprint_algorithm: String,
+    pub thumbprint: String,
+}
+
+impl CertificateKey {
+    /// Reads a decoded path segment; `None` when it is not `certificates(...)` with exactly
+    /// these two keys.
+    pub fn parse(seg: &str) -> Option<CertificateKey> {
+        let inner = seg.strip_prefix("certificates(")?.strip_suffix(')')?;
+        let (mut alg, mut tp) = (None, None);
+        for pair in inner.split(',') {
+            let (k, v) = pair.split_once('=')?;
+            let v = v.trim();
+            let v = v.strip_prefix('\'').and_then(|x| x.strip_suffix('\'')).unwrap_or(v).to_string();
+            match k.trim().to_ascii_lowercase().as_str() {
+                "thumbprintalgorithm" if alg.is_none() => alg = Some(v),
+                "thumbprint" if tp.is_none() => tp = Some(v),
+                _ => return None,
+            }
+        }
+        Some(CertificateKey { thumbprint_algorithm: alg?, thumbprint: tp? })
+    }
 }
 
 /// What is done with one file.
@@ -163,6 +197,13 @@ impl Operation {
             Operation::TaskListSubtasks(..) => ("GET", "/jobs/{jobId}/tasks/{taskId}/subtasksinfo"),
             Operation::FileListFromTask(..) => ("GET", "/jobs/{jobId}/tasks/{taskId}/files"),
             Operation::FileFromTask { method, .. } => (file_method(method), "/jobs/{jobId}/tasks/{taskId}/files/{filePath}"),
+            Operation::CertificateAdd => ("POST", "/certificates"),
+            Operation::CertificateList => ("GET", "/certificates"),
+            Operation::CertificateGet(_) => ("GET", CERTIFICATE_PATH),
+            Operation::CertificateDelete(_) => ("DELETE", CERTIFICATE_PATH),
+            Operation::CertificateCancelDeletion(_) => {
+                ("POST", "/certificates(thumbprintAlgorithm={thumbprintAlgorithm},thumbprint={thumbprint})/canceldelete")
+            }
         }
     }
 
@@ -200,9 +241,14 @@ impl Operation {
                 | Operation::TaskList(_)
                 | Operation::TaskGet(..)
                 | Operation::FileListFromTask(..)
+                | Operation::CertificateList
+                | Operation::CertificateGet(_)
         )
     }
 }
+
+/// The path template of one certificate.
+const CERTIFICATE_PATH: &str = "/certificates(thumbprintAlgorithm={thumbprintAlgorithm},thumbprint={thumbprint})";
 
 fn decode(seg: &str) -> String {
     percent_encoding::percent_decode_str(seg).decode_utf8_lossy().into_owned()
@@ -230,6 +276,14 @@ pub fn route(method: &Method, raw_path: &str) -> Result<Operation, BatchError> {
     let s: Vec<&str> = segs.iter().map(String::as_str).collect();
     if let Some(op) = match_op(method.as_str(), &s) {
         return Ok(op);
+    }
+    if s.first().is_some_and(|f| f.starts_with("certificates(") && CertificateKey::parse(f).is_none()) {
+        return Err(BatchError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "InvalidUri",
+            "The requested URI does not represent any resource on the server.",
+        )
+        .with("Reason", "A certificate is named as certificates(thumbprintAlgorithm=<algorithm>,thumbprint=<thumbprint>)."));
     }
     // A path that some method serves answers 405 for the others.
     let served = ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE"].iter().any(|m| match_op(m, &s).is_some());
@@ -327,6 +381,11 @@ fn match_op(m: &str, s: &[&str]) -> Option<Operation> {
             path: rest.join("/"),
             method: file_method(m).unwrap_or(FileMethod::Get),
         },
+        ("POST", ["certificates"]) => Operation::CertificateAdd,
+        ("GET", ["certificates"]) => Operation::CertificateList,
+        ("GET", [c]) => Operation::CertificateGet(CertificateKey::parse(c)?),
+        ("DELETE", [c]) => Operation::CertificateDelete(CertificateKey::parse(c)?),
+        ("POST", [c, "canceldelete"]) => Operation::CertificateCancelDeletion(CertificateKey::parse(c)?),
         _ => return None,
     };
     Some(op)
@@ -370,6 +429,30 @@ mod tests {
             assert_eq!(target_job(p).as_deref(), Some("s1:job-2"));
         }
         assert_eq!(route(&Method::PUT, "/jobschedules").unwrap_err().code, "UnsupportedHttpVerb");
+    }
+
+    #[test]
+    fn routes_certificates_by_their_key_segment() {
+        let key = CertificateKey { thumbprint_algorithm: "sha1".into(), thumbprint: "ab12".into() };
+        for p in [
+            "/certificates(thumbprintAlgorithm=sha1,thumbprint=ab12)",
+            "/certificates(ThumbprintAlgorithm=sha1,Thumbprint=ab12)",
+            "/certificates%28thumbprintAlgorithm%3Dsha1%2Cthumbprint%3Dab12%29",
+            "/certificates(thumbprint='ab12',thumbprintAlgorithm='sha1')",
+        ] {
+            assert_eq!(route(&Method::GET, p).unwrap(), Operation::CertificateGet(key.clone()), "{p}");
+        }
+        let p = "/certificates(thumbprintAlgorithm=sha1,thumbprint=ab12)";
+        assert_eq!(route(&Method::DELETE, p).unwrap(), Operation::CertificateDelete(key.clone()));
+        assert_eq!(route(&Method::POST, &format!("{p}/canceldelete")).unwrap(), Operation::CertificateCancelDeletion(key));
+        assert_eq!(route(&Method::POST, "/certificates").unwrap(), Operation::CertificateAdd);
+        assert_eq!(route(&Method::PUT, p).unwrap_err().code, "UnsupportedHttpVerb");
+        for bad in
+            ["/certificates(thumbprint=ab12)", "/certificates(x=1,thumbprint=ab12)", "/certificates(thumbprintAlgorithm=sha1,thumbprint=ab"]
+        {
+            assert_eq!(route(&Method::GET, bad).unwrap_err().code, "InvalidUri", "{bad}");
+        }
+        assert_eq!(route(&Method::GET, "/pools(x)").unwrap_err().status.as_u16(), 404);
     }
 
     #[test]

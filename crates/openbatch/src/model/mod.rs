@@ -2,6 +2,7 @@
 //! Older api-versions are views of these types.
 
 pub mod application;
+pub mod certificate;
 pub mod common;
 pub mod dependencies;
 pub mod exit;

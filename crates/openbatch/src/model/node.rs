@@ -117,6 +117,10 @@ pub struct Node {
     /// Process id of a local node's agent (never rendered).
     #[serde(default)]
     pub agent_pid: Option<u32>,
+    /// The certificates installed on the node (CertificateReference values): its pool's
+    /// `certificateReferences` when it was allocated; shown once the node booted.
+    #[serde(default)]
+    pub certificate_references: Vec<Value>,
     /// How far the node's core-time was counted into its pool's statistics (never rendered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub meter: Option<super::stats::NodeMeter>,

@@ -19,6 +19,7 @@ use std::str::FromStr;
 
 use crate::model::{
     application::Application,
+    certificate::Certificate,
     job::{Job, JobLifetimeStats, JobNode},
     job_schedule::JobSchedule,
     node::Node,
@@ -233,8 +234,22 @@ impl Record for Application {
     }
 }
 
+impl Record for Certificate {
+    const TABLE: &'static str = "certificates";
+    fn parent(&self) -> &str {
+        ""
+    }
+    /// `<thumbprintAlgorithm>-<thumbprint>` ([`crate::model::certificate::key`]).
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn state(&self) -> &'static str {
+        self.state.as_str()
+    }
+}
+
 const TABLES: &[&str] =
-    &["pools", "jobs", "tasks", "nodes", "jobnodes", "jobstats", "poolstats", "applications", "jobschedules", "poolusage"];
+    &["pools", "jobs", "tasks", "nodes", "jobnodes", "jobstats", "poolstats", "applications", "jobschedules", "certificates", "poolusage"];
 
 /// Handle to the database; cheap to clone.
 #[derive(Clone)]

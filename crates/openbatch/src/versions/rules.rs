@@ -210,4 +210,5 @@ pub const BODY_MODELS: &[BodyModel] = &[
     BodyModel { model: "JobUpdateParameter", first: 23, read_as: "CloudJob" },
     BodyModel { model: "JobScheduleUpdateParameter", first: 23, read_as: "CloudJobSchedule" },
     BodyModel { model: "TaskUpdateParameter", first: 23, read_as: "CloudTask" },
+    BodyModel { model: "CertificateAddParameter", first: 23, read_as: "Certificate" },
 ];

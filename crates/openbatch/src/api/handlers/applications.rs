@@ -134,17 +134,21 @@ pub async fn admin_put_package(
     }
 }
 
+/// The node a node agent's request comes from: the node named by the headers
+/// `x-openbatch-pool` and `x-openbatch-node`, when `x-openbatch-token` is its agent token
+/// (compared in constant time); `None` otherwise.
+pub async fn agent_node(app: &App, headers: &HeaderMap) -> Option<crate::model::node::Node> {
+    let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
+    let node = app.store.get::<crate::model::node::Node>(&h("x-openbatch-pool"), &h("x-openbatch-node")).await.ok()??;
+    use subtle::ConstantTimeEq;
+    bool::from(node.agent_token.as_bytes().ct_eq(h("x-openbatch-token").as_bytes())).then_some(node)
+}
+
 /// A node agent's download of a package: headers `x-openbatch-pool`, `x-openbatch-node` and
 /// `x-openbatch-token` (the node's agent token). 404 when the package does not exist, 403 for
 /// a wrong token.
 pub async fn agent_get_package(State(app): State<Arc<App>>, Path((id, version)): Path<(String, String)>, headers: HeaderMap) -> Response {
-    let h = |k: &str| headers.get(k).and_then(|v| v.to_str().ok()).unwrap_or("").to_string();
-    let node = match app.store.get::<crate::model::node::Node>(&h("x-openbatch-pool"), &h("x-openbatch-node")).await {
-        Ok(Some(n)) => n,
-        _ => return StatusCode::FORBIDDEN.into_response(),
-    };
-    use subtle::ConstantTimeEq;
-    if !bool::from(node.agent_token.as_bytes().ct_eq(h("x-openbatch-token").as_bytes())) {
+    if agent_node(&app, &headers).await.is_none() {
         return StatusCode::FORBIDDEN.into_response();
     }
     // `@default` asks for the application's default version; the answer names the version.

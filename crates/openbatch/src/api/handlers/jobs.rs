@@ -278,6 +278,8 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
     }
     let auto_id = auto.as_ref().map(|p| p.id.clone());
     if let Some(spec) = auto {
+        let refs = spec.certificate_references.as_deref();
+        super::certificates::check_references(&mut tx, "poolInfo.autoPoolSpecification.pool.certificateReferences", refs).await?;
         tx.put(&crate::model::pool::Pool::new(spec, now)).await?;
     }
     tx.put(&job).await?;

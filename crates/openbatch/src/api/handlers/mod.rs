@@ -4,6 +4,7 @@
 
 mod account;
 pub mod applications;
+pub mod certificates;
 pub mod clock;
 mod files;
 mod job_schedules;
@@ -101,6 +102,11 @@ pub async fn handle(app: &App, op: Operation, ctx: &Ctx, body: &[u8]) -> ApiResu
         Operation::TaskListSubtasks(job, task) => tasks::list_subtasks(app, ctx, &job, &task).await,
         Operation::FileListFromTask(job, task) => files::list_from_task(app, ctx, &job, &task).await,
         Operation::FileFromTask { job, task, path, method } => files::from_task(app, ctx, &job, &task, &path, method).await,
+        Operation::CertificateAdd => certificates::add(app, ctx, body).await,
+        Operation::CertificateList => certificates::list(app, ctx).await,
+        Operation::CertificateGet(k) => certificates::get(app, ctx, &k).await,
+        Operation::CertificateDelete(k) => certificates::delete(app, &k).await,
+        Operation::CertificateCancelDeletion(k) => certificates::cancel_deletion(app, ctx, &k).await,
     }
 }
 

@@ -24,8 +24,8 @@ pub fn render(base: &str, n: &Node) -> Map<String, Value> {
     m.insert("affinityId".into(), Value::String(format!("TVM:{}", n.id)));
     // A local node is reached on the loopback interface, IPv4 and IPv6 (2025-06-01).
     m.insert("ipv6Address".into(), Value::String("::1".into()));
-    if n.last_boot_time.is_some() {
-        m.insert("certificateReferences".into(), json!([]));
+    if n.last_boot_time.is_none() {
+        m.remove("certificateReferences");
     }
     // A local node accepts no inbound connections: no SSH or NAT endpoints to report.
     m.insert("endpointConfiguration".into(), json!({"inboundEndpoints": []}));

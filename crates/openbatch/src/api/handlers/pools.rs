@@ -157,6 +157,7 @@ pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
     if tx.exists::<Pool>("", &pool.spec.id).await? {
         return Err(BatchError::exists(ResourceKind::Pool));
     }
+    super::certificates::check_references(&mut tx, "certificateReferences", pool.spec.certificate_references.as_deref()).await?;
     tx.put(&pool).await?;
     tx.commit().await?;
     app.driver.notify(Event::PoolChanged(pool.spec.id.clone()));
@@ -227,6 +228,9 @@ pub async fn patch(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Rep
                 format!("The pool's {shape} can be updated only when the pool is empty: resize it to 0 dedicated and 0 low-priority nodes and wait for a steady allocation state first."),
             ));
         }
+    }
+    if patch.certificate_references.is_some() {
+        super::certificates::check_references(&mut tx, "certificateReferences", patch.certificate_references.as_deref()).await?;
     }
     let mut spec = p.spec.clone();
     patch.apply(&mut spec);

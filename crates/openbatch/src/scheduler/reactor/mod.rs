@@ -14,6 +14,7 @@
 //! and release tasks), [`nodes`] (agents, start tasks, node loss), [`pools`] (resize and
 //! deletion) and [`stats`] (what attempts and node samples add to the statistics).
 
+mod certificates;
 pub mod dependencies;
 pub mod exec;
 mod jobs;
@@ -150,6 +151,10 @@ pub enum Event {
     Pool { pool_id: String, op: resize::PoolOp },
     /// Compute Node Reboot, Reimage, Add/Update/Delete User (answers).
     NodeOperation { pool_id: String, node_id: String, op: node_ops::NodeOp },
+    /// Certificate Delete of the certificate with this record key (answers).
+    DeleteCertificate { id: String },
+    /// Certificate Cancel Deletion of the certificate with this record key (answers).
+    CancelCertificateDeletion { id: String },
     /// An API operation on a job or task that holds only if the request's conditional
     /// headers hold for the record now (checked in the batch that changes it): 412
     /// `ConditionNotMet` otherwise.
@@ -250,6 +255,8 @@ pub struct Reactor {
     resize_deadlines: resize::ResizeDeadlines,
     /// Preempted Spot nodes and chaos preemption.
     spot: spot::Spot,
+    /// Certificates whose deletion waits to be settled.
+    certs: certificates::CertDeletions,
 }
 
 impl Reactor {
@@ -274,6 +281,7 @@ impl Reactor {
             pending_stats: stats::PendingStats::default(),
             resize_deadlines: HashMap::new(),
             spot: spot::Spot::new(info.limits.chaos_seed),
+            certs: certificates::CertDeletions::default(),
             info,
         }
     }
@@ -306,6 +314,7 @@ impl Reactor {
         self.core = Core::new();
         self.job_deadlines.clear();
         self.retention.clear();
+        self.reset_certificates();
         let now = self.now();
         // Every unfinished schedule is looked at with the first tick (missed windows included).
         self.schedule_wake =
@@ -541,6 +550,14 @@ impl Reactor {
                 let a = self.node_operation(r, (&pool_id, &node_id), op).await?;
                 self.answer(ticket, Answer::Api(a));
             }
+            Event::DeleteCertificate { id } => {
+                let a = self.delete_certificate(r, &id).await?;
+                self.answer(ticket, Answer::Api(a));
+            }
+            Event::CancelCertificateDeletion { id } => {
+                let a = self.cancel_certificate_deletion(r, &id).await?;
+                self.answer(ticket, Answer::Api(a));
+            }
             Event::AgentHello { pool_id, node_id, token, agent_version, running, mut finished } => {
                 finished.iter_mut().for_each(|res| self.agent_times(res));
                 let accepted = self.agent_hello(r, &pool_id, &node_id, &token, &agent_version, running, finished).await?;
@@ -599,6 +616,7 @@ impl Reactor {
                 self.resize_timeouts(r, now).await?;
                 self.restore_preempted(r, now).await?;
                 self.chaos_preemptions(r, now).await?;
+                self.tick_certificates(r, now).await?;
             }
         }
         Ok(())

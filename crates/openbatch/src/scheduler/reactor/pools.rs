@@ -121,6 +121,7 @@ impl Reactor {
             agent_token: uuid::Uuid::new_v4().simple().to_string(),
             root_dir: self.info.nodes_dir.join(&pool_id).join(&node_id).display().to_string(),
             agent_pid: None,
+            certificate_references: pool.spec.certificate_references.clone().unwrap_or_default(),
             meter: None,
             ops: Default::default(),
         }

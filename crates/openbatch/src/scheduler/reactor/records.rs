@@ -11,6 +11,7 @@
 //! little memory), which is why the reactor sees records through this interface instead of
 //! holding them as HyperQueue's `tako` does.
 
+use crate::model::certificate::Certificate;
 use crate::model::job::{Job, JobLifetimeStats, JobNode};
 use crate::model::job_schedule::JobSchedule;
 use crate::model::node::Node;
@@ -163,6 +164,7 @@ pub struct Caches {
     poolstats: Cache<PoolLifetimeStats>,
     schedules: Cache<JobSchedule>,
     usage: Cache<PoolUsage>,
+    certificates: Cache<Certificate>,
 }
 
 macro_rules! kind {
@@ -183,6 +185,7 @@ kind!(JobLifetimeStats, stats);
 kind!(PoolLifetimeStats, poolstats);
 kind!(JobSchedule, schedules);
 kind!(PoolUsage, usage);
+kind!(Certificate, certificates);
 
 /// A batch's working set over a backing: reads go through to the backing once, writes stay
 /// here until [`Records::flush`].
@@ -299,7 +302,8 @@ impl<B: Backing> Records<B> {
         flush_kind::<JobLifetimeStats, B>(&mut self.caches.stats, &mut self.backing).await?;
         flush_kind::<PoolLifetimeStats, B>(&mut self.caches.poolstats, &mut self.backing).await?;
         flush_kind::<JobSchedule, B>(&mut self.caches.schedules, &mut self.backing).await?;
-        flush_kind::<PoolUsage, B>(&mut self.caches.usage, &mut self.backing).await
+        flush_kind::<PoolUsage, B>(&mut self.caches.usage, &mut self.backing).await?;
+        flush_kind::<Certificate, B>(&mut self.caches.certificates, &mut self.backing).await
     }
 }
 
