@@ -24,6 +24,8 @@ pub struct NodeContext {
     pub service_url: String,
     /// The node's agent token, presented when downloading packages (never given to tasks).
     pub token: String,
+    /// The certificates installed on the node.
+    pub certificates: Vec<super::protocol::NodeCertificate>,
 }
 
 /// Directory of an execution relative to the node root: `startup` or
@@ -142,8 +144,13 @@ pub async fn run(ctx: &NodeContext, spec: &ExecSpec, kill: oneshot::Receiver<()>
             return result;
         }
     };
-    // Application packages and resource files come first: a failure ends the execution
-    // before its command runs.
+    // Certificates, application packages and resource files come first: a failure ends the
+    // execution before its command runs.
+    if let Err(f) = super::certificates::install_all(ctx, &spec.kind, &task_dir.join("certs")).await {
+        result.failure = Some(f);
+        result.ended_ms = now_ms();
+        return result;
+    }
     let package_env = match super::packages::install_all(ctx, &spec.app_packages).await {
         Ok(env) => env,
         Err(f) => {

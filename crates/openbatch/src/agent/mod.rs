@@ -5,6 +5,7 @@
 //! goes away it keeps running its tasks and reconnects; after `orphan_timeout` without a
 //! service it kills its tasks and exits.
 
+pub mod certificates;
 pub mod exec;
 pub mod files;
 pub mod packages;
@@ -133,7 +134,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
                         Err(e) => { tracing::warn!(%e, "unreadable service message"); continue; }
                     };
                     match msg {
-                        ServiceMessage::Welcome { account_name, account_url, pool_id, node_id, is_dedicated } => {
+                        ServiceMessage::Welcome { account_name, account_url, pool_id, node_id, is_dedicated, certificates } => {
                             tracing::info!(%pool_id, %node_id, "connected to the Batch service");
                             ctx = Some(NodeContext {
                                 root: cfg.root.clone(),
@@ -144,6 +145,7 @@ pub async fn run(cfg: AgentConfig) -> anyhow::Result<()> {
                                 is_dedicated,
                                 service_url: cfg.service_url.clone(),
                                 token: cfg.token.clone(),
+                                certificates,
                             });
                         }
                         ServiceMessage::Run { spec } => {

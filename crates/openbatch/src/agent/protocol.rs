@@ -102,6 +102,42 @@ impl AppPackageRef {
     }
 }
 
+/// A certificate installed on a node: the agent downloads it from the service
+/// (`GET /agent/v1/certificates/<algorithm>-<thumbprint>`) and puts it into the certificates
+/// directory of each execution it is visible to.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeCertificate {
+    pub thumbprint_algorithm: String,
+    /// Lower-case hex.
+    pub thumbprint: String,
+    /// `starttask`, `task`, `remoteuser` (lower case); empty: visible to every account.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub visibility: Vec<String>,
+}
+
+impl NodeCertificate {
+    /// The certificates of a node's `certificateReferences`.
+    pub fn from_api(refs: &[serde_json::Value]) -> Vec<NodeCertificate> {
+        crate::model::certificate::Reference::from_api(Some(refs))
+            .into_iter()
+            .map(|r| NodeCertificate { thumbprint_algorithm: r.thumbprint_algorithm, thumbprint: r.thumbprint, visibility: r.visibility })
+            .collect()
+    }
+
+    /// Whether an execution of `kind` sees the certificate: the start task with `starttask`
+    /// visibility, tasks (job preparation and release tasks too) with `task`.
+    pub fn visible_to(&self, kind: &ExecKind) -> bool {
+        let wanted = if matches!(kind, ExecKind::StartTask) { "starttask" } else { "task" };
+        self.visibility.is_empty() || self.visibility.iter().any(|v| v == wanted)
+    }
+
+    /// The file name stem on the node: `<algorithm>-<thumbprint>` (`sha1-…`).
+    pub fn stem(&self) -> String {
+        format!("{}-{}", self.thumbprint_algorithm, self.thumbprint)
+    }
+}
+
 /// How an execution ended, as the agent saw it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
@@ -289,8 +325,17 @@ pub enum FileReply {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "camelCase")]
 pub enum ServiceMessage {
-    /// The connection is accepted; the account the node serves.
-    Welcome { account_name: String, account_url: String, pool_id: String, node_id: String, is_dedicated: bool },
+    /// The connection is accepted; the account the node serves and the certificates
+    /// installed on the node.
+    Welcome {
+        account_name: String,
+        account_url: String,
+        pool_id: String,
+        node_id: String,
+        is_dedicated: bool,
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        certificates: Vec<NodeCertificate>,
+    },
     /// Run an execution.
     Run { spec: Box<ExecSpec> },
     /// Kill an execution (its whole process group); it then reports `TaskEnded`.

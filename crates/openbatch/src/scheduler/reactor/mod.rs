@@ -35,6 +35,8 @@ pub(crate) mod testenv;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_certificates;
+#[cfg(test)]
 mod tests_lifecycle;
 #[cfg(test)]
 mod tests_nodes;

@@ -126,6 +126,7 @@ impl Reactor {
                 pool_id: pool_id.to_string(),
                 node_id: node_id.to_string(),
                 is_dedicated: node.is_dedicated,
+                certificates: crate::agent::protocol::NodeCertificate::from_api(&node.certificate_references),
             },
         );
         node.node_agent_info = Some(NodeAgentInfo { version: agent_version.to_string(), last_update_time: now });
