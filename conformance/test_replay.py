@@ -66,6 +66,7 @@ MUST_MATCH = {
     "job_schedules",
     "update_pools",
     "compute_node_user",
+    "certificates",
 }
 
 # Steps whose recorded answer depends on the operating system of the recorded pool and

@@ -89,6 +89,12 @@ async fn certificates_are_checked_added_listed_and_shown_without_secrets() {
     svc.post("/certificates").json(spaced).send().await.expect_status(201);
     // The same certificate again, in the legacy pfx encryption (RC2/3DES): it exists.
     svc.post("/certificates").json(pfx("pfx-legacy.pfx", PFX_THUMBPRINT, PASSWORD)).send().await.expect_error(409, "CertificateExists");
+    // The oldest and the last api-version with certificates read the body too (2024-07-01.20.0
+    // writes it as a Certificate).
+    for v in ["2015-06-01.2.0", "2024-07-01.20.0"] {
+        let r = svc.post("/certificates").api_version(v).json(pfx("pfx-legacy.pfx", PFX_THUMBPRINT, PASSWORD)).send().await;
+        r.expect_error(409, "CertificateExists");
+    }
 
     let c = svc.get_json(&path(PFX_THUMBPRINT)).await;
     assert!(c["odata.metadata"].as_str().unwrap().ends_with("$metadata#certificates/@Element"), "{c}");
