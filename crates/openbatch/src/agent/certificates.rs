@@ -68,19 +68,8 @@ async fn ensure_stored(ctx: &NodeContext, c: &NodeCertificate) -> Result<Vec<Pat
     if cer.exists() {
         return Ok(vec![cer]);
     }
-    let url = format!(
-        "{}/agent/v1/certificates/{}",
-        ctx.service_url.trim_end_matches('/'),
-        percent_encoding::utf8_percent_encode(&stem, percent_encoding::NON_ALPHANUMERIC)
-    );
-    let resp = reqwest::Client::new()
-        .get(url)
-        .header("x-openbatch-pool", &ctx.pool_id)
-        .header("x-openbatch-node", &ctx.node_id)
-        .header("x-openbatch-token", &ctx.token)
-        .send()
-        .await
-        .map_err(|e| format!("the service could not be reached: {e}"))?;
+    let path = format!("/agent/v1/certificates/{}", percent_encoding::utf8_percent_encode(&stem, percent_encoding::NON_ALPHANUMERIC));
+    let resp = ctx.service_get(&path).send().await.map_err(|e| format!("the service could not be reached: {e}"))?;
     if !resp.status().is_success() {
         return Err(format!("the service answered HTTP {} for the certificate", resp.status().as_u16()));
     }

@@ -28,6 +28,18 @@ pub struct NodeContext {
     pub certificates: Vec<super::protocol::NodeCertificate>,
 }
 
+impl NodeContext {
+    /// A GET of the service's agent endpoint `path` (`/agent/v1/...`), authenticated as this
+    /// node (`x-openbatch-pool`, `x-openbatch-node`, `x-openbatch-token`).
+    pub fn service_get(&self, path: &str) -> reqwest::RequestBuilder {
+        reqwest::Client::new()
+            .get(format!("{}{path}", self.service_url.trim_end_matches('/')))
+            .header("x-openbatch-pool", &self.pool_id)
+            .header("x-openbatch-node", &self.node_id)
+            .header("x-openbatch-token", &self.token)
+    }
+}
+
 /// Directory of an execution relative to the node root: `startup` or
 /// `workitems/<job>/job-1/<task>`.
 pub fn exec_dir(kind: &ExecKind) -> String {

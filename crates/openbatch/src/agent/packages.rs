@@ -64,20 +64,12 @@ async fn install(ctx: &NodeContext, p: &AppPackageRef) -> Result<(String, PathBu
             return Ok((v.clone(), dir));
         }
     }
-    let url = format!(
-        "{}/agent/v1/applications/{}/{}",
-        ctx.service_url.trim_end_matches('/'),
+    let path = format!(
+        "/agent/v1/applications/{}/{}",
         percent_encoding::utf8_percent_encode(&p.application_id, percent_encoding::NON_ALPHANUMERIC),
         percent_encoding::utf8_percent_encode(&asked, percent_encoding::NON_ALPHANUMERIC)
     );
-    let resp = reqwest::Client::new()
-        .get(url)
-        .header("x-openbatch-pool", &ctx.pool_id)
-        .header("x-openbatch-node", &ctx.node_id)
-        .header("x-openbatch-token", &ctx.token)
-        .send()
-        .await
-        .map_err(|e| format!("the service could not be reached: {e}"))?;
+    let resp = ctx.service_get(&path).send().await.map_err(|e| format!("the service could not be reached: {e}"))?;
     if resp.status() == reqwest::StatusCode::NOT_FOUND {
         return Err("the account has no such package (add it with openbatch app add)".into());
     }

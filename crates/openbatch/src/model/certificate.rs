@@ -162,20 +162,11 @@ pub fn accept(add: CertificateAdd, now: Timestamp) -> Result<Certificate, Invali
             "The thumbprint does not match the certificate: it is the SHA-1 hash of the certificate's DER encoding.",
         ));
     }
-    Ok(Certificate {
-        id: key(SHA1, &thumbprint),
-        thumbprint,
-        thumbprint_algorithm: SHA1.to_string(),
-        state: CertificateState::Active,
-        state_transition_time: now,
-        previous_state: None,
-        previous_state_transition_time: None,
-        public_data: base64::engine::general_purpose::STANDARD.encode(&der),
-        delete_certificate_error: None,
-        format,
-        data: add.data.trim().to_string(),
-        password: add.password.filter(|p| !p.is_empty()),
-    })
+    let mut c = Certificate::active(&thumbprint, format, now);
+    c.public_data = base64::engine::general_purpose::STANDARD.encode(&der);
+    c.data = add.data.trim().to_string();
+    c.password = add.password.filter(|p| !p.is_empty());
+    Ok(c)
 }
 
 /// Lower-case hex SHA-1 of `der`.
@@ -234,6 +225,25 @@ pub enum Refusal {
 }
 
 impl Certificate {
+    /// An `active` certificate (since `now`) of this `sha1` thumbprint and format, with no
+    /// public data, data or password yet.
+    pub fn active(thumbprint: &str, format: CertificateFormat, now: Timestamp) -> Certificate {
+        Certificate {
+            id: key(SHA1, thumbprint),
+            thumbprint: normalize_thumbprint(thumbprint),
+            thumbprint_algorithm: SHA1.to_string(),
+            state: CertificateState::Active,
+            state_transition_time: now,
+            previous_state: None,
+            previous_state_transition_time: None,
+            public_data: String::new(),
+            delete_certificate_error: None,
+            format,
+            data: String::new(),
+            password: None,
+        }
+    }
+
     fn set_state(&mut self, state: CertificateState, now: Timestamp) {
         self.previous_state = Some(self.state);
         self.previous_state_transition_time = Some(self.state_transition_time);
@@ -347,20 +357,7 @@ mod tests {
     use super::*;
 
     fn cert(state: CertificateState) -> Certificate {
-        Certificate {
-            id: key(SHA1, "ab"),
-            thumbprint: "ab".into(),
-            thumbprint_algorithm: SHA1.into(),
-            state,
-            state_transition_time: chrono::DateTime::UNIX_EPOCH,
-            previous_state: None,
-            previous_state_transition_time: None,
-            public_data: String::new(),
-            delete_certificate_error: None,
-            format: CertificateFormat::Cer,
-            data: String::new(),
-            password: None,
-        }
+        Certificate { state, ..Certificate::active("ab", CertificateFormat::Cer, chrono::DateTime::UNIX_EPOCH) }
     }
 
     #[test]

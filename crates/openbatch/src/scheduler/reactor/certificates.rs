@@ -40,26 +40,31 @@ impl Reactor {
     /// Certificate Delete (the certificate's record key `id`): `deleting`, settled by a later
     /// tick. 404 `CertificateNotFound`; 409 `CertificateBeingDeleted`.
     pub(super) async fn delete_certificate<B: Backing>(&mut self, r: &mut Records<B>, id: &str) -> StoreResult<ApiResult<()>> {
-        let now = self.now();
-        let Some(mut c) = r.get::<Certificate>("", id).await? else {
-            return Ok(Err(BatchError::not_found(ResourceKind::Certificate)));
-        };
-        if let Err(refused) = c.begin_delete(now) {
-            return Ok(Err(refusal_error(refused)));
+        let done = self.change_certificate(r, id, Certificate::begin_delete).await?;
+        if done.is_ok() {
+            self.certs.deleting.insert(id.to_string());
         }
-        self.certs.deleting.insert(c.id.clone());
-        r.put(c);
-        Ok(Ok(()))
+        Ok(done)
     }
 
     /// Certificate Cancel Deletion: `deletefailed` → `active`. 404 `CertificateNotFound`;
     /// 409 `CertificateStateActive` or `CertificateBeingDeleted`.
     pub(super) async fn cancel_certificate_deletion<B: Backing>(&mut self, r: &mut Records<B>, id: &str) -> StoreResult<ApiResult<()>> {
+        self.change_certificate(r, id, Certificate::cancel_delete).await
+    }
+
+    /// Applies a state rule to the certificate `id` now and stores it when the rule allows.
+    async fn change_certificate<B: Backing>(
+        &mut self,
+        r: &mut Records<B>,
+        id: &str,
+        rule: fn(&mut Certificate, Timestamp) -> Result<(), Refusal>,
+    ) -> StoreResult<ApiResult<()>> {
         let now = self.now();
         let Some(mut c) = r.get::<Certificate>("", id).await? else {
             return Ok(Err(BatchError::not_found(ResourceKind::Certificate)));
         };
-        if let Err(refused) = c.cancel_delete(now) {
+        if let Err(refused) = rule(&mut c, now) {
             return Ok(Err(refusal_error(refused)));
         }
         r.put(c);

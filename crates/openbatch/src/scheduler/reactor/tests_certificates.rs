@@ -11,20 +11,7 @@ use serde_json::json;
 
 fn add_cert(env: &mut TestEnv, thumbprint: &str) {
     let now = env.reactor.now();
-    env.put(Certificate {
-        id: key(SHA1, thumbprint),
-        thumbprint: thumbprint.into(),
-        thumbprint_algorithm: SHA1.into(),
-        state: CertificateState::Active,
-        state_transition_time: now,
-        previous_state: None,
-        previous_state_transition_time: None,
-        public_data: String::new(),
-        delete_certificate_error: None,
-        format: CertificateFormat::Cer,
-        data: String::new(),
-        password: None,
-    });
+    env.put(Certificate::active(thumbprint, CertificateFormat::Cer, now));
 }
 
 fn cert(env: &TestEnv, thumbprint: &str) -> Option<Certificate> {
