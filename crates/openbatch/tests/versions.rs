@@ -452,8 +452,9 @@ async fn low_priority_nodes_and_operations_openbatch_lacks() {
     assert_eq!((lp["dedicated"]["total"].clone(), lp["lowPriority"]["total"].clone()), (json!(1), json!(1)), "{lp}");
 
     // A documented operation openbatch does not implement says so; one the version lacks is 404.
-    let e = svc.get("/poolusagemetrics").api_version(V3_0).send().await.expect_error(501, "NotImplemented");
-    assert!(e["message"]["value"].as_str().unwrap().contains("GET /poolusagemetrics"), "{e}");
+    let r = svc.post("/pools/lp/nodes/any/deallocate").api_version("2024-07-01.20.0").json(json!({})).send().await;
+    let e = r.expect_error(501, "NotImplemented");
+    assert!(e["message"]["value"].as_str().unwrap().contains("POST /pools/{poolId}/nodes/{nodeId}/deallocate"), "{e}");
     svc.get("/applications").api_version(V2_0).send().await.expect_error(404, "ResourceNotFound");
     svc.get("/applications").api_version(V3_0).send().await.expect_status(200);
 }
