@@ -5,12 +5,13 @@
 //! * [`model`] — the canonical resources (2022-10-01.16.0 shapes);
 //! * [`versions`] — every api-version as data: operations, properties, renames, defaults;
 //! * [`store`] — durable state (SQLite); [`storage`] — resource and output files in Blob Storage;
-//! * [`scheduler`] — the pure scheduling core and its driver;
+//! * [`scheduler`] — the pure scheduling core and its driver; [`autoscale`] — pool autoscale formulas;
 //! * [`agent`] — the node agent and its protocol; [`nodes`] — where nodes come from;
 //! * [`serve`] — wiring it all into the `openbatch serve` process.
 
 pub mod agent;
 pub mod api;
+pub mod autoscale;
 pub mod bench;
 pub mod client;
 pub mod model;
