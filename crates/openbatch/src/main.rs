@@ -51,6 +51,10 @@ enum Command {
         /// the service clock on (signed with the account key). Never use it in production.
         #[arg(long, env = "OPENBATCH_CLOCK_CONTROL")]
         clock_control: bool,
+        /// Development option: the shortest autoScaleEvaluationInterval accepted, an ISO 8601
+        /// duration of at least 1 s (default PT5M, the Batch minimum). Never use it in production.
+        #[arg(long, env = "OPENBATCH_MIN_AUTOSCALE_INTERVAL")]
+        min_autoscale_interval: Option<String>,
         #[command(flatten)]
         limits: LimitArgs,
     },
@@ -201,8 +205,29 @@ fn main() -> anyhow::Result<()> {
         .init();
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve { listen, data_dir, account, key, public_url, storage_url, storage_key, clock_speed, clock_control, limits } => {
+        Command::Serve {
+            listen,
+            data_dir,
+            account,
+            key,
+            public_url,
+            storage_url,
+            storage_key,
+            clock_speed,
+            clock_control,
+            min_autoscale_interval,
+            limits,
+        } => {
             let limits = limits.limits()?;
+            let min_autoscale_interval = match min_autoscale_interval {
+                None => None,
+                Some(s) => match openbatch::model::time::parse_duration(&s).and_then(|d| d.0) {
+                    Some(d) if d >= std::time::Duration::from_secs(1) => Some(d),
+                    _ => {
+                        anyhow::bail!("--min-autoscale-interval must be an ISO 8601 duration of at least 1 second (e.g. PT10S), not {s:?}")
+                    }
+                },
+            };
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(openbatch::serve::run(openbatch::serve::ServeConfig {
                 listen,
@@ -215,6 +240,7 @@ fn main() -> anyhow::Result<()> {
                 clock_speed,
                 clock_control,
                 limits,
+                min_autoscale_interval,
             }))
         }
         Command::Agent { service_url, pool_id, node_id, root, token, orphan_timeout } => {

@@ -37,6 +37,9 @@ pub struct ServeConfig {
     pub clock_control: bool,
     /// Node quotas and Spot behaviour.
     pub limits: crate::scheduler::reactor::resize::PoolLimits,
+    /// Development option: the shortest `autoScaleEvaluationInterval` accepted (the Batch
+    /// minimum, 5 minutes, when `None`).
+    pub min_autoscale_interval: Option<std::time::Duration>,
 }
 
 /// Runs the service until the process ends.
@@ -49,6 +52,10 @@ pub async fn run(mut cfg: ServeConfig) -> anyhow::Result<()> {
     if cfg.clock_speed != 1.0 {
         crate::model::time::Clock::set_speed(cfg.clock_speed);
         tracing::warn!(speed = crate::model::time::Clock::speed(), "development option: the service clock runs faster than real time");
+    }
+    if let Some(d) = cfg.min_autoscale_interval {
+        crate::model::autoscale::set_min_interval(d);
+        tracing::warn!(seconds = d.as_secs_f64(), "development option: autoscale evaluation intervals shorter than 5 minutes are accepted");
     }
     if cfg.clock_control {
         tracing::warn!("development option: POST /openbatch/v1/clock moves the service clock on");

@@ -3,6 +3,7 @@
 
 pub mod application;
 pub mod certificate;
+pub mod autoscale;
 pub mod common;
 pub mod dependencies;
 pub mod exit;

@@ -146,11 +146,17 @@ pub struct PoolStatus {
     /// rendered.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub resize_halted: bool,
+    /// The last autoscale evaluation (`autoScaleRun`), while autoscale is enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auto_scale_run: Option<super::autoscale::AutoScaleRun>,
+    /// When Enable AutoScale was last accepted (they must be 30 s apart); stored, never rendered.
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "ts_opt")]
+    pub auto_scale_enabled_at: Option<Timestamp>,
 }
 
 impl PoolStatus {
     /// Stored fields that are the service's bookkeeping, not Batch properties.
-    pub const PRIVATE: &'static [&'static str] = &["nextNodeIndex", "pendingDeallocation", "resizeStarted", "resizeHalted"];
+    pub const PRIVATE: &'static [&'static str] = &["nextNodeIndex", "pendingDeallocation", "resizeStarted", "resizeHalted", "autoScaleEnabledAt"];
 
     /// Starts a resize at `now`: `resizing`, earlier resize errors cleared, nodes removed with
     /// `option` (Pool Resize, Remove Nodes, Enable AutoScale's evaluations).
@@ -356,6 +362,8 @@ impl Pool {
                 pending_deallocation: None,
                 resize_started: Some(now),
                 resize_halted: false,
+                auto_scale_run: None,
+                auto_scale_enabled_at: None,
             },
             spec,
             creation_time: now,
@@ -390,7 +398,7 @@ impl PoolSpec {
     }
 
     /// Fills in the defaults reported on Get (`resizeTimeout PT15M`, zero targets,
-    /// `enableAutoScale false`, `enableInterNodeCommunication false`, `taskSlotsPerNode 1`,
+    /// `enableAutoScale false`, an autoscale pool's `autoScaleEvaluationInterval` (`PT15M`), `enableInterNodeCommunication false`, `taskSlotsPerNode 1`,
     /// `nodeFillType Spread`, image `version latest`, lower-case `vmSize`) and normalizes
     /// the start task.
     pub fn normalize(&mut self) {
@@ -399,6 +407,10 @@ impl PoolSpec {
         self.target_dedicated_nodes.get_or_insert(0);
         self.target_low_priority_nodes.get_or_insert(0);
         self.enable_auto_scale.get_or_insert(false);
+        if self.enable_auto_scale == Some(true) {
+            let interval = super::autoscale::interval_of(self.auto_scale_evaluation_interval.as_deref());
+            self.auto_scale_evaluation_interval = Some(super::time::format_duration(interval));
+        }
         self.enable_inter_node_communication.get_or_insert(false);
         self.task_slots_per_node.get_or_insert(1);
         self.task_scheduling_policy.get_or_insert(TaskSchedulingPolicy { node_fill_type: NodeFillType::Spread, job_default_order: None });

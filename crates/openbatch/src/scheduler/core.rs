@@ -449,6 +449,21 @@ impl Core {
         out
     }
 
+    /// The load of the jobs on a pool: queued task instances (a multi-instance task counts its
+    /// instances), placed tasks, and the ids of those jobs.
+    pub fn pool_load(&self, pool_id: &str) -> (u64, u64, Vec<String>) {
+        let mut queued = 0u64;
+        let mut jobs = Vec::new();
+        for (id, j) in self.jobs.iter().filter(|(_, j)| j.pool_id.as_deref() == Some(pool_id)) {
+            jobs.push(id.clone());
+            let instances = |t: &String| u64::from(self.instances.get(&(id.clone(), t.clone())).copied().unwrap_or(1));
+            queued += j.queue.iter().map(|(t, _)| instances(t)).sum::<u64>();
+        }
+        jobs.sort();
+        let placed = self.placed.values().filter(|p| p.pool_id == pool_id).count() as u64;
+        (queued, placed, jobs)
+    }
+
     /// Number of tasks waiting in queues (all jobs).
     pub fn queued(&self) -> usize {
         self.jobs.values().map(|j| j.queue.len()).sum()

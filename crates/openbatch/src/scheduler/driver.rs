@@ -22,6 +22,7 @@ use super::hub::Hub;
 use super::reactor::{Answer, Effect, Event, Reactor, Records, ServiceInfo, Stored, Ticket};
 use crate::agent::protocol::{AgentMessage, ServiceMessage};
 use crate::api::error::{ApiResult, BatchError};
+use crate::model::autoscale::AutoScaleRun;
 use crate::model::job::{Job, JobLifetimeStats, JobNode};
 use crate::model::job_schedule::JobSchedule;
 use crate::model::node::Node;
@@ -46,6 +47,8 @@ enum Incoming {
     Event(Event),
     Call(Event, oneshot::Sender<ApiResult<()>>),
     Hello(Event, oneshot::Sender<bool>),
+    /// Evaluate AutoScale, answered with the run.
+    Evaluate(Event, oneshot::Sender<ApiResult<AutoScaleRun>>),
     /// An agent connection ended; the node is lost only if it was the current one.
     Gone {
         node_id: String,
@@ -56,6 +59,24 @@ enum Incoming {
 enum Responder {
     Api(oneshot::Sender<ApiResult<()>>),
     Hello(oneshot::Sender<bool>),
+    Run(oneshot::Sender<ApiResult<AutoScaleRun>>),
+}
+
+impl Responder {
+    /// Answers a request whose batch ended without the reactor answering it.
+    fn unanswered(self, e: Option<&BatchError>) {
+        match self {
+            Responder::Api(tx) => {
+                let _ = tx.send(e.map_or(Ok(()), |e| Err(e.clone())));
+            }
+            Responder::Hello(tx) => {
+                let _ = tx.send(false);
+            }
+            Responder::Run(tx) => {
+                let _ = tx.send(Err(e.cloned().unwrap_or_else(|| BatchError::internal("the evaluation was not answered"))));
+            }
+        }
+    }
 }
 
 /// The handle API handlers use to reach the driver.
@@ -85,6 +106,13 @@ impl DriverHandle {
         let (tx, rx) = oneshot::channel();
         let _ = self.tx.send(Incoming::Hello(ev, tx));
         rx.await.unwrap_or(false)
+    }
+
+    /// Evaluate AutoScale: waits for the reactor's run of the formula.
+    pub async fn evaluate(&self, ev: Event) -> ApiResult<AutoScaleRun> {
+        let (tx, rx) = oneshot::channel();
+        let _ = self.tx.send(Incoming::Evaluate(ev, tx));
+        rx.await.unwrap_or_else(|_| Err(BatchError::internal("the scheduler stopped")))
     }
 
     /// An agent connection ended.
@@ -191,6 +219,10 @@ impl Driver {
                     responders.insert(ticket, Responder::Hello(tx));
                     events.push((e, Some(ticket)));
                 }
+                Incoming::Evaluate(e, tx) => {
+                    responders.insert(ticket, Responder::Run(tx));
+                    events.push((e, Some(ticket)));
+                }
                 Incoming::Gone { node_id, conn_id } => {
                     if self.hub.disconnect(&node_id, conn_id) {
                         events.push((Event::AgentLost { node_id }, None));
@@ -215,16 +247,9 @@ impl Driver {
                 }
             }
         }
-        let msg = last_error.map(|e| e.to_string()).unwrap_or_default();
+        let err = BatchError::internal(last_error.map(|e| e.to_string()).unwrap_or_default());
         for (_, r) in responders {
-            match r {
-                Responder::Api(tx) => {
-                    let _ = tx.send(Err(BatchError::internal(&msg)));
-                }
-                Responder::Hello(tx) => {
-                    let _ = tx.send(false);
-                }
-            }
+            r.unanswered(Some(&err));
         }
         // Agent reports are kept: they are acknowledged only once stored.
         self.retry = events
@@ -254,6 +279,9 @@ impl Driver {
                     }
                     (Some(Responder::Hello(tx)), Answer::Hello(ok)) => {
                         let _ = tx.send(ok);
+                    }
+                    (Some(Responder::Run(tx)), Answer::Run(run)) => {
+                        let _ = tx.send(run);
                     }
                     _ => {}
                 },
@@ -289,14 +317,7 @@ impl Driver {
         }
         // Requests the batch did not answer (none should remain) learn that it is done.
         for (_, r) in responders.drain() {
-            match r {
-                Responder::Api(tx) => {
-                    let _ = tx.send(Ok(()));
-                }
-                Responder::Hello(tx) => {
-                    let _ = tx.send(false);
-                }
-            }
+            r.unanswered(None);
         }
     }
 }

@@ -518,6 +518,14 @@ impl Tx {
         Ok(n)
     }
 
+    /// Number of resources under a parent in `state` with `result` (a task's `success` or
+    /// `failure`).
+    pub async fn count_with_result<R: Record>(&mut self, parent: &str, state: &str, result: &str) -> StoreResult<i64> {
+        let sql = format!("SELECT COUNT(*) FROM {} WHERE parent = ? AND state = ? AND result = ?", R::TABLE);
+        let row = sqlx::query(&sql).bind(parent).bind(state).bind(result).fetch_one(&mut *self.tx).await?;
+        Ok(row.get(0))
+    }
+
     /// Number of resources under a parent whose state is not `state`.
     pub async fn count_not_in_state<R: Record>(&mut self, parent: &str, state: &str) -> StoreResult<i64> {
         let row = sqlx::query(&format!("SELECT COUNT(*) FROM {} WHERE parent = ? AND state <> ?", R::TABLE))

@@ -97,6 +97,7 @@ fn auto_pool(ctx: &Ctx, info: &mut PoolInformation) -> ApiResult<Option<crate::m
         o.insert("id".into(), Value::String(id));
     }
     let mut spec: crate::model::pool::PoolSpec = ctx.parse_value("PoolAddParameter", value)?;
+    super::autoscale::check_no_targets(&spec)?;
     super::pools::check_spec(&spec, ctx.auto_storage.as_ref())?;
     spec.normalize();
     let mut echo = crate::api::reply::to_map(&spec);

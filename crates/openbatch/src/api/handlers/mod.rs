@@ -5,6 +5,7 @@
 mod account;
 pub mod applications;
 pub mod certificates;
+mod autoscale;
 pub mod clock;
 mod files;
 mod job_schedules;
@@ -53,6 +54,9 @@ pub async fn handle(app: &App, op: Operation, ctx: &Ctx, body: &[u8]) -> ApiResu
         Operation::PoolStopResize(id) => pool_resize::stop_resize(app, ctx, &id).await,
         Operation::PoolRemoveNodes(id) => pool_resize::remove_nodes(app, ctx, &id, body).await,
         Operation::PoolUpdateProperties(id) => pools::update_properties(app, ctx, &id, body).await,
+        Operation::PoolEnableAutoScale(id) => autoscale::enable(app, ctx, &id, body).await,
+        Operation::PoolDisableAutoScale(id) => autoscale::disable(app, ctx, &id).await,
+        Operation::PoolEvaluateAutoScale(id) => autoscale::evaluate(app, ctx, &id, body).await,
         Operation::NodeList(pool) => nodes::list(app, ctx, &pool).await,
         Operation::NodeGet(pool, node) => nodes::get(app, ctx, &pool, &node).await,
         Operation::NodeDisableScheduling(pool, node) => nodes::disable_scheduling(app, ctx, &pool, &node, body).await,

@@ -104,13 +104,7 @@ pub fn check_spec(spec: &PoolSpec, auto: Option<&AutoStorage>) -> ApiResult<()> 
             return Err(BatchError::invalid_property("taskSlotsPerNode", n.to_string(), "taskSlotsPerNode must be from 1 to 256."));
         }
     }
-    if spec.enable_auto_scale == Some(true) {
-        return Err(BatchError::invalid_property(
-            "enableAutoScale",
-            "true",
-            "openbatch does not evaluate autoscale formulas yet; set targetDedicatedNodes instead.",
-        ));
-    }
+    super::autoscale::check_settings(spec)?;
     check_resize_timeout(spec.resize_timeout.as_deref())?;
     if let Some(st) = &spec.start_task {
         check_start_task(st, auto)?;
@@ -148,6 +142,7 @@ fn check_start_task(st: &crate::model::common::StartTask, auto: Option<&AutoStor
 /// Pool Add: 201 with `Location`; 409 `PoolExists` when the id is taken.
 pub async fn add(app: &App, ctx: &Ctx, body: &[u8]) -> ApiResult<Reply> {
     let mut spec: PoolSpec = ctx.parse("PoolAddParameter", body)?;
+    super::autoscale::check_no_targets(&spec)?;
     check_spec(&spec, ctx.auto_storage.as_ref())?;
     super::applications::check_references(app, "applicationPackageReferences", spec.application_package_references.as_deref()).await?;
     spec.normalize();

@@ -15,6 +15,7 @@
 //! deletion) and [`stats`] (what attempts and node samples add to the statistics).
 
 mod certificates;
+mod autoscale;
 pub mod dependencies;
 pub mod exec;
 mod jobs;
@@ -36,6 +37,7 @@ pub(crate) mod testenv;
 mod tests;
 #[cfg(test)]
 mod tests_certificates;
+mod tests_autoscale;
 #[cfg(test)]
 mod tests_lifecycle;
 #[cfg(test)]
@@ -176,6 +178,13 @@ pub enum Event {
     AgentLost { node_id: String },
     /// A node's agent process was started (the node is `starting`).
     NodeSpawned { pool_id: String, node_id: String, pid: u32 },
+    /// Enable AutoScale: the handler stored the settings; evaluate now (answers).
+    EnableAutoScale { pool_id: String },
+    /// Disable AutoScale: the handler cleared the settings; stop a resize in progress (answers).
+    DisableAutoScale { pool_id: String },
+    /// Evaluate AutoScale: a formula evaluated for the pool, which does not change (answers
+    /// with [`Answer::Run`]).
+    EvaluateAutoScale { pool_id: String, formula: crate::autoscale::Formula },
     /// Periodic housekeeping (lost nodes).
     Tick,
 }
@@ -187,6 +196,8 @@ pub enum Answer {
     Api(ApiResult<()>),
     /// Whether an agent's hello was accepted.
     Hello(bool),
+    /// The result of Evaluate AutoScale.
+    Run(ApiResult<crate::model::autoscale::AutoScaleRun>),
 }
 
 /// What the driver carries out after the batch committed, in order.
@@ -259,6 +270,8 @@ pub struct Reactor {
     spot: spot::Spot,
     /// Certificates whose deletion waits to be settled.
     certs: certificates::CertDeletions,
+    /// Autoscale pools' sample histories and evaluation times.
+    autoscale: autoscale::Scales,
 }
 
 impl Reactor {
@@ -284,6 +297,7 @@ impl Reactor {
             resize_deadlines: HashMap::new(),
             spot: spot::Spot::new(info.limits.chaos_seed),
             certs: certificates::CertDeletions::default(),
+            autoscale: autoscale::Scales::new(),
             info,
         }
     }
@@ -326,6 +340,7 @@ impl Reactor {
             self.core.upsert_pool(&p.spec.id, p.spec.slots_per_node(), fill_of(p));
             self.watch_resize(p);
         }
+        self.restore_autoscale(pools);
         let mut known = HashSet::new();
         self.spot.preempted.clear();
         self.user_expiry.clear();
@@ -479,7 +494,19 @@ impl Reactor {
 
     async fn handle<B: Backing>(&mut self, r: &mut Records<B>, ev: Event, ticket: Option<Ticket>) -> StoreResult<()> {
         match ev {
-            Event::PoolChanged(pool_id) => self.reconcile_pool(r, &pool_id).await?,
+            Event::PoolChanged(pool_id) => {
+                self.autoscale_pool_changed(r, &pool_id).await?;
+                self.reconcile_pool(r, &pool_id).await?
+            }
+            Event::EnableAutoScale { pool_id } => {
+                let a = self.enable_autoscale(r, &pool_id).await?;
+                self.answer(ticket, Answer::Api(a));
+            }
+            Event::DisableAutoScale { pool_id } => {
+                let a = self.disable_autoscale(r, &pool_id).await?;
+                self.answer(ticket, Answer::Api(a));
+            }
+            Event::EvaluateAutoScale { pool_id, formula } => self.evaluate_autoscale(r, &pool_id, &formula, ticket).await?,
             Event::JobChanged(job_id) => {
                 if let Some(j) = r.get::<Job>("", &job_id).await? {
                     self.upsert_job_core(&j);
@@ -619,6 +646,7 @@ impl Reactor {
                 self.restore_preempted(r, now).await?;
                 self.chaos_preemptions(r, now).await?;
                 self.tick_certificates(r, now).await?;
+                self.autoscale_tick(r, now).await?;
             }
         }
         Ok(())

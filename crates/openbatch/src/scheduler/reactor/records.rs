@@ -42,6 +42,8 @@ pub trait Backing {
     /// How many records under `parent` are in one of `states` (as written: callers flush
     /// the working set first).
     async fn count<T: Kind>(&mut self, parent: &str, states: &[&str]) -> StoreResult<i64>;
+    /// How many records under `parent` are in `state` with `result` (as written).
+    async fn count_result<T: Kind>(&mut self, parent: &str, state: &str, result: &str) -> StoreResult<i64>;
 }
 
 impl Backing for Tx {
@@ -68,6 +70,9 @@ impl Backing for Tx {
     }
     async fn count<T: Kind>(&mut self, parent: &str, states: &[&str]) -> StoreResult<i64> {
         self.count_in_states::<T>(parent, states).await
+    }
+    async fn count_result<T: Kind>(&mut self, parent: &str, state: &str, result: &str) -> StoreResult<i64> {
+        self.count_with_result::<T>(parent, state, result).await
     }
 }
 
@@ -128,6 +133,10 @@ impl Backing for MemBacking {
     async fn count<T: Kind>(&mut self, parent: &str, states: &[&str]) -> StoreResult<i64> {
         let children: Vec<T> = self.load_children(parent).await?;
         Ok(children.iter().filter(|r| states.contains(&r.state())).count() as i64)
+    }
+    async fn count_result<T: Kind>(&mut self, parent: &str, state: &str, result: &str) -> StoreResult<i64> {
+        let children: Vec<T> = self.load_children(parent).await?;
+        Ok(children.iter().filter(|r| r.state() == state && r.result() == Some(result)).count() as i64)
     }
 }
 

@@ -89,6 +89,7 @@ impl Reactor {
     pub(super) async fn node_sampled<B: Backing>(&mut self, r: &mut Records<B>, node_id: &str, sample: NodeSample) -> StoreResult<()> {
         let Some(pool_id) = self.nodes.get(node_id).map(|n| n.pool_id.clone()) else { return Ok(()) };
         let Some(mut node) = r.get::<Node>(&pool_id, node_id).await? else { return Ok(()) };
+        self.autoscale_node_sample(&pool_id, node_id, &sample);
         let span = node.count_core_time(Some(sample.cores), host_cores(), self.now());
         self.pending_stats.spans.push((pool_id.clone(), node.vm_size.clone(), span));
         r.put(node);
