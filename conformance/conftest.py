@@ -69,7 +69,7 @@ def typespec_generation():
 # azure.batch.models.BatchErrorException, PoolAddParameter, ...), so they cannot even be imported
 # under a 15.x release: they are not collected there. The 15.x tests live in
 # conformance/sdk-<version>/; the other modules here are collected and skipped by their markers.
-MSREST_ONLY_MODULES = ["test_durability.py", "test_sdk_end_to_end.py", "test_sdk_scenario.py", "test_data_azurite.py", "test_node_logs.py", "test_lifecycle.py", "test_statistics.py", "test_job_schedules.py", "test_node_scheduling.py", "test_node_ops.py", "test_pool_ops.py", "test_certificates.py"]
+MSREST_ONLY_MODULES = ["test_durability.py", "test_sdk_end_to_end.py", "test_sdk_scenario.py", "test_data_azurite.py", "test_node_logs.py", "test_lifecycle.py", "test_statistics.py", "test_job_schedules.py", "test_node_scheduling.py", "test_node_ops.py", "test_pool_ops.py", "test_certificates.py", "test_autoscale.py"]
 collect_ignore = MSREST_ONLY_MODULES if typespec_generation() else []
 
 

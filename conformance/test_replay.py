@@ -27,7 +27,7 @@ import time
 
 import pytest
 
-from replayutil import LinuxImageFor, SignedHttp, load_recording, replay
+from replayutil import LinuxImageFor, SignedHttp, load_recording, recording_rules, replay
 
 pytestmark = pytest.mark.sdk_versions("13.0.0")
 
@@ -275,7 +275,8 @@ def test_replay(name, service_factory):
     started = time.monotonic()
     create_fixtures(http, name, api_version, svc=svc)
     images = LinuxImageFor(LINUX_IMAGE, "batch.node.ubuntu 22.04") if name in ON_LINUX else None
-    results = replay(http, interactions, poll_timeout=POLL_TIMEOUT, images=images)
+    with recording_rules(name):
+        results = replay(http, interactions, poll_timeout=POLL_TIMEOUT, images=images)
     apply_platform_rules(name, results)
 
     summary = summarize(name, interactions, results, time.monotonic() - started)
