@@ -43,6 +43,20 @@ def http_details(exc):
     return "\n".join(lines)
 
 
+def expect_error(status, code, fn, *args, **kwargs):
+    """Calls an SDK operation that must fail with the msrest clients' BatchErrorException
+    (status, code); returns the exception."""
+    import pytest
+    from azure.batch.models import BatchErrorException
+
+    with pytest.raises(BatchErrorException) as exc:
+        fn(*args, **kwargs)
+    err = exc.value
+    assert err.response.status_code == status, http_details(err)
+    assert err.error is not None and err.error.code == code, http_details(err)
+    return err
+
+
 def unique(prefix):
     return "%s-%s" % (prefix, uuid.uuid4().hex[:8])
 

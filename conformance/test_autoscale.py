@@ -12,9 +12,18 @@ import datetime
 import pytest
 
 import azure.batch.models as batchmodels
-from azure.batch.models import BatchErrorException
-
-from batchutil import dump, http_details, pick_linux_image, unique, vm_config, wait_nodes, wait_tasks_completed, wait_until
+from batchutil import (
+    add_pool,
+    dump,
+    expect_error,
+    http_details,
+    pick_linux_image,
+    unique,
+    vm_config,
+    wait_nodes,
+    wait_tasks_completed,
+    wait_until,
+)
 
 # Written against azure-batch 13.0.0's names (api-version 2022-10-01.16.0).
 pytestmark = pytest.mark.sdk_versions("13.0.0")
@@ -38,15 +47,6 @@ def service(service_factory):
 
 def node_count(client, pool_id):
     return len(list(client.compute_node.list(pool_id)))
-
-
-def expect_error(status, code, fn, *args, **kwargs):
-    with pytest.raises(BatchErrorException) as exc:
-        fn(*args, **kwargs)
-    err = exc.value
-    assert err.response.status_code == status, http_details(err)
-    assert err.error is not None and err.error.code == code, http_details(err)
-    return err
 
 
 def test_a_pending_tasks_formula_grows_and_shrinks_the_pool(service):
@@ -102,11 +102,7 @@ def test_enable_evaluate_disable_and_their_errors(service):
     client = service.client()
     image = pick_linux_image(client)
     pool_id = unique("manual")
-    client.pool.add(
-        batchmodels.PoolAddParameter(
-            id=pool_id, vm_size="standard_d2_v3", virtual_machine_configuration=vm_config(image), target_dedicated_nodes=0
-        )
-    )
+    add_pool(client, pool_id, image, 0)
     expect_error(409, "OperationInvalidForCurrentState", client.pool.evaluate_auto_scale, pool_id, "$TargetDedicatedNodes=1")
     err = expect_error(400, "AutoScalingFormulaSyntaxError", client.pool.enable_auto_scale, pool_id, auto_scale_formula="$TargetDedicatedNodes = (1")
     assert any(v.key == "Message" and v.value.startswith("Line 1, Col ") for v in err.error.values), http_details(err)

@@ -21,10 +21,10 @@ import time
 import pytest
 
 import azure.batch.models as batchmodels
-from azure.batch.models import BatchErrorException
 
 from batchutil import (
     dump,
+    expect_error,
     http_details,
     lower,
     pick_linux_image,
@@ -110,16 +110,6 @@ def job_spec(image, lifetime, prefix, manager):
 
 def job_ids(client, schedule_id):
     return sorted(j.id for j in client.job.list_from_job_schedule(schedule_id))
-
-
-def expect_error(status, code, fn, *args, **kwargs):
-    """Calls an SDK operation that must fail with BatchErrorException (status, code)."""
-    with pytest.raises(BatchErrorException) as exc:
-        fn(*args, **kwargs)
-    err = exc.value
-    assert err.response.status_code == status, http_details(err)
-    assert err.error is not None and err.error.code == code, http_details(err)
-    return err
 
 
 def assert_close(got, want, what, slack=datetime.timedelta(seconds=1)):
