@@ -136,7 +136,8 @@ impl Reactor {
 
     /// Evaluate AutoScale: `formula` against the pool's metrics now; the pool does not
     /// change (its sample history gets a row, as at any evaluation). Answers 404
-    /// `PoolNotFound`, or 409 `OperationInvalidForCurrentState` when autoscale is off.
+    /// `PoolNotFound`, 409 `PoolBeingDeleted`, or 409 `OperationInvalidForCurrentState` when
+    /// autoscale is off.
     pub(super) async fn evaluate_autoscale<B: Backing>(
         &mut self,
         r: &mut Records<B>,
@@ -146,6 +147,7 @@ impl Reactor {
     ) -> StoreResult<()> {
         let answer = match r.get::<Pool>("", pool_id).await? {
             None => Err(BatchError::not_found(ResourceKind::Pool)),
+            Some(p) if p.status.state == PoolState::Deleting => Err(BatchError::being_deleted(ResourceKind::Pool)),
             Some(p) if p.spec.enable_auto_scale != Some(true) => Err(not_enabled()),
             Some(pool) => {
                 let (run, now) = self.evaluate(r, &pool, formula).await?;
