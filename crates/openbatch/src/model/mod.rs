@@ -2,8 +2,8 @@
 //! Older api-versions are views of these types.
 
 pub mod application;
-pub mod certificate;
 pub mod autoscale;
+pub mod certificate;
 pub mod common;
 pub mod dependencies;
 pub mod exit;

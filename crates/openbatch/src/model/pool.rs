@@ -156,7 +156,8 @@ pub struct PoolStatus {
 
 impl PoolStatus {
     /// Stored fields that are the service's bookkeeping, not Batch properties.
-    pub const PRIVATE: &'static [&'static str] = &["nextNodeIndex", "pendingDeallocation", "resizeStarted", "resizeHalted", "autoScaleEnabledAt"];
+    pub const PRIVATE: &'static [&'static str] =
+        &["nextNodeIndex", "pendingDeallocation", "resizeStarted", "resizeHalted", "autoScaleEnabledAt"];
 
     /// Starts a resize at `now`: `resizing`, earlier resize errors cleared, nodes removed with
     /// `option` (Pool Resize, Remove Nodes, Enable AutoScale's evaluations).
@@ -369,6 +370,21 @@ impl Pool {
             creation_time: now,
             last_modified: now,
             stats: None,
+        }
+    }
+}
+
+impl Pool {
+    /// Sets new targets and starts the resize toward them at `now` (Pool Resize, an autoscale
+    /// evaluation): `resizing`, or `steady` with an allocation error when the pool's nodes
+    /// cannot run here (Windows).
+    pub fn resize_to(&mut self, dedicated: i32, low_priority: i32, now: Timestamp, option: Option<DeallocationOption>) {
+        self.spec.target_dedicated_nodes = Some(dedicated);
+        self.spec.target_low_priority_nodes = Some(low_priority);
+        self.status.begin_resize(now, option);
+        if let Some(reason) = self.spec.os_refusal().filter(|_| self.spec.target_nodes() > 0) {
+            self.status.resize_errors.push(allocation_error(&reason));
+            self.status.allocation_state = AllocationState::Steady;
         }
     }
 }

@@ -4,8 +4,8 @@
 
 mod account;
 pub mod applications;
-pub mod certificates;
 mod autoscale;
+pub mod certificates;
 pub mod clock;
 mod files;
 mod job_schedules;

@@ -4,9 +4,7 @@ use super::{accepted, check_id};
 use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::api::reply::{entity, to_map, Reply};
 use crate::api::{App, Ctx};
-use crate::model::pool::{
-    allocation_error, AllocationState, Pool, PoolPatch, PoolResize, PoolSpec, PoolState, PoolStatus, PoolUpdateProperties,
-};
+use crate::model::pool::{AllocationState, Pool, PoolPatch, PoolResize, PoolSpec, PoolState, PoolStatus, PoolUpdateProperties};
 use crate::model::time::{etag_for, format_timestamp, parse_duration, Clock};
 use crate::scheduler::reactor::Event;
 use crate::storage::resource_files::AutoStorage;
@@ -260,16 +258,10 @@ pub async fn resize(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Re
         return Err(BatchError::conflict("PoolBeingResized", "The specified pool is being resized."));
     }
     let now = Clock::now();
-    p.spec.target_dedicated_nodes = Some(r.target_dedicated_nodes.unwrap_or(0));
-    p.spec.target_low_priority_nodes = Some(r.target_low_priority_nodes.unwrap_or(0));
     if let Some(t) = r.resize_timeout {
         p.spec.resize_timeout = Some(t);
     }
-    p.status.begin_resize(now, r.node_deallocation_option);
-    if let Some(reason) = p.spec.os_refusal().filter(|_| p.spec.target_nodes() > 0) {
-        p.status.resize_errors.push(allocation_error(&reason));
-        p.status.allocation_state = AllocationState::Steady;
-    }
+    p.resize_to(r.target_dedicated_nodes.unwrap_or(0), r.target_low_priority_nodes.unwrap_or(0), now, r.node_deallocation_option);
     p.last_modified = now;
     tx.put(&p).await?;
     tx.commit().await?;
@@ -296,6 +288,7 @@ pub async fn update_properties(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> A
     let mut spec = p.spec.clone();
     update.apply(&mut spec);
     check_spec(&spec, ctx.auto_storage.as_ref())?;
+    super::certificates::check_references(&mut tx, "certificateReferences", spec.certificate_references.as_deref()).await?;
     super::applications::check_references(app, "applicationPackageReferences", spec.application_package_references.as_deref()).await?;
     spec.normalize();
     p.spec = spec;

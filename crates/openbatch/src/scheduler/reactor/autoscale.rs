@@ -25,7 +25,7 @@ use crate::autoscale::samples::SAMPLE_PERIOD_SECS;
 use crate::autoscale::{self, Formula, History, Input, Metric, Metrics, Run};
 use crate::model::autoscale::{interval_of, AutoScaleRun};
 use crate::model::node::{Node, NodeState};
-use crate::model::pool::{allocation_error, AllocationState, DeallocationOption, Pool, PoolState};
+use crate::model::pool::{AllocationState, DeallocationOption, Pool, PoolState};
 use crate::model::task::Task;
 use crate::model::time::Timestamp;
 use crate::store::StoreResult;
@@ -259,18 +259,7 @@ impl Reactor {
             let changed =
                 (pool.spec.target_dedicated_nodes, pool.spec.target_low_priority_nodes) != (Some(t.dedicated), Some(t.low_priority));
             if changed {
-                pool.spec.target_dedicated_nodes = Some(t.dedicated);
-                pool.spec.target_low_priority_nodes = Some(t.low_priority);
-                pool.status.resize_errors.clear();
-                match pool.spec.os_refusal().filter(|_| pool.spec.target_nodes() > 0) {
-                    Some(reason) => pool.status.resize_errors.push(allocation_error(&reason)),
-                    None => {
-                        pool.status.allocation_state = AllocationState::Resizing;
-                        pool.status.allocation_state_transition_time = now;
-                    }
-                }
-                pool.status.pending_deallocation = DeallocationOption::parse(&t.deallocation);
-                pool.status.resize_started = Some(now);
+                pool.resize_to(t.dedicated, t.low_priority, now, DeallocationOption::parse(&t.deallocation));
             }
         }
         let next = next_after(now, &pool);

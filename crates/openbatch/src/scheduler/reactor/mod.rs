@@ -14,8 +14,8 @@
 //! and release tasks), [`nodes`] (agents, start tasks, node loss), [`pools`] (resize and
 //! deletion) and [`stats`] (what attempts and node samples add to the statistics).
 
-mod certificates;
 mod autoscale;
+mod certificates;
 pub mod dependencies;
 pub mod exec;
 mod jobs;
@@ -36,8 +36,9 @@ pub(crate) mod testenv;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_certificates;
 mod tests_autoscale;
+#[cfg(test)]
+mod tests_certificates;
 #[cfg(test)]
 mod tests_lifecycle;
 #[cfg(test)]

@@ -237,6 +237,15 @@ impl Reactor {
             // A new operating system: the accounts added on the node are gone.
             node.ops.users.clear();
         }
+        // A restarted node takes what its pool asks for now (Pool Update Properties and Patch
+        // change running nodes only when they reboot or are reimaged).
+        if let Some(pool) = r.get::<crate::model::pool::Pool>("", pool_id).await? {
+            node.start_task = pool.spec.start_task.clone().map(|mut st| {
+                st.normalize();
+                st
+            });
+            node.certificate_references = pool.spec.certificate_references.clone().unwrap_or_default();
+        }
         let pid = self.nodes.get_mut(node_id).and_then(|rt| {
             rt.connected = false;
             rt.since = now;
