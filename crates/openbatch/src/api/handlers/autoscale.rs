@@ -17,7 +17,7 @@ use crate::api::reply::{entity, to_map, Reply};
 use crate::api::{App, Ctx};
 use crate::autoscale::{self, Formula, FormulaError};
 use crate::model::autoscale::{check_interval, EnableAutoScale, EvaluateAutoScale, ENABLE_SPACING_SECS};
-use crate::model::pool::{AllocationState, Pool, PoolSpec, PoolState};
+use crate::model::pool::{AllocationState, Pool, PoolSpec};
 use crate::model::time::{format_duration, Clock};
 use crate::scheduler::reactor::Event;
 use axum::http::StatusCode;
@@ -97,12 +97,7 @@ pub async fn enable(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Re
         parse(f)?;
     }
     let new_interval = p.auto_scale_evaluation_interval.as_deref().map(interval).transpose()?;
-    let mut tx = app.store.begin().await?;
-    let mut pool: Pool = tx.get("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Pool))?;
-    ctx.precondition(&pool.last_modified, false)?;
-    if pool.status.state == PoolState::Deleting {
-        return Err(BatchError::being_deleted(ResourceKind::Pool));
-    }
+    let (mut tx, mut pool) = super::pools::load_for_change(app, ctx, id).await?;
     let enabled = pool.spec.enable_auto_scale == Some(true);
     if !enabled && p.auto_scale_formula.is_none() {
         return Err(BatchError::missing_property("autoScaleFormula"));
@@ -143,12 +138,7 @@ pub async fn enable(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Re
 /// the pool keeps its targets, or, when a resize is in progress, stops it where it is (see
 /// the reactor's autoscale rules). 404 `PoolNotFound`, 409 `PoolBeingDeleted`.
 pub async fn disable(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
-    let mut tx = app.store.begin().await?;
-    let mut pool: Pool = tx.get("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Pool))?;
-    ctx.precondition(&pool.last_modified, false)?;
-    if pool.status.state == PoolState::Deleting {
-        return Err(BatchError::being_deleted(ResourceKind::Pool));
-    }
+    let (mut tx, mut pool) = super::pools::load_for_change(app, ctx, id).await?;
     let now = Clock::now();
     pool.spec.enable_auto_scale = Some(false);
     pool.spec.auto_scale_formula = None;

@@ -7,7 +7,7 @@ use crate::api::error::{ApiResult, BatchError, ResourceKind};
 use crate::api::reply::Reply;
 use crate::api::{App, Ctx};
 use crate::model::node::Node;
-use crate::model::pool::{AllocationState, DeallocationOption, NodeRemove, Pool, PoolState};
+use crate::model::pool::{AllocationState, DeallocationOption, NodeRemove, Pool};
 use crate::model::time::Clock;
 use crate::scheduler::reactor::resize::PoolOp;
 use crate::scheduler::reactor::Event;
@@ -47,12 +47,7 @@ pub async fn remove_nodes(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiRes
         ));
     }
     check_resize_timeout(req.resize_timeout.as_deref())?;
-    let mut tx = app.store.begin().await?;
-    let mut p: Pool = tx.get("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Pool))?;
-    ctx.precondition(&p.last_modified, false)?;
-    if p.status.state == PoolState::Deleting {
-        return Err(BatchError::being_deleted(ResourceKind::Pool));
-    }
+    let (mut tx, mut p) = super::pools::load_for_change(app, ctx, id).await?;
     if p.status.allocation_state != AllocationState::Steady {
         return Err(BatchError::conflict("PoolBeingResized", "The specified pool is being resized."));
     }

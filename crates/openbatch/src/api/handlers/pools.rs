@@ -75,6 +75,18 @@ fn render_with(base: &str, p: &Pool, with_stats: bool) -> Map<String, Value> {
     m
 }
 
+/// Opens the transaction of a change to pool `id` and reads the pool in it: 404
+/// `PoolNotFound`, 412 when the request's conditions do not hold, 409 `PoolBeingDeleted`.
+pub async fn load_for_change(app: &App, ctx: &Ctx, id: &str) -> ApiResult<(crate::store::Tx, Pool)> {
+    let mut tx = app.store.begin().await?;
+    let p: Pool = tx.get("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Pool))?;
+    ctx.precondition(&p.last_modified, false)?;
+    if p.status.state == PoolState::Deleting {
+        return Err(BatchError::being_deleted(ResourceKind::Pool));
+    }
+    Ok((tx, p))
+}
+
 async fn load(app: &App, id: &str) -> ApiResult<Pool> {
     app.store.get::<Pool>("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Pool))
 }
@@ -183,12 +195,7 @@ pub async fn exists(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
 /// Pool Delete: 202; the pool is `deleting` until its nodes are gone. 409
 /// `PoolBeingDeleted` when already deleting.
 pub async fn delete(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
-    let mut tx = app.store.begin().await?;
-    let mut p: Pool = tx.get("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Pool))?;
-    ctx.precondition(&p.last_modified, false)?;
-    if p.status.state == PoolState::Deleting {
-        return Err(BatchError::being_deleted(ResourceKind::Pool));
-    }
+    let (mut tx, mut p) = load_for_change(app, ctx, id).await?;
     let now = Clock::now();
     p.status.state = PoolState::Deleting;
     p.status.state_transition_time = now;
@@ -207,12 +214,7 @@ pub async fn delete(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
 /// compute nodes or is resizing. The patched pool is checked as Pool Add checks a new one.
 pub async fn patch(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Reply> {
     let patch: PoolPatch = ctx.parse("PoolPatchParameter", body)?;
-    let mut tx = app.store.begin().await?;
-    let mut p: Pool = tx.get("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Pool))?;
-    ctx.precondition(&p.last_modified, false)?;
-    if p.status.state == PoolState::Deleting {
-        return Err(BatchError::being_deleted(ResourceKind::Pool));
-    }
+    let (mut tx, mut p) = load_for_change(app, ctx, id).await?;
     if let Some(shape) = patch.shape_property() {
         let empty = p.status.current_dedicated_nodes == 0 && p.status.current_low_priority_nodes == 0;
         if !empty || p.status.allocation_state != AllocationState::Steady {
@@ -248,12 +250,7 @@ pub async fn resize(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Re
         }
     }
     check_resize_timeout(r.resize_timeout.as_deref())?;
-    let mut tx = app.store.begin().await?;
-    let mut p: Pool = tx.get("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Pool))?;
-    ctx.precondition(&p.last_modified, false)?;
-    if p.status.state == PoolState::Deleting {
-        return Err(BatchError::being_deleted(ResourceKind::Pool));
-    }
+    let (mut tx, mut p) = load_for_change(app, ctx, id).await?;
     if p.status.allocation_state != AllocationState::Steady {
         return Err(BatchError::conflict("PoolBeingResized", "The specified pool is being resized."));
     }
@@ -279,12 +276,7 @@ pub async fn update_properties(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> A
     if let Some(name) = update.missing() {
         return Err(BatchError::missing_property(name));
     }
-    let mut tx = app.store.begin().await?;
-    let mut p: Pool = tx.get("", id).await?.ok_or_else(|| BatchError::not_found(ResourceKind::Pool))?;
-    ctx.precondition(&p.last_modified, false)?;
-    if p.status.state == PoolState::Deleting {
-        return Err(BatchError::being_deleted(ResourceKind::Pool));
-    }
+    let (mut tx, mut p) = load_for_change(app, ctx, id).await?;
     let mut spec = p.spec.clone();
     update.apply(&mut spec);
     check_spec(&spec, ctx.auto_storage.as_ref())?;
