@@ -67,6 +67,8 @@ MUST_MATCH = {
     "update_pools",
     "compute_node_user",
     "certificates",
+    "compute_nodes",
+    "scale_pools",
 }
 
 # Steps whose recorded answer depends on the operating system of the recorded pool and

@@ -9,9 +9,11 @@
 //! machine would have to upload its own logs (the service would send it the container and the
 //! time range over its WebSocket and answer once the agent reports the count).
 //!
-//! The upload happens before the answer (the real service answers at once and uploads in the
-//! background), so a container that cannot be written fails the request with a Batch error
-//! instead of silently uploading nothing.
+//! As the real service does (the recorded SDK test got 200 and `numberOfFilesUploaded: 4` for
+//! a container URL that names no container), the request is answered at once with the files
+//! chosen, and the upload runs in the background: a container that cannot be written (no write
+//! permission, missing, unreachable, a URL naming no container) is reported in the service log
+//! with the reason (`LogUploadFailed`, the container URL without its SAS), not to the caller.
 
 use crate::api::error::{ApiResult, BatchError};
 use crate::api::reply::Reply;
@@ -64,13 +66,13 @@ struct LogFile {
 /// * 404 `PoolNotFound` / `NodeNotFound`;
 /// * 400 `MissingRequiredProperty` naming `containerUrl` or `startTime`;
 /// * 400 `InvalidPropertyValue` naming `startTime` / `endTime` (not an ISO 8601 time, or the end
-///   before the start), `containerUrl` (not a blob container URL), or `identityReference`
-///   (openbatch compute nodes have no managed identity: give a SAS in `containerUrl`);
-/// * 409 `ContainerAccessDenied`: the storage service refused the write (a SAS without write
-///   permission, an expired or invalid SAS, no SAS on a private container);
-/// * 409 `ContainerNotFound`: the container does not exist;
-/// * 409 `LogUploadFailed`: any other failure to write to the container (unreachable storage,
-///   a server error). Each carries `ContainerUrl` (without its SAS) and `Reason` details.
+///   before the start), `containerUrl` (not an http(s) URL), or `identityReference`
+///   (openbatch compute nodes have no managed identity: give a SAS in `containerUrl`).
+///
+/// Storage failures come after the answer and go to the service log as the error they are:
+/// `ContainerAccessDenied` (no write permission, an expired or invalid SAS), `ContainerNotFound`,
+/// or `LogUploadFailed` (unreachable storage, a server error), with `ContainerUrl` (without
+/// its SAS) and `Reason`.
 pub async fn upload(app: &App, ctx: &Ctx, pool_id: &str, node_id: &str, body: &[u8]) -> ApiResult<Reply> {
     let cfg: UploadConfig = ctx.parse("UploadBatchServiceLogsConfiguration", body)?;
     let start = parse_time("startTime", &cfg.start_time)?;
@@ -93,26 +95,46 @@ pub async fn upload(app: &App, ctx: &Ctx, pool_id: &str, node_id: &str, body: &[
             "openbatch compute nodes have no managed identity: give a containerUrl with a SAS granting write permission instead.",
         ));
     }
-    let container = ContainerRef { url: cfg.container_url.clone(), account_key: None };
-    let store =
-        blob::container_store(&container).map_err(|why| BatchError::invalid_property("containerUrl", redact(&cfg.container_url), why))?;
-
+    if reqwest::Url::parse(&cfg.container_url).map(|u| !matches!(u.scheme(), "http" | "https")).unwrap_or(true) {
+        return Err(BatchError::invalid_property(
+            "containerUrl",
+            redact(&cfg.container_url),
+            "containerUrl must be an http(s) URL of a blob container.",
+        ));
+    }
     let node = super::nodes::load(app, pool_id, node_id).await?;
     let files = log_files(Path::new(&node.root_dir), &node.id, start, end).map_err(BatchError::internal)?;
     let dir = virtual_directory(&app.info.account_name, &node.pool_id, &node.id, &ctx.request_id);
-    let attributes = object_store::Attributes::from_iter([(object_store::Attribute::ContentType, "text/plain")]);
-    for f in &files {
-        let name = format!("{dir}/{}", f.name);
-        if let Err(why) = blob::upload(&store, &f.path, &name, attributes.clone()).await {
-            return Err(upload_error(&cfg.container_url, &why));
-        }
-    }
+    tokio::spawn(upload_in_background(cfg.container_url.clone(), dir.clone(), files.clone()));
     let result = json!({
         "odata.metadata": format!("{}/$metadata#Microsoft.Azure.Batch.Protocol.Entities.UploadBatchServiceLogsResult", ctx.base),
         "virtualDirectoryName": dir,
         "numberOfFilesUploaded": files.len(),
     });
     Ok(Reply::json(ctx.view("UploadBatchServiceLogsResult", result)))
+}
+
+/// Uploads the chosen log files under `dir` of the container; a failure is logged (as the
+/// Batch error it would have been) and ends the upload.
+async fn upload_in_background(container_url: String, dir: String, files: Vec<LogFile>) {
+    let container = ContainerRef { url: container_url.clone(), account_key: None };
+    let store = match blob::container_store(&container) {
+        Ok(s) => s,
+        Err(why) => {
+            tracing::warn!(container = %redact(&container_url), %dir, reason = %scrub(&why), "Batch service logs not uploaded: the containerUrl names no blob container");
+            return;
+        }
+    };
+    let attributes = object_store::Attributes::from_iter([(object_store::Attribute::ContentType, "text/plain")]);
+    for f in &files {
+        let name = format!("{dir}/{}", f.name);
+        if let Err(why) = blob::upload(&store, &f.path, &name, attributes.clone()).await {
+            let e = upload_error(&container_url, &why);
+            tracing::warn!(code = %e.code, details = ?e.values, %dir, "Batch service logs not uploaded");
+            return;
+        }
+    }
+    tracing::info!(%dir, files = files.len(), "Batch service logs uploaded");
 }
 
 /// The virtual directory of one upload: `<account>/<pool>/<node>/<request id>`, shaped as the
