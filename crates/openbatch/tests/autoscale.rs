@@ -201,3 +201,16 @@ async fn a_development_option_shortens_the_shortest_interval() {
     let e = svc.post("/pools").json(autoscale_pool("q", "$TargetDedicatedNodes = 0;", Some("PT0.5S"))).send().await;
     e.expect_status(400);
 }
+
+#[tokio::test]
+async fn an_autoscale_pool_cannot_be_resized() {
+    let svc = Service::start().await;
+    svc.post("/pools").json(autoscale_pool("p", "$TargetDedicatedNodes = 0;", None)).send().await.expect_status(201);
+    // "You cannot resize Pools which are configured for automatic scaling" (Pool_Resize): 409.
+    let r = svc.post("/pools/p/resize").json(json!({"targetDedicatedNodes": 3})).send().await;
+    r.expect_error(409, "OperationInvalidForCurrentState");
+    assert_eq!(svc.get_json("/pools/p").await["targetDedicatedNodes"], 0);
+    // Once autoscale is disabled, it can.
+    svc.post("/pools/p/disableautoscale").send().await.expect_status(200);
+    svc.post("/pools/p/resize").json(json!({"targetDedicatedNodes": 1})).send().await.expect_status(202);
+}

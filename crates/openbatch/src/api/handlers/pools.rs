@@ -241,7 +241,9 @@ pub async fn patch(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Rep
     Ok(Reply::updated(StatusCode::OK, &url(&ctx.base, &p.spec.id), &now))
 }
 
-/// Pool Resize: 202; 409 `PoolBeingResized` unless the allocation state is `steady`.
+/// Pool Resize: 202; 409 `PoolBeingResized` unless the allocation state is `steady`, 409
+/// `OperationInvalidForCurrentState` for a pool with autoscale enabled (the API documents a
+/// 409 without naming its code).
 pub async fn resize(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Reply> {
     let r: PoolResize = ctx.parse("PoolResizeParameter", body)?;
     for (name, v) in [("targetDedicatedNodes", r.target_dedicated_nodes), ("targetLowPriorityNodes", r.target_low_priority_nodes)] {
@@ -251,6 +253,13 @@ pub async fn resize(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Re
     }
     check_resize_timeout(r.resize_timeout.as_deref())?;
     let (mut tx, mut p) = load_for_change(app, ctx, id).await?;
+    if p.spec.enable_auto_scale == Some(true) {
+        // "You cannot resize Pools which are configured for automatic scaling" (Pool_Resize).
+        return Err(BatchError::conflict(
+            "OperationInvalidForCurrentState",
+            "The pool has autoscale enabled: its formula sets its size. Disable autoscale to resize it.",
+        ));
+    }
     if p.status.allocation_state != AllocationState::Steady {
         return Err(BatchError::conflict("PoolBeingResized", "The specified pool is being resized."));
     }
