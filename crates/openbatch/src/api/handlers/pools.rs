@@ -214,7 +214,7 @@ pub async fn delete(app: &App, ctx: &Ctx, id: &str) -> ApiResult<Reply> {
 /// compute nodes or is resizing. The patched pool is checked as Pool Add checks a new one.
 pub async fn patch(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Reply> {
     let patch: PoolPatch = ctx.parse("PoolPatchParameter", body)?;
-    let (mut tx, mut p) = load_for_change(app, ctx, id).await?;
+    let (mut tx, p) = load_for_change(app, ctx, id).await?;
     if let Some(shape) = patch.shape_property() {
         let empty = p.status.current_dedicated_nodes == 0 && p.status.current_low_priority_nodes == 0;
         if !empty || p.status.allocation_state != AllocationState::Steady {
@@ -229,7 +229,26 @@ pub async fn patch(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Rep
     }
     let mut spec = p.spec.clone();
     patch.apply(&mut spec);
+    let pool_url = url(&ctx.base, &p.spec.id);
+    let now = save_spec(app, ctx, (tx, p), spec, false).await?;
+    Ok(Reply::updated(StatusCode::OK, &pool_url, &now))
+}
+
+/// Stores a pool's changed specification (Patch, Update Properties) in the change's
+/// transaction: checked as Pool Add checks one (with its certificate references when
+/// `check_certificates`, and its application package references), normalized, committed, and
+/// the scheduler told. Returns the new last-modified time.
+async fn save_spec(
+    app: &App,
+    ctx: &Ctx,
+    (mut tx, mut p): (crate::store::Tx, Pool),
+    mut spec: PoolSpec,
+    check_certificates: bool,
+) -> ApiResult<crate::model::time::Timestamp> {
     check_spec(&spec, ctx.auto_storage.as_ref())?;
+    if check_certificates {
+        super::certificates::check_references(&mut tx, "certificateReferences", spec.certificate_references.as_deref()).await?;
+    }
     super::applications::check_references(app, "applicationPackageReferences", spec.application_package_references.as_deref()).await?;
     spec.normalize();
     p.spec = spec;
@@ -238,7 +257,7 @@ pub async fn patch(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> ApiResult<Rep
     tx.put(&p).await?;
     tx.commit().await?;
     app.driver.notify(Event::PoolChanged(p.spec.id.clone()));
-    Ok(Reply::updated(StatusCode::OK, &url(&ctx.base, &p.spec.id), &now))
+    Ok(now)
 }
 
 /// Pool Resize: 202; 409 `PoolBeingResized` unless the allocation state is `steady`, 409
@@ -285,20 +304,12 @@ pub async fn update_properties(app: &App, ctx: &Ctx, id: &str, body: &[u8]) -> A
     if let Some(name) = update.missing() {
         return Err(BatchError::missing_property(name));
     }
-    let (mut tx, mut p) = load_for_change(app, ctx, id).await?;
+    let (tx, p) = load_for_change(app, ctx, id).await?;
     let mut spec = p.spec.clone();
     update.apply(&mut spec);
-    check_spec(&spec, ctx.auto_storage.as_ref())?;
-    super::certificates::check_references(&mut tx, "certificateReferences", spec.certificate_references.as_deref()).await?;
-    super::applications::check_references(app, "applicationPackageReferences", spec.application_package_references.as_deref()).await?;
-    spec.normalize();
-    p.spec = spec;
-    let now = Clock::now();
-    p.last_modified = now;
-    tx.put(&p).await?;
-    tx.commit().await?;
-    app.driver.notify(Event::PoolChanged(p.spec.id.clone()));
-    Ok(Reply::updated(StatusCode::NO_CONTENT, &format!("{}/updateproperties", url(&ctx.base, &p.spec.id)), &now))
+    let action_url = format!("{}/updateproperties", url(&ctx.base, &p.spec.id));
+    let now = save_spec(app, ctx, (tx, p), spec, true).await?;
+    Ok(Reply::updated(StatusCode::NO_CONTENT, &action_url, &now))
 }
 
 /// Pool Upgrade OS (api-versions up to 2018-08-01.7.0): upgrades of Cloud Services pools'
