@@ -86,15 +86,8 @@ enum Command {
         /// Move the clock on by this ISO 8601 duration (e.g. PT1H, P1D); without it, print the time.
         #[arg(long)]
         advance: Option<String>,
-        /// The service's URL.
-        #[arg(long, env = "OPENBATCH_URL", default_value = "http://127.0.0.1:10400")]
-        url: String,
-        /// The Batch account name.
-        #[arg(long, env = "OPENBATCH_ACCOUNT", default_value = DEFAULT_ACCOUNT)]
-        account: String,
-        /// The account's base64 key.
-        #[arg(long, env = "OPENBATCH_KEY", default_value = DEFAULT_KEY, hide_default_value = true)]
-        key: String,
+        #[command(flatten)]
+        service: ServiceArgs,
     },
     /// Preempt a Spot/low-priority compute node now, as Azure reclaiming its VM would (its
     /// tasks are requeued; the node is restored after `serve --spot-recovery`).
@@ -105,15 +98,8 @@ enum Command {
         /// The node's id.
         #[arg(long)]
         node: String,
-        /// The service's URL.
-        #[arg(long, env = "OPENBATCH_URL", default_value = "http://127.0.0.1:10400")]
-        url: String,
-        /// The Batch account name.
-        #[arg(long, env = "OPENBATCH_ACCOUNT", default_value = DEFAULT_ACCOUNT)]
-        account: String,
-        /// The account's base64 key.
-        #[arg(long, env = "OPENBATCH_KEY", default_value = DEFAULT_KEY, hide_default_value = true)]
-        key: String,
+        #[command(flatten)]
+        service: ServiceArgs,
     },
     /// Manage the account's application packages on a running service.
     App {
@@ -155,6 +141,20 @@ enum Command {
         #[arg(long)]
         deps: bool,
     },
+}
+
+/// Where a running service is and how to sign for it (`openbatch clock`, `openbatch preempt`).
+#[derive(clap::Args)]
+struct ServiceArgs {
+    /// The service's URL.
+    #[arg(long, env = "OPENBATCH_URL", default_value = "http://127.0.0.1:10400")]
+    url: String,
+    /// The Batch account name.
+    #[arg(long, env = "OPENBATCH_ACCOUNT", default_value = DEFAULT_ACCOUNT)]
+    account: String,
+    /// The account's base64 key.
+    #[arg(long, env = "OPENBATCH_KEY", default_value = DEFAULT_KEY, hide_default_value = true)]
+    key: String,
 }
 
 /// Node quotas and Spot behaviour of `openbatch serve`.
@@ -259,11 +259,11 @@ fn main() -> anyhow::Result<()> {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(app_command(command, &url, &account, &key))
         }
-        Command::Clock { advance, url, account, key } => {
+        Command::Clock { advance, service: ServiceArgs { url, account, key } } => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(clock_command(advance, &url, &account, &key))
         }
-        Command::Preempt { pool, node, url, account, key } => {
+        Command::Preempt { pool, node, service: ServiceArgs { url, account, key } } => {
             let rt = tokio::runtime::Runtime::new()?;
             rt.block_on(async {
                 let client = openbatch::client::Client::new(&url, &account, &key)?;
